@@ -1,0 +1,70 @@
+"""Regenerate the golden vectors: ``python -m optimizer_conformance.derivations [--check] [--out DIR]``.
+
+Without options the goldens shipped in the conformance package are rewritten in place. With
+``--check`` they are generated into a temporary folder and compared byte for byte with the
+shipped ones: exit 1 and the differing files on any difference (what ``nox -s golden`` and CI run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import SPECS
+from .golden import write_all
+
+
+
+def _shipped_dir() -> Path:
+    from optimizer_conformance import conformance
+
+    return Path(conformance.__file__).resolve().parent / "golden"
+
+
+def compare(a: Path, b: Path) -> list[str]:
+    """Relative paths that differ between two golden folders (missing on either side included)."""
+    files_a = {p.relative_to(a).as_posix() for p in a.rglob("*.json")}
+    files_b = {p.relative_to(b).as_posix() for p in b.rglob("*.json")}
+    diffs = sorted(files_a ^ files_b)
+    for rel in sorted(files_a & files_b):
+        if not filecmp.cmp(a / rel, b / rel, shallow=False):
+            diffs.append(rel)
+    return diffs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m optimizer_conformance.derivations", description=__doc__)
+    parser.add_argument("--out", type=Path, help="write here instead of the shipped golden folder")
+    parser.add_argument("--check", action="store_true", help="regenerate to a temporary folder and compare")
+    parser.add_argument("--spec", action="append", choices=sorted(SPECS), help="only these specs")
+    args = parser.parse_args(argv)
+    specs = [SPECS[s] for s in (args.spec or SPECS)]
+    if args.spec and (args.check or not args.out):
+        parser.error("--spec only with --out (the index lists every spec)")
+    shipped = _shipped_dir()
+    start = time.perf_counter()
+    if args.check:
+        with tempfile.TemporaryDirectory() as tmp:
+            write_all(specs, Path(tmp))
+            diffs = compare(Path(tmp), shipped)
+        if diffs:
+            print("golden vectors differ from a fresh regeneration:", *diffs, sep="\n  ")
+            print("regenerate with: python -m optimizer_conformance.derivations")
+            return 1
+        print(f"golden vectors reproduce byte for byte ({time.perf_counter() - start:.1f} s)")
+        return 0
+    out = args.out or shipped
+    if out == shipped and out.exists():
+        shutil.rmtree(out)  # drop files of removed variants
+    written = write_all(specs, out)
+    print(f"wrote {len(written)} files to {out} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""Case designs: the inputs of a golden trajectory, before anything is evaluated.
+
+Every input a candidate receives (initial parameters, gradients) is a dyadic number with at most
+8 significant bits and a moderate exponent, so it is exactly representable in float64, float32,
+bfloat16 and float16: the candidate sees exactly the numbers the golden was computed from, and
+all the error it shows is its own. Hyperparameters are decimal strings (``"0.001"``); the golden
+uses their exact decimal value, a float64 candidate its nearest double (one rounding, covered by
+the tolerance model).
+
+Values come from :class:`random.Random` with a fixed integer seed, whose stream Python keeps
+stable across versions, so regenerating the goldens is byte-for-byte reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+# Three parameter tensors per case by default: 0-d, a vector and a matrix.
+DEFAULT_SHAPES: tuple[tuple[str, tuple[int, ...]], ...] = (
+    ("scalar", ()),
+    ("vector", (5,)),
+    ("matrix", (2, 3)),
+)
+
+
+@dataclass(frozen=True)
+class ParamInput:
+    name: str
+    shape: tuple[int, ...]
+    values: tuple[float, ...]  # exact dyadic numbers, row-major
+
+
+@dataclass(frozen=True)
+class GroupInput:
+    params: tuple[str, ...]
+    hyperparameters: Mapping[str, object]  # torch names; decimals as strings
+
+
+@dataclass(frozen=True)
+class HyperparameterChange:
+    """Set ``param_groups[group][name] = value`` before a step, as an lr scheduler does."""
+
+    group: int
+    name: str
+    value: object
+
+
+@dataclass(frozen=True)
+class StepInput:
+    grads: Mapping[str, tuple[float, ...] | None]  # None: the param has no grad this step
+    changes: tuple[HyperparameterChange, ...] = ()
+    reload_before: bool = False  # state_dict -> fresh instance -> load_state_dict first
+
+
+@dataclass(frozen=True)
+class CaseDesign:
+    id: str
+    title: str
+    purpose: str
+    features: tuple[str, ...]
+    params: tuple[ParamInput, ...]
+    groups: tuple[GroupInput, ...]
+    steps: tuple[StepInput, ...]
+
+
+def exact_decimal(x: float) -> str:
+    """The exact decimal expansion of a double (inputs are dyadic, so it is short)."""
+    d = Decimal(x)
+    s = format(d, "f") if d != 0 else "0"
+    return s if "." in s or s in ("0", "-0") else s + ".0"
+
+
+def dyadic(rng: random.Random, exponent: int, *, positive: bool = False) -> float:
+    """A number of magnitude in [2**(exponent-1), 2**exponent) with 8 significant bits."""
+    mantissa = rng.randrange(128, 256)
+    sign = 1 if positive or rng.random() < 0.5 else -1
+    return sign * math.ldexp(mantissa, exponent - 8)
+
+
+def tensor_values(rng: random.Random, shape: Sequence[int], exponent: int, **kw) -> tuple[float, ...]:
+    n = math.prod(shape)
+    return tuple(dyadic(rng, exponent, **kw) for _ in range(n))
+
+
+@dataclass
+class CaseBuilder:
+    """Builds a :class:`CaseDesign` from a compact description.
+
+    ``grad_exponents[s]`` is the binary exponent of the gradients at step ``s`` (one per step,
+    so a case can make gradients shrink, as AMSGrad cases need). ``no_grad`` maps a param name
+    to the (1-based) steps on which its grad is ``None``. ``changes`` maps a step to the
+    hyperparameter changes applied before it. ``groups`` splits the params into param groups,
+    each with its own overrides of ``hyperparameters``.
+    """
+
+    id: str
+    title: str
+    purpose: str
+    hyperparameters: Mapping[str, object]
+    grad_exponents: Sequence[int]
+    seed: int
+    param_exponent: int = 0
+    shapes: Sequence[tuple[str, tuple[int, ...]]] = DEFAULT_SHAPES
+    groups: Sequence[tuple[Sequence[str], Mapping[str, object]]] | None = None
+    no_grad: Mapping[str, Sequence[int]] = field(default_factory=dict)
+    changes: Mapping[int, Sequence[HyperparameterChange]] = field(default_factory=dict)
+    reload_before: Sequence[int] = ()
+    constant_grad: bool = False
+    features: Sequence[str] = ()
+
+    def build(self, defaults: Mapping[str, object]) -> CaseDesign:
+        rng = random.Random(self.seed)
+        params = tuple(
+            ParamInput(name, tuple(shape), tensor_values(rng, shape, self.param_exponent))
+            for name, shape in self.shapes
+        )
+        steps = []
+        first = {p.name: tensor_values(rng, p.shape, self.grad_exponents[0]) for p in params}
+        for s, exponent in enumerate(self.grad_exponents, start=1):
+            grads: dict[str, tuple[float, ...] | None] = {}
+            for p in params:
+                if s in self.no_grad.get(p.name, ()):
+                    grads[p.name] = None
+                elif self.constant_grad:
+                    grads[p.name] = first[p.name]
+                else:
+                    grads[p.name] = tensor_values(rng, p.shape, exponent)
+            steps.append(
+                StepInput(
+                    grads=grads,
+                    changes=tuple(self.changes.get(s, ())),
+                    reload_before=s in self.reload_before,
+                )
+            )
+        base = {**defaults, **self.hyperparameters}
+        if self.groups is None:
+            groups = (GroupInput(tuple(p.name for p in params), base),)
+        else:
+            groups = tuple(GroupInput(tuple(names), {**base, **over}) for names, over in self.groups)
+        features = set(self.features)
+        if self.no_grad:
+            features.add("grad_none")
+        if self.changes:
+            features.add("hyperparameter_change")
+        if self.reload_before:
+            features.add("state_dict_resume")
+        if len(groups) > 1:
+            features.add("param_groups")
+        return CaseDesign(
+            id=self.id,
+            title=self.title,
+            purpose=self.purpose,
+            features=tuple(sorted(features)),
+            params=params,
+            groups=groups,
+            steps=tuple(steps),
+        )

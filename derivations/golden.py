@@ -1,0 +1,225 @@
+"""Write the golden vectors: language-neutral JSON, decimal strings, one file per spec and variant.
+
+Layout under the output folder (by default the conformance package's ``golden/``)::
+
+    index.json                 specs, their hyperparameters, state, variants and files
+    <spec>/spec.json           every case: inputs, expected params and state after every step,
+                               and ``catches``: the variants the case separates from the spec
+    <spec>/<variant id>.json   the same cases' inputs with the params that variant would produce
+
+The format is described by ``conformance/schemas/golden.schema.json``. Everything here is
+deterministic: regenerating on a clean checkout changes no byte.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import mpmath
+import numpy as np
+
+from optimizer_conformance.conformance.tolerance import CATCH_MARGIN, tolerance
+
+from .cases import CaseDesign, exact_decimal
+from .evaluate import Snapshot, evaluate
+from .rule import Rule, Variant
+from .spec import Spec
+
+SCHEMA_ID = "optimizer-conformance/golden/v1"
+DIGITS = 40
+DTYPES = ("float32", "float64")
+
+
+def fmt(x) -> str:
+    """An mpf as a decimal string with DIGITS significant digits."""
+    return mpmath.libmp.to_str(mpmath.mpf(x)._mpf_, DIGITS)
+
+
+def _plain(value):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+def features(rule: Rule, case: CaseDesign) -> list[str]:
+    out = set(case.features)
+    for hp in rule.hyperparameters:
+        if hp.neutral is None:
+            continue
+        values = [gr.hyperparameters[hp.name] for gr in case.groups]
+        values += [c.value for s in case.steps for c in s.changes if c.name == hp.name]
+        if any(float(v) != float(hp.neutral) for v in values):
+            out.add(hp.name)
+    return sorted(out)
+
+
+def inputs(case: CaseDesign) -> dict:
+    return {
+        "params": [
+            {"name": p.name, "shape": list(p.shape), "values": [exact_decimal(x) for x in p.values]}
+            for p in case.params
+        ],
+        "param_groups": [
+            {"params": list(gr.params), "hyperparameters": {k: _plain(v) for k, v in gr.hyperparameters.items()}}
+            for gr in case.groups
+        ],
+    }
+
+
+def steps(rule: Rule, case: CaseDesign, trajectory: list[Snapshot], with_state: bool) -> list[dict]:
+    group_hps = [dict(gr.hyperparameters) for gr in case.groups]
+    group_of = {name: i for i, gr in enumerate(case.groups) for name in gr.params}
+    out = []
+    for step, snap in zip(case.steps, trajectory, strict=True):
+        for c in step.changes:
+            group_hps[c.group][c.name] = c.value
+        expected: dict = {"params": {k: [fmt(x) for x in vs] for k, vs in snap.params.items()}}
+        if with_state:
+            state = {}
+            for name, st in snap.state.items():
+                hps = group_hps[group_of[name]]
+                kept = {}
+                for sv in rule.state:
+                    if not sv.kept_when(hps):
+                        continue
+                    values = st[sv.name]
+                    kept[sv.name] = int(values[0]) if sv.count else [fmt(x) for x in values]
+                state[name] = kept
+            expected["state"] = state
+        out.append(
+            {
+                "changes": [{"group": c.group, "name": c.name, "value": _plain(c.value)} for c in step.changes],
+                "reload_before": step.reload_before,
+                "grads": {
+                    k: None if v is None else [exact_decimal(x) for x in v] for k, v in step.grads.items()
+                },
+                "expected": expected,
+            }
+        )
+    return out
+
+
+def _params_array(case: CaseDesign, trajectory: list[Snapshot], name: str) -> np.ndarray:
+    p = next(p for p in case.params if p.name == name)
+    rows = [[float(x) for x in p.values]] + [[float(x) for x in s.params[name]] for s in trajectory]
+    return np.array(rows, dtype=np.float64).reshape(len(rows), -1)
+
+
+def separation(case: CaseDesign, spec_traj: list[Snapshot], var_traj: list[Snapshot]) -> dict[str, float]:
+    """max |variant − spec| / tolerance over steps and elements, per dtype (params only)."""
+    worst = dict.fromkeys(DTYPES, 0.0)
+    for p in case.params:
+        touched = np.array([s.grads[p.name] is not None for s in case.steps])
+        exact = _params_array(case, spec_traj, p.name)
+        # The difference in high precision, then to float: no cancellation in float64.
+        diff = np.array(
+            [[float(abs(a - b)) for a, b in zip(sv.params[p.name], ss.params[p.name], strict=True)]
+             for sv, ss in zip(var_traj, spec_traj, strict=True)]
+        ).reshape(len(case.steps), -1)
+        for dtype in DTYPES:
+            ratio = diff / tolerance(exact, touched, dtype)
+            worst[dtype] = max(worst[dtype], float(ratio.max()))
+    return worst
+
+
+def spec_documents(spec: Spec) -> dict[str, dict]:
+    """All documents of one spec: {relative path: JSON document}."""
+    defaults = spec.defaults()
+    cases = [builder.build(defaults) for builder in spec.cases]
+    spec_trajs = [evaluate(spec.rule, c) for c in cases]
+    var_rules = {v.id: v.rule_for(spec.rule) for v in spec.variants}
+    var_trajs = {vid: [evaluate(r, c) for c in cases] for vid, r in var_rules.items()}
+
+    case_docs = []
+    for i, case in enumerate(cases):
+        seps = {vid: separation(case, spec_trajs[i], var_trajs[vid][i]) for vid in var_rules}
+        case_docs.append(
+            {
+                "id": case.id,
+                "title": case.title,
+                "purpose": case.purpose,
+                "features": features(spec.rule, case),
+                "catches": sorted(vid for vid, s in seps.items() if min(s.values()) >= CATCH_MARGIN),
+                "separation": {vid: {d: f"{s[d]:.3g}" for d in DTYPES} for vid, s in seps.items()},
+                **inputs(case),
+                "steps": steps(spec.rule, case, spec_trajs[i], with_state=True),
+            }
+        )
+    header = {
+        "schema": SCHEMA_ID,
+        "spec": spec.id,
+        "title": spec.rule.title,
+        "torch_class": spec.torch_class,
+        "digits": DIGITS,
+        "hyperparameters": [
+            {"name": hp.name, "default": _plain(hp.default if not isinstance(hp.default, tuple) else list(hp.default)),
+             "neutral": None if hp.neutral is None else _plain(hp.neutral), "doc": hp.doc}
+            for hp in spec.rule.hyperparameters
+        ],
+        "state": [{"name": s.name, "count": s.count, "doc": s.doc} for s in spec.rule.state],
+    }
+    docs = {f"{spec.id}/spec.json": {**header, "variant": None, "cases": case_docs}}
+    for v in spec.variants:
+        docs[f"{spec.id}/{v.id}.json"] = {
+            **header,
+            "variant": variant_meta(v),
+            "cases": [
+                {"id": case.id, **inputs(case), "steps": steps(var_rules[v.id], case, var_trajs[v.id][i], with_state=False)}
+                for i, case in enumerate(cases)
+            ],
+        }
+    return docs
+
+
+def variant_meta(v: Variant) -> dict:
+    return {"id": v.id, "title": v.title, "summary": v.summary, "who": v.who, "sources": list(v.sources)}
+
+
+def index_document(specs: Iterable[Spec], docs: Mapping[str, dict]) -> dict:
+    out = {"schema": SCHEMA_ID, "specs": {}}
+    for spec in specs:
+        sdoc = docs[f"{spec.id}/spec.json"]
+        out["specs"][spec.id] = {
+            "title": spec.title,
+            "torch_class": spec.torch_class,
+            "file": f"{spec.id}/spec.json",
+            "hyperparameters": sdoc["hyperparameters"],
+            "cases": [c["id"] for c in sdoc["cases"]],
+            "variants": [{**variant_meta(v), "file": f"{spec.id}/{v.id}.json"} for v in spec.variants],
+        }
+    return out
+
+
+def dumps(obj, indent: int = 0) -> str:
+    """Deterministic JSON with one line per array of scalars (compact, diff-friendly)."""
+    pad = " " * indent
+    if isinstance(obj, dict):
+        if not obj:
+            return "{}"
+        items = [f'{pad} {json.dumps(k)}: {dumps(v, indent + 1)}' for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(obj, list):
+        if all(not isinstance(x, (dict, list)) for x in obj):
+            return json.dumps(obj, ensure_ascii=False)
+        items = [f"{pad} {dumps(v, indent + 1)}" for v in obj]
+        return "[\n" + ",\n".join(items) + "\n" + pad + "]"
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def write_all(specs: Iterable[Spec], out_dir: Path) -> list[Path]:
+    specs = list(specs)
+    written = []
+    docs: dict[str, dict] = {}
+    for spec in specs:
+        docs.update(spec_documents(spec))
+    docs["index.json"] = index_document(specs, docs)
+    for rel, doc in sorted(docs.items()):
+        path = out_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(dumps(doc) + "\n", encoding="utf-8")
+        written.append(path)
+    return written

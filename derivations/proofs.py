@@ -1,0 +1,64 @@
+"""Closed-form results, proved by induction over the step count with SymPy.
+
+A :class:`ClosedForm` states, for a rule under some fixed settings (``given``), a formula in the
+step count ``t`` for some of the state (and possibly the parameter). :func:`prove` checks
+
+* the base case: one step of the rule from the initial state gives the formula at ``t = 1``;
+* the induction step: one step of the rule applied to the formula at a symbolic ``n ≥ 1``
+  gives the formula at ``n + 1``;
+
+both by ``sympy.simplify(rule − formula) == 0``, symbolically, with no floating point anywhere.
+Because the rule applied is the very rule the goldens are evaluated from, a proof is also a
+check of the derivation itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from .rule import Rule, t
+
+# The induction variable: a positive integer, so that conditions such as Eq(n + 1, 1) decide.
+n = sp.Symbol("n", integer=True, positive=True)
+
+
+@dataclass(frozen=True)
+class ClosedForm:
+    name: str
+    statement: str  # one sentence, for the docs
+    rule: Rule
+    given: Mapping[sp.Symbol, object]  # fixed settings and inputs (e.g. g ↦ g₀, λ ↦ 0)
+    closed: Mapping[sp.Symbol, sp.Expr]  # symbol ↦ its value after t steps
+    initial: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)  # e.g. θ ↦ θ₀
+
+
+@dataclass(frozen=True)
+class Proof:
+    name: str
+    base_case: dict[str, sp.Expr]  # residual per symbol; all zero when proved
+    induction_step: dict[str, sp.Expr]
+
+    @property
+    def holds(self) -> bool:
+        return all(r == 0 for r in (*self.base_case.values(), *self.induction_step.values()))
+
+
+def _residuals(after: Mapping[sp.Symbol, sp.Expr], want: Mapping[sp.Symbol, sp.Expr]) -> dict[str, sp.Expr]:
+    return {str(sym): sp.simplify(after[sym] - expr) for sym, expr in want.items()}
+
+
+def prove(cf: ClosedForm) -> Proof:
+    given = {k: sp.sympify(v) for k, v in cf.given.items()}
+    closed = {k: sp.sympify(v) for k, v in cf.closed.items()}
+    # Base case: from the initial state, one step.
+    env0 = {**cf.rule.initial_env(), **cf.initial, **given}
+    env1 = cf.rule.apply(env0)
+    base = _residuals(env1, {s: e.subs(t, 1) for s, e in closed.items()})
+    # Induction step: from the closed form at n, one step.
+    env_n = {**{s: e.subs(t, n) for s, e in closed.items()}, t: n, **given}
+    env_n1 = cf.rule.apply(env_n)
+    step = _residuals(env_n1, {s: e.subs(t, n + 1) for s, e in closed.items()})
+    return Proof(cf.name, base, step)

@@ -1,0 +1,183 @@
+"""The vocabulary every derivation is written in.
+
+An optimizer's update rule is an ordered list of assignments (:class:`Assign`) over SymPy
+symbols, applied to one scalar element of a parameter at a time: ``theta`` is the element,
+``g`` its gradient, the state variables are the optimizer's per-element state and the
+hyperparameters are the param group's settings. Later assignments see the values given by
+earlier ones, exactly like the lines of an algorithm box in a paper.
+
+A *variant* is a named, small delta of a rule: one assignment replaced, removed or inserted,
+or one initial value changed. Because a variant is built from the base rule, the docs can show
+precisely which line differs, and nothing is written twice.
+
+This module holds no optimizer; each optimizer has its own module beside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+
+import sympy as sp
+
+# The two symbols every rule shares: the parameter element and its gradient.
+theta = sp.Symbol("theta", real=True)
+g = sp.Symbol("g", real=True)
+# The per-parameter step counter; a state variable of every rule (torch calls it "step").
+t = sp.Symbol("t", integer=True, nonnegative=True)
+
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    """A setting of a param group, under torch's name.
+
+    ``symbols`` is one symbol for a scalar setting, or a tuple for a tuple-valued one
+    (torch's ``betas``). ``neutral`` is the value at which the feature is off (e.g.
+    ``weight_decay=0``); ``None`` when the setting has no neutral value (``lr``).
+    """
+
+    name: str
+    symbols: sp.Symbol | tuple[sp.Symbol, ...]
+    default: object
+    neutral: object = None
+    doc: str = ""
+    boolean: bool = False
+
+    @property
+    def symbol_tuple(self) -> tuple[sp.Symbol, ...]:
+        return self.symbols if isinstance(self.symbols, tuple) else (self.symbols,)
+
+
+@dataclass(frozen=True)
+class StateVar:
+    """A per-element state variable, under the name torch keeps it in ``optimizer.state[p]``.
+
+    ``kept_when(hyperparameters)`` says whether torch keeps it for a group with those settings
+    (``max_exp_avg_sq`` only with ``amsgrad``); state it does not keep is still evaluated but not
+    compared. ``count`` marks an integer counter (``step``).
+    """
+
+    name: str
+    symbol: sp.Symbol
+    initial: sp.Expr
+    doc: str = ""
+    kept_when: Callable[[Mapping[str, object]], bool] = field(default=lambda hp: True)
+    count: bool = False
+
+
+@dataclass(frozen=True)
+class Assign:
+    """One line of the algorithm: ``target ← expr``, known by ``label``."""
+
+    label: str
+    target: sp.Symbol
+    expr: sp.Expr
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """An elementwise update rule: what one ``optimizer.step()`` does to one element."""
+
+    id: str
+    title: str
+    hyperparameters: tuple[Hyperparameter, ...]
+    state: tuple[StateVar, ...]
+    body: tuple[Assign, ...]
+
+    # -- lookup --------------------------------------------------------------------------
+    def assignment(self, label: str) -> Assign:
+        for line in self.body:
+            if line.label == label:
+                return line
+        raise KeyError(f"{self.id} has no assignment labelled {label!r}")
+
+    def _index(self, label: str) -> int:
+        return self.body.index(self.assignment(label))
+
+    def hyperparameter(self, name: str) -> Hyperparameter:
+        for hp in self.hyperparameters:
+            if hp.name == name:
+                return hp
+        raise KeyError(f"{self.id} has no hyperparameter {name!r}")
+
+    # -- deltas (each returns a new rule) ---------------------------------------------------
+    def renamed(self, id: str, title: str) -> Rule:
+        return replace(self, id=id, title=title)
+
+    def replace(self, label: str, expr: sp.Expr, doc: str | None = None) -> Rule:
+        """The same rule with the right-hand side of one assignment replaced."""
+        i = self._index(label)
+        old = self.body[i]
+        new = replace(old, expr=expr, doc=old.doc if doc is None else doc)
+        return replace(self, body=self.body[:i] + (new,) + self.body[i + 1 :])
+
+    def remove(self, label: str) -> Rule:
+        i = self._index(label)
+        return replace(self, body=self.body[:i] + self.body[i + 1 :])
+
+    def insert_after(self, label: str, line: Assign) -> Rule:
+        i = self._index(label)
+        return replace(self, body=self.body[: i + 1] + (line,) + self.body[i + 1 :])
+
+    def insert_before(self, label: str, line: Assign) -> Rule:
+        i = self._index(label)
+        return replace(self, body=self.body[:i] + (line,) + self.body[i:])
+
+    def with_initial(self, name: str, value: sp.Expr) -> Rule:
+        state = tuple(
+            replace(s, initial=sp.sympify(value)) if s.name == name else s for s in self.state
+        )
+        return replace(self, state=state)
+
+    # -- symbolic application ------------------------------------------------------------------
+    def apply(self, env: Mapping[sp.Symbol, sp.Expr]) -> dict[sp.Symbol, sp.Expr]:
+        """Run the body symbolically: returns the environment after one step.
+
+        ``env`` maps symbols (theta, g, state, hyperparameters) to expressions. Used by the
+        proofs: feed it a closed form at step t and compare what comes out with step t+1.
+        """
+        out = dict(env)
+        for line in self.body:
+            out[line.target] = sp.sympify(line.expr).xreplace(out)
+        return out
+
+    def initial_env(self) -> dict[sp.Symbol, sp.Expr]:
+        return {s.symbol: s.initial for s in self.state}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A catalogued deviation from a spec, as a named delta of its rule.
+
+    ``id`` is global (``adam.eps_hat``); ``applies_to`` lists the spec ids whose rule it can be
+    applied to; ``delta(rule)`` builds the variant's rule from a spec's rule.
+    """
+
+    id: str
+    title: str
+    summary: str
+    who: str
+    sources: tuple[str, ...]
+    delta: Callable[[Rule], Rule]
+
+    def rule_for(self, spec_rule: Rule) -> Rule:
+        return self.delta(spec_rule).renamed(
+            f"{spec_rule.id}~{self.id}", f"{spec_rule.title}, variant {self.id}"
+        )
+
+
+def changed_lines(base: Rule, other: Rule) -> list[tuple[Assign | None, Assign | None]]:
+    """The lines in which ``other`` differs from ``base`` (for the docs and the reports)."""
+    b = {(line.label, line.target): line for line in base.body}
+    o = {(line.label, line.target): line for line in other.body}
+    diffs: list[tuple[Assign | None, Assign | None]] = []
+    for key, line in b.items():
+        if key not in o:
+            diffs.append((line, None))
+        elif o[key].expr != line.expr:
+            diffs.append((line, o[key]))
+    for key, line in o.items():
+        if key not in b:
+            diffs.append((None, line))
+    return diffs
