@@ -51,7 +51,12 @@ def _compile_initial(rule: Rule) -> tuple[tuple[sp.Symbol, tuple[sp.Symbol, ...]
 
 
 def hyperparameter_env(rule: Rule, values: Mapping[str, object]) -> dict[sp.Symbol, object]:
-    """Symbol values for a param group's hyperparameters (decimal strings → exact mpf)."""
+    """Symbol values for a param group's hyperparameters.
+
+    A hyperparameter's decimal string denotes an IEEE-754 double (what every implementation gets
+    when it parses it, and what torch computes its scalars from): the golden uses that double's
+    exact value, so ``"0.9"`` means 0.90000000000000002220446049250313080847263336181640625.
+    """
     env: dict[sp.Symbol, object] = {}
     for hp in rule.hyperparameters:
         value = values[hp.name]
@@ -59,9 +64,9 @@ def hyperparameter_env(rule: Rule, values: Mapping[str, object]) -> dict[sp.Symb
             env[hp.symbols] = bool(value)
         elif isinstance(hp.symbols, tuple):
             for sym, x in zip(hp.symbols, value, strict=True):
-                env[sym] = mpmath.mpf(str(x))
+                env[sym] = mpmath.mpf(float(x))
         else:
-            env[hp.symbols] = mpmath.mpf(str(value))
+            env[hp.symbols] = mpmath.mpf(float(value))
     return env
 
 

@@ -1,0 +1,278 @@
+"""Candidates: what ``--optimizer`` names, and how one case drives it.
+
+Two interfaces are understood:
+
+* **torch** — any ``torch.optim.Optimizer`` subclass, or a factory returning one. It is built as
+  ``Cls(param_groups, **first_group_settings, **optimizer_kwargs)`` with one fresh set of
+  parameters per case; gradients are fed through ``p.grad``; ``optimizer.state[p]`` is compared
+  wherever it uses torch's state names.
+* **numpy** — ``Cls(params: list[np.ndarray], **hyperparameters)`` whose ``step(grads)`` updates
+  the arrays in place or returns the new list; ``grads[i]`` is ``None`` when a param has no
+  gradient on that step. One instance per param group (every spec here is elementwise, so groups
+  are independent). A hyperparameter change is ``setattr(opt, name, value)``; a resume case needs
+  ``state_dict()``/``load_state_dict()``.
+
+A hyperparameter the candidate does not accept is left out when the case sets it to its neutral
+value (feature off); otherwise the case is skipped with that reason.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .golden import Case, Spec
+
+
+class UsageError(Exception):
+    """A bad command line: reported as one line, never a traceback."""
+
+
+class CaseSkipped(Exception):
+    """The candidate cannot express this case (the reason says why)."""
+
+
+def resolve(path: str) -> Any:
+    """``pkg.mod.Name`` or ``pkg.mod:factory`` → the object."""
+    if ":" in path:
+        module_name, _, attr = path.partition(":")
+    else:
+        module_name, _, attr = path.rpartition(".")
+    if not module_name or not attr:
+        raise UsageError(f"--optimizer={path!r}: expected a dotted path such as torch.optim.Adam or pkg.mod:factory")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"--optimizer={path!r}: cannot import module {module_name!r} ({exc})") from None
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise UsageError(f"--optimizer={path!r}: module {module_name!r} has no attribute {attr!r}") from None
+    if not callable(obj):
+        raise UsageError(f"--optimizer={path!r}: {type(obj).__name__} object is not callable")
+    return obj
+
+
+def _is_torch_optimizer_class(obj: Any) -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return inspect.isclass(obj) and issubclass(obj, torch.optim.Optimizer)
+
+
+def detect_api(obj: Any) -> str:
+    if _is_torch_optimizer_class(obj):
+        return "torch"
+    if inspect.isclass(obj):
+        return "numpy"
+    # A factory: ask it for an optimizer over one throwaway parameter and look at what it returns.
+    try:
+        import torch
+
+        probe = obj([torch.zeros(1, requires_grad=True)], lr=0.1)
+        if isinstance(probe, torch.optim.Optimizer):
+            return "torch"
+    except Exception:
+        pass
+    return "numpy"
+
+
+@dataclass
+class Candidate:
+    path: str
+    target: Callable[..., Any]
+    api: str  # "torch" or "numpy"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_path(cls, path: str, kwargs: dict[str, Any] | None = None, api: str = "auto") -> Candidate:
+        target = resolve(path)
+        api = detect_api(target) if api == "auto" else api
+        return cls(path, target, api, dict(kwargs or {}))
+
+    @property
+    def name(self) -> str:
+        return getattr(self.target, "__name__", self.path.rpartition(".")[2])
+
+    def _signature(self) -> inspect.Signature | None:
+        try:
+            return inspect.signature(self.target)
+        except (TypeError, ValueError):
+            return None
+
+    def accepts(self, name: str) -> bool:
+        sig = self._signature()
+        if sig is None:
+            return True
+        params = sig.parameters
+        return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+    def unsupported(self, spec: Spec, case: Case, dtype: str) -> str | None:
+        """Why this candidate cannot run this case, or None."""
+        if self.api == "numpy" and dtype not in ("float32", "float64"):
+            return f"NumPy candidates run in float32/float64 only, not {dtype}"
+        names = {k for g in case.groups for k in g.hyperparameters}
+        names |= {c.name for s in case.steps for c in s.changes}
+        for name in sorted(names):
+            if self.accepts(name) or name in self.kwargs:
+                continue
+            neutral = spec.neutral(name)
+            values = [g.hyperparameters[name] for g in case.groups if name in g.hyperparameters]
+            values += [c.value for s in case.steps for c in s.changes if c.name == name]
+            off = [v for v in values if neutral is None or v != neutral]
+            if off:
+                return f"candidate does not accept {name!r} (this case sets {name}={off[0]!r})"
+        if self.api == "numpy" and any(s.reload_before for s in case.steps):
+            probe = self.target if inspect.isclass(self.target) else None
+            if probe is not None and not (hasattr(probe, "state_dict") and hasattr(probe, "load_state_dict")):
+                return "NumPy candidate has no state_dict()/load_state_dict(): resume cases need them"
+        return None
+
+    def settings(self, spec: Spec, hyperparameters: dict[str, Any]) -> dict[str, Any]:
+        """The hyperparameters passed to the candidate: those it accepts (others are neutral)."""
+        return {k: v for k, v in hyperparameters.items() if self.accepts(k)}
+
+    def driver(self, spec: Spec, case: Case, dtype: str, device: str) -> Driver:
+        if self.api == "torch":
+            return TorchDriver(self, spec, case, dtype, device)
+        return NumpyDriver(self, spec, case, dtype, device)
+
+
+class Driver:
+    """Runs one case against one fresh candidate."""
+
+    def set_hyperparameter(self, group: int, name: str, value: Any) -> None: ...
+    def step(self, grads: dict[str, np.ndarray | None]) -> None: ...
+    def reload(self) -> None: ...
+    def params(self) -> dict[str, np.ndarray]: ...
+    def state(self) -> dict[str, dict[str, np.ndarray]]:
+        return {}
+
+
+class GradientMutated(Exception):
+    """The candidate wrote into a gradient it was given."""
+
+
+_TORCH_DTYPES = {"float64": "float64", "float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
+
+
+class TorchDriver(Driver):
+    def __init__(self, cand: Candidate, spec: Spec, case: Case, dtype: str, device: str):
+        import torch
+
+        self.torch = torch
+        self.cand, self.spec, self.case = cand, spec, case
+        self.dtype = getattr(torch, _TORCH_DTYPES[dtype])
+        self.device = torch.device(device)
+        self.tensors = {
+            p.name: torch.tensor(p.initial, dtype=self.dtype, device=self.device).reshape(p.shape).requires_grad_(True)
+            for p in case.params
+        }
+        self.groups = [dict(g.hyperparameters) for g in case.groups]
+        self.opt = self._build()
+
+    def _build(self):
+        groups = [
+            {"params": [self.tensors[n] for n in g.params], **self.cand.settings(self.spec, hps)}
+            for g, hps in zip(self.case.groups, self.groups, strict=True)
+        ]
+        first = {k: v for k, v in groups[0].items() if k != "params"}
+        return self.cand.target(groups, **{**first, **self.cand.kwargs})
+
+    def set_hyperparameter(self, group: int, name: str, value: Any) -> None:
+        self.groups[group][name] = value
+        self.opt.param_groups[group][name] = value
+
+    def step(self, grads: dict[str, np.ndarray | None]) -> None:
+        torch = self.torch
+        given = {}
+        for name, t in self.tensors.items():
+            g = grads[name]
+            if g is None:
+                t.grad = None
+            else:
+                t.grad = torch.tensor(g, dtype=self.dtype, device=self.device).reshape(t.shape)
+                given[name] = t.grad.detach().clone()
+        self.opt.step()
+        for name, g in given.items():
+            now = self.tensors[name].grad
+            if now is not None and not torch.equal(now, g):
+                raise GradientMutated(f"the gradient of {name!r} was modified in place by step()")
+
+    def reload(self) -> None:
+        sd = copy.deepcopy(self.opt.state_dict())
+        self.opt = self._build()
+        self.opt.load_state_dict(sd)
+
+    def params(self) -> dict[str, np.ndarray]:
+        return {n: t.detach().to("cpu", self.torch.float64).numpy().reshape(-1).copy() for n, t in self.tensors.items()}
+
+    def state(self) -> dict[str, dict[str, np.ndarray]]:
+        out = {}
+        for name, t in self.tensors.items():
+            st = self.opt.state.get(t, {})
+            entries = {}
+            for key, value in st.items():
+                if isinstance(value, self.torch.Tensor):
+                    entries[key] = value.detach().to("cpu", self.torch.float64).numpy().reshape(-1).copy()
+                elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                    entries[key] = np.array([float(value)])
+            out[name] = entries
+        return out
+
+
+class NumpyDriver(Driver):
+    def __init__(self, cand: Candidate, spec: Spec, case: Case, dtype: str, device: str):
+        if device != "cpu":
+            raise CaseSkipped(f"NumPy candidates run on the CPU, not {device}")
+        self.cand, self.spec, self.case = cand, spec, case
+        self.dtype = np.dtype(dtype)
+        self.arrays = {p.name: p.initial.astype(self.dtype).reshape(p.shape) for p in case.params}
+        self.groups = [dict(g.hyperparameters) for g in case.groups]
+        self.opts = [self._build(i) for i in range(len(case.groups))]
+
+    def _build(self, i: int):
+        names = self.case.groups[i].params
+        return self.cand.target([self.arrays[n] for n in names], **self.cand.settings(self.spec, self.groups[i]),
+                                **self.cand.kwargs)
+
+    def set_hyperparameter(self, group: int, name: str, value: Any) -> None:
+        opt = self.opts[group]
+        if not hasattr(opt, name):
+            raise CaseSkipped(f"NumPy candidate has no attribute {name!r} to change between steps")
+        setattr(opt, name, value)
+        self.groups[group][name] = value
+
+    def step(self, grads: dict[str, np.ndarray | None]) -> None:
+        for i, group in enumerate(self.case.groups):
+            given = [None if grads[n] is None else grads[n].astype(self.dtype).reshape(self.arrays[n].shape)
+                     for n in group.params]
+            copies = [None if g is None else g.copy() for g in given]
+            result = self.opts[i].step(given)
+            for n, g, c in zip(group.params, given, copies, strict=True):
+                if g is not None and not np.array_equal(g, c):
+                    raise GradientMutated(f"the gradient of {n!r} was modified in place by step()")
+            if result is not None:
+                for n, new in zip(group.params, result, strict=True):
+                    self.arrays[n] = np.asarray(new)
+
+    def reload(self) -> None:
+        for i in range(len(self.opts)):
+            sd = copy.deepcopy(self.opts[i].state_dict())
+            hps = self.groups[i]
+            self.opts[i] = self._build(i)
+            for k, v in hps.items():  # current settings, as a scheduler left them
+                if hasattr(self.opts[i], k):
+                    setattr(self.opts[i], k, v)
+            self.opts[i].load_state_dict(sd)
+
+    def params(self) -> dict[str, np.ndarray]:
+        return {n: np.asarray(a, dtype=np.float64).reshape(-1).copy() for n, a in self.arrays.items()}

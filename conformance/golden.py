@@ -1,0 +1,219 @@
+"""Load the golden vectors shipped with the package (plain JSON → NumPy; no SymPy, no mpmath)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from .tolerance import CATCH_MARGIN
+
+SCHEMA_ID = "optimizer-conformance/golden/v1"
+
+
+def _golden_file(rel: str):
+    return resources.files("optimizer_conformance.conformance").joinpath("golden", *rel.split("/"))
+
+
+def _read(rel: str) -> dict:
+    with _golden_file(rel).open("r", encoding="utf-8") as fh:
+        doc = json.load(fh)
+    if doc.get("schema") != SCHEMA_ID:
+        raise ValueError(f"golden file {rel}: schema {doc.get('schema')!r}, expected {SCHEMA_ID!r}")
+    return doc
+
+
+def _floats(values) -> np.ndarray:
+    return np.array([float(x) for x in values], dtype=np.float64)
+
+
+def hyperparameter_value(raw: Any) -> Any:
+    """JSON hyperparameter → the Python value a candidate receives (decimals → float)."""
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, list):
+        return tuple(hyperparameter_value(x) for x in raw)
+    return float(raw)
+
+
+@dataclass
+class ParamInput:
+    name: str
+    shape: tuple[int, ...]
+    initial: np.ndarray  # float64, flat
+
+
+@dataclass
+class Group:
+    params: list[str]
+    hyperparameters: dict[str, Any]  # Python values (floats, bools, tuples)
+    raw: dict[str, Any]  # as in the JSON, for reports
+
+
+@dataclass
+class Change:
+    group: int
+    name: str
+    value: Any
+    raw: Any
+
+
+@dataclass
+class Step:
+    changes: list[Change]
+    reload_before: bool
+    grads: dict[str, np.ndarray | None]
+
+
+@dataclass
+class Case:
+    spec: str
+    id: str
+    title: str
+    purpose: str
+    features: list[str]
+    catches: list[str]
+    separation: dict[str, dict[str, float]]
+    params: list[ParamInput]
+    groups: list[Group]
+    steps: list[Step]
+    # expected params: name -> (T + 1, n), row 0 the initial values
+    expected: dict[str, np.ndarray]
+    # expected state: name -> state name -> (T + 1, n); NaN before the state exists
+    expected_state: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    counters: frozenset[str] = frozenset()
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.steps)
+
+    def touched(self, name: str) -> np.ndarray:
+        """(T,) bool: whether the param had a gradient at each step."""
+        return np.array([s.grads[name] is not None for s in self.steps])
+
+    def separated(self, variant: str, dtype: str) -> bool:
+        """Whether this case tells the variant apart from the spec in this dtype."""
+        sep = self.separation.get(variant, {})
+        key = dtype if dtype in sep else "float32"
+        return sep.get(key, 0.0) >= CATCH_MARGIN
+
+
+@dataclass
+class VariantInfo:
+    id: str
+    title: str
+    summary: str
+    who: str
+    sources: list[str]
+    file: str
+
+
+@dataclass
+class Spec:
+    id: str
+    title: str
+    torch_class: str
+    hyperparameters: list[dict]
+    cases: list[Case]
+    variants: dict[str, VariantInfo]
+
+    def neutral(self, name: str) -> Any:
+        for hp in self.hyperparameters:
+            if hp["name"] == name:
+                return None if hp["neutral"] is None else hyperparameter_value(hp["neutral"])
+        return None
+
+
+@lru_cache(maxsize=1)
+def index() -> dict:
+    return _read("index.json")
+
+
+def spec_ids() -> list[str]:
+    return list(index()["specs"])
+
+
+def _case(spec_id: str, doc: dict, counters: set[str], with_state: bool) -> Case:
+    params = [ParamInput(p["name"], tuple(p["shape"]), _floats(p["values"])) for p in doc["params"]]
+    groups = [
+        Group(list(g["params"]), {k: hyperparameter_value(v) for k, v in g["hyperparameters"].items()},
+              dict(g["hyperparameters"]))
+        for g in doc["param_groups"]
+    ]
+    steps, traj = [], {p.name: [p.initial] for p in params}
+    state: dict[str, dict[str, list]] = {p.name: {} for p in params}
+    n = {p.name: p.initial.size for p in params}
+    for t, s in enumerate(doc["steps"], start=1):
+        steps.append(
+            Step(
+                changes=[Change(c["group"], c["name"], hyperparameter_value(c["value"]), c["value"])
+                         for c in s["changes"]],
+                reload_before=s["reload_before"],
+                grads={k: None if v is None else _floats(v) for k, v in s["grads"].items()},
+            )
+        )
+        for name, values in s["expected"]["params"].items():
+            traj[name].append(_floats(values))
+        if not with_state:
+            continue
+        for name, st in s["expected"].get("state", {}).items():
+            for key, values in st.items():
+                rows = state[name].setdefault(key, [np.full(n[name], np.nan)] * t)
+                rows.append(np.full(n[name], float(values)) if key in counters else _floats(values))
+        for name in state:  # state that did not advance this step keeps its rows aligned
+            for rows in state[name].values():
+                if len(rows) < t + 1:
+                    rows.append(rows[-1])
+    return Case(
+        spec=spec_id,
+        id=doc["id"],
+        title=doc.get("title", ""),
+        purpose=doc.get("purpose", ""),
+        features=list(doc.get("features", [])),
+        catches=list(doc.get("catches", [])),
+        separation={v: {d: float(x) for d, x in s.items()} for v, s in doc.get("separation", {}).items()},
+        params=params,
+        groups=groups,
+        steps=steps,
+        expected={k: np.vstack(v) for k, v in traj.items()},
+        expected_state={k: {s: np.vstack(r) for s, r in st.items()} for k, st in state.items()},
+        counters=frozenset(counters),
+    )
+
+
+@lru_cache(maxsize=None)
+def load_spec(spec_id: str) -> Spec:
+    meta = index()["specs"][spec_id]
+    doc = _read(meta["file"])
+    counters = {s["name"] for s in doc["state"] if s["count"]}
+    return Spec(
+        id=spec_id,
+        title=meta["title"],
+        torch_class=meta["torch_class"],
+        hyperparameters=doc["hyperparameters"],
+        cases=[_case(spec_id, c, counters, with_state=True) for c in doc["cases"]],
+        variants={
+            v["id"]: VariantInfo(v["id"], v["title"], v["summary"], v["who"], list(v["sources"]), v["file"])
+            for v in meta["variants"]
+        },
+    )
+
+
+@lru_cache(maxsize=None)
+def load_variant(spec_id: str, variant_id: str) -> dict[str, dict[str, np.ndarray]]:
+    """The params a variant would produce: case id -> param name -> (T + 1, n)."""
+    info = load_spec(spec_id).variants[variant_id]
+    doc = _read(info.file)
+    return {c["id"]: _case(spec_id, c, set(), with_state=False).expected for c in doc["cases"]}
+
+
+def variant_info(variant_id: str) -> VariantInfo | None:
+    for spec_id in spec_ids():
+        for v in index()["specs"][spec_id]["variants"]:
+            if v["id"] == variant_id:
+                return VariantInfo(v["id"], v["title"], v["summary"], v["who"], list(v["sources"]), v["file"])
+    return None

@@ -1,0 +1,187 @@
+"""Run one golden case against one fresh candidate, and compare every step with the goldens."""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .candidates import Candidate, CaseSkipped, GradientMutated
+from .golden import Case, Spec
+from .tolerance import tolerance
+
+
+@dataclass
+class Divergence:
+    """One compared number that is out of tolerance (the worst one of its step)."""
+
+    step: int
+    param: str
+    quantity: str  # "param" or the state's name (e.g. "exp_avg")
+    index: tuple[int, ...]
+    expected: float
+    actual: float
+    error: float
+    tolerance: float
+
+    @property
+    def ratio(self) -> float:
+        return self.error / self.tolerance if self.tolerance > 0 else float("inf")
+
+    def where(self) -> str:
+        idx = "" if not self.index else "[" + ", ".join(map(str, self.index)) + "]"
+        what = f"{self.param}{idx}" if self.quantity == "param" else f"state[{self.param}{idx}][{self.quantity!r}]"
+        return what
+
+
+@dataclass
+class CaseResult:
+    spec: str
+    case: str
+    dtype: str
+    device: str
+    outcome: str = "passed"  # passed | failed | skipped
+    reason: str = ""  # why skipped, or what the candidate did wrong besides numbers
+    steps_run: int = 0
+    max_error: float = 0.0  # largest |actual − expected| over params
+    max_ratio: float = 0.0  # largest error/tolerance over everything compared
+    tolerance_at_max: float = 0.0
+    first_divergence: Divergence | None = None
+    compared_state: list[str] = field(default_factory=list)
+    matches: list[str] = field(default_factory=list)
+    actual: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def first_divergent_step(self) -> int | None:
+        return None if self.first_divergence is None else self.first_divergence.step
+
+
+def _unravel(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.unravel_index(flat, shape)) if shape else ()
+
+
+def _compare(name, quantity, shape, expected, actual, tol, steps) -> tuple[np.ndarray, list[Divergence | None]]:
+    """Ratios error/tol for steps 1..steps (rows), and the worst divergence of each step."""
+    exp, act, tl = expected[1 : steps + 1], actual[1 : steps + 1], tol[:steps]
+    err = np.abs(act - exp)
+    ratio = np.where(np.isfinite(act), err / tl, np.inf)
+    ratio = np.where(np.isnan(exp), 0.0, ratio)  # state that does not exist yet
+    worst = []
+    for s in range(ratio.shape[0]):
+        j = int(np.argmax(ratio[s]))
+        if ratio[s, j] > 1.0:
+            worst.append(Divergence(s + 1, name, quantity, _unravel(j, shape), float(exp[s, j]),
+                                    float(act[s, j]), float(err[s, j]), float(tl[s, j])))
+        else:
+            worst.append(None)
+    return ratio, worst
+
+
+def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = "cpu") -> CaseResult:
+    res = CaseResult(spec.id, case.id, dtype, device)
+    why = cand.unsupported(spec, case, dtype)
+    if why:
+        res.outcome, res.reason = "skipped", why
+        return res
+    shapes = {p.name: p.shape for p in case.params}
+    actual = {p.name: [p.initial.copy()] for p in case.params}
+    state_rows: dict[str, dict[str, list[np.ndarray]]] = {p.name: {} for p in case.params}
+    try:
+        driver = cand.driver(spec, case, dtype, device)
+    except CaseSkipped as exc:
+        res.outcome, res.reason = "skipped", str(exc)
+        return res
+    except Exception as exc:  # the candidate's constructor
+        res.outcome, res.reason = "failed", f"constructing the candidate raised {_exc_line(exc)}"
+        return res
+    for t, step in enumerate(case.steps, start=1):
+        try:
+            if step.reload_before:
+                driver.reload()
+            for c in step.changes:
+                driver.set_hyperparameter(c.group, c.name, c.value)
+            driver.step(step.grads)
+            params = driver.params()
+            state = driver.state()
+        except CaseSkipped as exc:
+            res.outcome, res.reason = "skipped", str(exc)
+            return res
+        except GradientMutated as exc:
+            res.outcome, res.reason = "failed", f"step {t}: {exc} (gradients are inputs)"
+            break
+        except Exception as exc:
+            action = "state_dict/load_state_dict" if step.reload_before else "step()"
+            res.outcome, res.reason = "failed", f"step {t}: {action} raised {_exc_line(exc)}"
+            break
+        res.steps_run = t
+        for name in actual:
+            actual[name].append(params[name])
+            for key, value in state.get(name, {}).items():
+                rows = state_rows[name].setdefault(key, [np.full(case.expected[name].shape[1], np.nan)] * t)
+                rows.append(value if value.size == case.expected[name].shape[1] else np.full_like(rows[0], np.nan))
+            for rows in state_rows[name].values():
+                if len(rows) < t + 1:
+                    rows.append(np.full_like(rows[0], np.nan))
+    res.actual = {k: np.vstack(v) for k, v in actual.items()}
+    _score(res, case, dtype, shapes, state_rows)
+    if res.outcome == "passed" and res.max_ratio > 1.0:
+        res.outcome = "failed"
+    if res.outcome == "failed" and res.steps_run == case.n_steps:
+        from .diagnosis import matching_variants
+
+        res.matches = matching_variants(spec, case, res.actual, dtype)
+    return res
+
+
+def _score(res: CaseResult, case: Case, dtype: str, shapes, state_rows) -> None:
+    steps = res.steps_run
+    if steps == 0:
+        return
+    per_step: list[list[Divergence]] = [[] for _ in range(steps)]
+    compared = set()
+    for name, expected in case.expected.items():
+        touched = case.touched(name)
+        tol = tolerance(expected, touched, dtype)
+        ratio, worst = _compare(name, "param", shapes[name], expected, res.actual[name], tol, steps)
+        err = np.abs(res.actual[name][1 : steps + 1] - expected[1 : steps + 1])
+        if err.size:
+            res.max_error = max(res.max_error, float(np.nanmax(np.where(np.isfinite(err), err, np.inf))))
+        if ratio.size and float(ratio.max()) >= res.max_ratio:
+            res.max_ratio = float(ratio.max())
+            res.tolerance_at_max = float(tol[:steps].flat[int(np.argmax(ratio))])
+        for s, d in enumerate(worst):
+            if d:
+                per_step[s].append(d)
+        for key, exp_state in case.expected_state.get(name, {}).items():
+            rows = state_rows[name].get(key)
+            if rows is None:
+                continue  # the candidate keeps no state under torch's name: trajectory only
+            compared.add(key)
+            act_state = np.vstack(rows)
+            if key in case.counters:
+                tol_s = np.full_like(exp_state[1:], 0.5)  # a count: exact
+            else:
+                present = ~np.isnan(exp_state)
+                base = np.where(present, exp_state, 0.0)
+                tol_s = tolerance(base, touched & present[1:].all(axis=1), dtype)
+            ratio, worst = _compare(name, key, shapes[name], exp_state, act_state, tol_s, steps)
+            # state the candidate has not created (yet) is not compared
+            ratio = np.where(np.isnan(act_state[1 : steps + 1]) & ~np.isnan(exp_state[1 : steps + 1]), 0.0, ratio)
+            if ratio.size:
+                res.max_ratio = max(res.max_ratio, float(ratio.max()))
+            for s, d in enumerate(worst):
+                if d and not np.isnan(d.actual):
+                    per_step[s].append(d)
+    res.compared_state = sorted(compared)
+    for divs in per_step:
+        if divs:
+            params_first = [d for d in divs if d.quantity == "param"] or divs
+            res.first_divergence = max(params_first, key=lambda d: d.ratio)
+            break
+
+
+def _exc_line(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
