@@ -25,10 +25,10 @@ def matching_variants(spec: Spec, case: Case, actual: dict[str, np.ndarray], dty
     for vid in spec.variants:
         if not case.separated(vid, dtype):
             continue
-        expected = load_variant(spec.id, vid)[case.id]
+        golden = load_variant(spec.id, vid)[case.id]
         ok = True
-        for name, exp in expected.items():
-            tol = tolerance(exp, case.touched(name), dtype)
+        for name, exp in golden.expected.items():
+            tol = tolerance(golden.bound[name], dtype)
             act = actual[name]
             if act.shape != exp.shape or not np.all(np.abs(act[1:] - exp[1:]) <= tol):
                 ok = False
@@ -47,7 +47,7 @@ class Diagnosis:
 
 
 def diagnose(results: Iterable) -> Diagnosis:
-    """``results``: objects with spec, case, dtype, outcome, matches, first_divergence."""
+    """``results``: CaseResult or CaseRecord objects of one spec."""
     results = list(results)
     ran = [r for r in results if r.outcome != "skipped"]
     if not ran:
@@ -57,26 +57,39 @@ def diagnose(results: Iterable) -> Diagnosis:
         return Diagnosis("conforms", text=f"conforms: {len(ran)} case runs within tolerance of the spec")
     spec = load_spec(failed[0].spec)
     cases = {c.id: c for c in spec.cases}
+    wrong_params = [r for r in failed if not r.params_conform]
+    state_only = [r for r in failed if r.params_conform]
     explaining = []
     for vid in spec.variants:
-        supported = [r for r in failed if vid in r.matches]
-        contradicted = [
-            r for r in ran
-            if cases[r.case].separated(vid, r.dtype) and vid not in r.matches
-        ]
+        supported = [r for r in wrong_params if vid in r.matches]
+        contradicted = [r for r in ran if cases[r.case].separated(vid, r.dtype) and vid not in r.matches]
         if supported and not contradicted:
             explaining.append(vid)
-    unexplained = sorted({f"{r.case}[{r.dtype}]" for r in failed if not set(r.matches) & set(explaining)})
+    unexplained = sorted({f"{r.case}[{r.dtype}]" for r in wrong_params if not set(r.matches) & set(explaining)})
+    lines = []
+    for vid in explaining:
+        v = spec.variants[vid]
+        lines.append(f"trajectory matches {vid}: {v.title} — {v.summary} ({v.who}; {', '.join(v.sources)})")
+    if unexplained:
+        first = min((r for r in wrong_params if f"{r.case}[{r.dtype}]" in unexplained),
+                    key=lambda r: r.first_divergent_step or 0)
+        where = ""
+        if first.first_divergence is not None:
+            d = first.first_divergence
+            where = f"; first divergence in {first.case}[{first.dtype}] at step {d.step}, {d.where()}"
+        elif first.reason:
+            where = f"; {first.case}[{first.dtype}]: {first.reason}"
+        lines.append(f"no known variant explains {', '.join(unexplained)}{where}")
+    if state_only:
+        keys = sorted({r.first_divergence.quantity for r in state_only if r.first_divergence})
+        lines.append(
+            "parameters follow the spec, but the state kept under torch's name(s) "
+            f"{', '.join(keys) or '?'} differs in " + ", ".join(f"{r.case}[{r.dtype}]" for r in state_only)
+        )
     if explaining:
-        lines = [f"trajectory matches {vid}: {spec.variants[vid].title} — {spec.variants[vid].summary} "
-                 f"({spec.variants[vid].who}; {', '.join(spec.variants[vid].sources)})" for vid in explaining]
-        if unexplained:
-            lines.append("not explained by a known variant: " + ", ".join(unexplained))
-        return Diagnosis("variant", explaining, unexplained, "\n".join(lines))
-    first = min(failed, key=lambda r: (r.first_divergent_step or 0))
-    where = ""
-    if first.first_divergence is not None:
-        d = first.first_divergence
-        where = f"; first divergence in {first.case}[{first.dtype}] at step {d.step}, {d.where()}"
-    return Diagnosis("unknown", [], unexplained,
-                     f"no known variant matches the failing cases ({len(failed)} of {len(ran)} case runs){where}")
+        verdict = "variant"
+    elif wrong_params:
+        verdict = "unknown"
+    else:
+        verdict = "state differs"
+    return Diagnosis(verdict, explaining, unexplained, "\n".join(lines))

@@ -83,8 +83,12 @@ class Case:
     steps: list[Step]
     # expected params: name -> (T + 1, n), row 0 the initial values
     expected: dict[str, np.ndarray]
+    # error bound B of the params (tolerance = K·u·B): name -> (T, n), row t-1 after step t
+    bound: dict[str, np.ndarray] = field(default_factory=dict)
     # expected state: name -> state name -> (T + 1, n); NaN before the state exists
     expected_state: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    # error bound of the state: name -> state name -> (T, n); NaN before the state exists
+    state_bound: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     counters: frozenset[str] = frozenset()
 
     @property
@@ -145,7 +149,9 @@ def _case(spec_id: str, doc: dict, counters: set[str], with_state: bool) -> Case
         for g in doc["param_groups"]
     ]
     steps, traj = [], {p.name: [p.initial] for p in params}
+    bound: dict[str, list] = {p.name: [] for p in params}
     state: dict[str, dict[str, list]] = {p.name: {} for p in params}
+    state_b: dict[str, dict[str, list]] = {p.name: {} for p in params}
     n = {p.name: p.initial.size for p in params}
     for t, s in enumerate(doc["steps"], start=1):
         steps.append(
@@ -158,16 +164,23 @@ def _case(spec_id: str, doc: dict, counters: set[str], with_state: bool) -> Case
         )
         for name, values in s["expected"]["params"].items():
             traj[name].append(_floats(values))
+            bound[name].append(_floats(s["bound"]["params"][name]))
         if not with_state:
             continue
         for name, st in s["expected"].get("state", {}).items():
             for key, values in st.items():
                 rows = state[name].setdefault(key, [np.full(n[name], np.nan)] * t)
                 rows.append(np.full(n[name], float(values)) if key in counters else _floats(values))
+                brows = state_b[name].setdefault(key, [np.full(n[name], np.nan)] * (t - 1))
+                b = s["bound"]["state"][name].get(key)
+                brows.append(np.zeros(n[name]) if b is None else _floats(b))
         for name in state:  # state that did not advance this step keeps its rows aligned
             for rows in state[name].values():
                 if len(rows) < t + 1:
                     rows.append(rows[-1])
+            for brows in state_b[name].values():
+                if len(brows) < t:
+                    brows.append(brows[-1])
     return Case(
         spec=spec_id,
         id=doc["id"],
@@ -180,7 +193,9 @@ def _case(spec_id: str, doc: dict, counters: set[str], with_state: bool) -> Case
         groups=groups,
         steps=steps,
         expected={k: np.vstack(v) for k, v in traj.items()},
+        bound={k: np.vstack(v) for k, v in bound.items()},
         expected_state={k: {s: np.vstack(r) for s, r in st.items()} for k, st in state.items()},
+        state_bound={k: {s: np.vstack(r) for s, r in st.items()} for k, st in state_b.items()},
         counters=frozenset(counters),
     )
 
@@ -204,11 +219,11 @@ def load_spec(spec_id: str) -> Spec:
 
 
 @lru_cache(maxsize=None)
-def load_variant(spec_id: str, variant_id: str) -> dict[str, dict[str, np.ndarray]]:
-    """The params a variant would produce: case id -> param name -> (T + 1, n)."""
+def load_variant(spec_id: str, variant_id: str) -> dict[str, Case]:
+    """The params a variant would produce (``expected``, ``bound``), by case id."""
     info = load_spec(spec_id).variants[variant_id]
     doc = _read(info.file)
-    return {c["id"]: _case(spec_id, c, set(), with_state=False).expected for c in doc["cases"]}
+    return {c["id"]: _case(spec_id, c, set(), with_state=False) for c in doc["cases"]}
 
 
 def variant_info(variant_id: str) -> VariantInfo | None:

@@ -16,6 +16,7 @@ import mpmath
 import sympy as sp
 
 from .cases import CaseDesign
+from .error_bound import step_bounds
 from .rule import Rule, g, theta
 
 # Working precision: 80 significant decimal digits; goldens are written with 40.
@@ -24,10 +25,17 @@ WORKING_DPS = 80
 
 @dataclass
 class Snapshot:
-    """Values after one step: params[name] and state[name][state_name], lists of mpf."""
+    """Values after one step: params[name] and state[name][state_name], lists of mpf.
+
+    ``param_bounds`` and ``state_bounds`` hold, in the same layout, the first-order running
+    error bound B (floats) of :mod:`.error_bound`: a faithful evaluation in a dtype with unit
+    roundoff u is within u·B of the exact value.
+    """
 
     params: dict[str, list]
     state: dict[str, dict[str, list]]
+    param_bounds: dict[str, list]
+    state_bounds: dict[str, dict[str, list]]
 
 
 @lru_cache(maxsize=None)
@@ -82,7 +90,9 @@ def _evaluate(rule: Rule, case: CaseDesign) -> list[Snapshot]:
     group_hps = [dict(gr.hyperparameters) for gr in case.groups]
     group_of = {name: i for i, gr in enumerate(case.groups) for name in gr.params}
     params = {p.name: [mpmath.mpf(x) for x in p.values] for p in case.params}
+    bounds = {p.name: [(float(x), 0.0) for x in p.values] for p in case.params}
     state: dict[str, dict[sp.Symbol, list]] = {}  # created on a param's first step
+    state_b: dict[str, dict[sp.Symbol, list]] = {}
     out = []
     for step in case.steps:
         for change in step.changes:
@@ -97,7 +107,9 @@ def _evaluate(rule: Rule, case: CaseDesign) -> list[Snapshot]:
                 state[p.name] = {
                     sym: [f(*(env_hp[a] for a in args))] * len(p.values) for sym, args, f in initial
                 }
-            st = state[p.name]
+                state_b[p.name] = {sym: [(float(v), 0.0) for v in vs] for sym, vs in state[p.name].items()}
+            st, sb = state[p.name], state_b[p.name]
+            benv_hp = {sym: (float(v), 0.0) for sym, v in env_hp.items()}
             for i in range(len(p.values)):
                 env = dict(env_hp)
                 env[theta] = params[p.name][i]
@@ -109,12 +121,26 @@ def _evaluate(rule: Rule, case: CaseDesign) -> list[Snapshot]:
                 params[p.name][i] = env[theta]
                 for sym in st:
                     st[sym][i] = env[sym]
+                benv = dict(benv_hp)
+                benv[theta] = bounds[p.name][i]
+                benv[g] = (float(grad[i]), 0.0)
+                for sym in sb:
+                    benv[sym] = sb[sym][i]
+                benv = step_bounds(rule, benv)
+                bounds[p.name][i] = benv[theta]
+                for sym in sb:
+                    sb[sym][i] = benv[sym]
         out.append(
             Snapshot(
                 params={k: list(vs) for k, vs in params.items()},
                 state={
                     name: {s.name: list(st[s.symbol]) for s in rule.state}
                     for name, st in state.items()
+                },
+                param_bounds={k: [e for _, e in vs] for k, vs in bounds.items()},
+                state_bounds={
+                    name: {s.name: [e for _, e in sb[s.symbol]] for s in rule.state}
+                    for name, sb in state_b.items()
                 },
             )
         )

@@ -37,6 +37,11 @@ def fmt(x) -> str:
     return mpmath.libmp.to_str(mpmath.mpf(x)._mpf_, DIGITS)
 
 
+def fmt_bound(x: float) -> str:
+    """An error bound: three significant digits are plenty."""
+    return f"{x:.3g}"
+
+
 def _plain(value):
     if isinstance(value, bool):
         return value
@@ -78,8 +83,9 @@ def steps(rule: Rule, case: CaseDesign, trajectory: list[Snapshot], with_state: 
         for c in step.changes:
             group_hps[c.group][c.name] = c.value
         expected: dict = {"params": {k: [fmt(x) for x in vs] for k, vs in snap.params.items()}}
+        bound: dict = {"params": {k: [fmt_bound(x) for x in vs] for k, vs in snap.param_bounds.items()}}
         if with_state:
-            state = {}
+            state, state_bound = {}, {}
             for name, st in snap.state.items():
                 hps = group_hps[group_of[name]]
                 kept = {}
@@ -89,7 +95,12 @@ def steps(rule: Rule, case: CaseDesign, trajectory: list[Snapshot], with_state: 
                     values = st[sv.name]
                     kept[sv.name] = int(values[0]) if sv.count else [fmt(x) for x in values]
                 state[name] = kept
+                state_bound[name] = {
+                    k: [fmt_bound(x) for x in snap.state_bounds[name][k]]
+                    for k in kept if not next(sv for sv in rule.state if sv.name == k).count
+                }
             expected["state"] = state
+            bound["state"] = state_bound
         out.append(
             {
                 "changes": [{"group": c.group, "name": c.name, "value": _plain(c.value)} for c in step.changes],
@@ -98,31 +109,24 @@ def steps(rule: Rule, case: CaseDesign, trajectory: list[Snapshot], with_state: 
                     k: None if v is None else [exact_decimal(x) for x in v] for k, v in step.grads.items()
                 },
                 "expected": expected,
+                "bound": bound,
             }
         )
     return out
-
-
-def _params_array(case: CaseDesign, trajectory: list[Snapshot], name: str) -> np.ndarray:
-    p = next(p for p in case.params if p.name == name)
-    rows = [[float(x) for x in p.values]] + [[float(x) for x in s.params[name]] for s in trajectory]
-    return np.array(rows, dtype=np.float64).reshape(len(rows), -1)
 
 
 def separation(case: CaseDesign, spec_traj: list[Snapshot], var_traj: list[Snapshot]) -> dict[str, float]:
     """max |variant − spec| / tolerance over steps and elements, per dtype (params only)."""
     worst = dict.fromkeys(DTYPES, 0.0)
     for p in case.params:
-        touched = np.array([s.grads[p.name] is not None for s in case.steps])
-        exact = _params_array(case, spec_traj, p.name)
         # The difference in high precision, then to float: no cancellation in float64.
         diff = np.array(
             [[float(abs(a - b)) for a, b in zip(sv.params[p.name], ss.params[p.name], strict=True)]
              for sv, ss in zip(var_traj, spec_traj, strict=True)]
-        ).reshape(len(case.steps), -1)
+        )
+        bound = np.array([s.param_bounds[p.name] for s in spec_traj])
         for dtype in DTYPES:
-            ratio = diff / tolerance(exact, touched, dtype)
-            worst[dtype] = max(worst[dtype], float(ratio.max()))
+            worst[dtype] = max(worst[dtype], float((diff / tolerance(bound, dtype)).max()))
     return worst
 
 

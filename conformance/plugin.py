@@ -1,0 +1,267 @@
+"""The pytest plugin: ``pytest --optimizer=DOTTED.PATH`` checks a candidate against the goldens.
+
+Registered through the ``pytest11`` entry point. Without ``--optimizer`` it adds its options and
+does nothing else. With it, the run collects the conformance cases instead of the tests of the
+current directory: one test item per golden case and dtype, each building a fresh candidate.
+
+This module imports nothing heavy at import time (it is loaded in every pytest run of an
+environment where the package is installed); NumPy and the candidate's framework are imported
+when ``--optimizer`` is given. SymPy and mpmath are never imported: goldens are data.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from .candidates import Candidate
+    from .golden import Case, Spec
+    from .report import CaseRecord
+
+DTYPES = ("float32", "float64")
+ALL_DTYPES = ("float64", "float32", "bfloat16", "float16")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("optimizer-conformance", "optimizer conformance (verified-reference goldens)")
+    group.addoption("--optimizer", metavar="DOTTED.PATH",
+                    help="the candidate: an optimizer class or factory, e.g. torch.optim.Adam or pkg.mod:make_adam")
+    group.addoption("--optimizer-spec", metavar="NAME",
+                    help="the spec to check against (sgd, adam, adamw); default: inferred from the class name")
+    group.addoption("--optimizer-kwargs", metavar="JSON", default="{}",
+                    help="""extra constructor kwargs for every case, e.g. '{"foreach": false}'""")
+    group.addoption("--optimizer-dtype", metavar="DTYPE", action="append",
+                    help="dtype(s) to run in, repeatable or comma-separated (default: float32,float64)")
+    group.addoption("--optimizer-device", metavar="DEVICE", default="cpu",
+                    help="device for torch candidates: cpu (default), cuda, cuda:N")
+    group.addoption("--optimizer-report", metavar="PATH", help="write a JSON report of the run here")
+    group.addoption("--optimizer-timeout", metavar="SECONDS", type=float, default=60.0,
+                    help="per-case time limit (needs pytest-timeout; default 60)")
+
+
+def infer_spec(name: str, spec_ids: list[str]) -> str:
+    """The spec whose id the candidate's name contains (the longest such id wins)."""
+    lowered = re.sub(r"[^a-z0-9]", "", name.lower())
+    hits = [s for s in spec_ids if s in lowered]
+    hits = [h for h in hits if not any(h != o and h in o for o in hits)]  # adamw beats adam
+    if len(hits) == 1:
+        return hits[0]
+    listed = ", ".join(spec_ids)
+    if not hits:
+        raise _usage(f"cannot infer the spec from the name {name!r}; pass --optimizer-spec, one of: {listed}")
+    raise _usage(f"the name {name!r} is ambiguous ({', '.join(hits)}); pass --optimizer-spec, one of: {listed}")
+
+
+def _usage(msg: str) -> Exception:
+    from .candidates import UsageError
+
+    return UsageError(msg)
+
+
+def _dtypes(values: list[str] | None) -> list[str]:
+    if not values:
+        return list(DTYPES)
+    out = []
+    for v in values:
+        for d in v.split(","):
+            d = d.strip()
+            if d not in ALL_DTYPES:
+                raise _usage(f"--optimizer-dtype={d!r}: expected one of {', '.join(ALL_DTYPES)}")
+            if d not in out:
+                out.append(d)
+    return out
+
+
+def _check_device(device: str, cand: Candidate) -> str:
+    if device == "cpu":
+        return device
+    if cand.api != "torch":
+        raise _usage(f"--optimizer-device={device}: only torch candidates run on a device other than cpu")
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise _usage(f"--optimizer-device={device!r}: {exc}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise _usage(f"--optimizer-device={device}: CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise _usage(f"--optimizer-device={device}: only {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
+class ConformanceRun:
+    """Everything one ``pytest --optimizer=...`` run knows: candidate, spec, results."""
+
+    def __init__(self, config: pytest.Config):
+        from .candidates import Candidate, UsageError
+        from .golden import load_spec, spec_ids
+
+        self.config = config
+        try:
+            kwargs = json.loads(config.getoption("optimizer_kwargs") or "{}")
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--optimizer-kwargs is not valid JSON: {exc}") from None
+        if not isinstance(kwargs, dict):
+            raise UsageError("--optimizer-kwargs must be a JSON object, e.g. '{\"foreach\": false}'")
+        path = config.getoption("optimizer")
+        self.candidate = Candidate.from_path(path, kwargs)
+        ids = spec_ids()
+        spec_id = config.getoption("optimizer_spec") or infer_spec(self.candidate.name, ids)
+        if spec_id not in ids:
+            raise UsageError(f"--optimizer-spec={spec_id!r}: unknown spec; known specs: {', '.join(ids)}")
+        self.spec: Spec = load_spec(spec_id)
+        self.dtypes = _dtypes(config.getoption("optimizer_dtype"))
+        self.device = _check_device(config.getoption("optimizer_device"), self.candidate)
+        self.records: list[CaseRecord] = []
+        self.diagnosis = None
+
+    # -- header, collection -------------------------------------------------------------------
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        from .report import environment
+
+        env = environment(self.device, self.dtypes)
+        versions = ", ".join(f"{k} {env[k]}" for k in ("torch", "numpy") if env.get(k))
+        kw = f" kwargs {json.dumps(self.candidate.kwargs)}" if self.candidate.kwargs else ""
+        return [
+            f"optimizer-conformance {env['optimizer-conformance']}: candidate {self.candidate.path} "
+            f"({self.candidate.api}){kw}; spec {self.spec.id}; dtypes {','.join(self.dtypes)}; "
+            f"device {self.device}; {versions}"
+        ]
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> bool | None:
+        if getattr(self.config, "workerinput", None) is None and self.config.getoption("dist", "no") != "no":
+            return None  # the pytest-xdist controller: its workers collect
+        suite = ConformanceSuite.from_parent(session, name="optimizer-conformance", run=self)
+        hook = session.ihook
+        hook.pytest_collectstart(collector=suite)
+        rep = hook.pytest_make_collect_report(collector=suite)
+        hook.pytest_collectreport(report=rep)
+        session.items = list(rep.result or [])
+        hook.pytest_collection_modifyitems(session=session, config=self.config, items=session.items)
+        hook.pytest_collection_finish(session=session)
+        session.testscollected = len(session.items)
+        return True
+
+    # -- results ----------------------------------------------------------------------------
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        from .report import PROPERTY, CaseRecord
+
+        if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
+            return
+        for key, value in report.user_properties:
+            if key == PROPERTY:
+                self.records.append(CaseRecord.from_json(value))
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        from .diagnosis import diagnose
+        from .report import environment, report_document, write_report
+
+        if getattr(self.config, "workerinput", None) is not None:
+            return  # a pytest-xdist worker: the controller reports
+        self.records.sort(key=lambda r: (r.case, r.dtype))
+        self.diagnosis = diagnose(self.records)
+        if self.records and all(r.outcome == "skipped" for r in self.records):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        path = self.config.getoption("optimizer_report")
+        if path:
+            cand = {"path": self.candidate.path, "api": self.candidate.api, "kwargs": self.candidate.kwargs}
+            doc = report_document(cand, self.spec.id, self.records, self.diagnosis,
+                                  environment(self.device, self.dtypes))
+            write_report(path, doc)
+
+    def pytest_terminal_summary(self, terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+        if self.diagnosis is None:
+            return
+        tr = terminalreporter
+        tr.section("optimizer conformance")
+        counts = {k: sum(r.outcome == k for r in self.records) for k in ("passed", "failed", "skipped")}
+        tr.line(f"candidate {self.candidate.path} against spec {self.spec.id!r} "
+                f"({', '.join(self.dtypes)} on {self.device}): "
+                f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped")
+        verdict = self.diagnosis
+        if verdict.verdict == "conforms":
+            tr.line("verdict: CONFORMS — every case within tolerance of the exact trajectory", green=True)
+        elif verdict.verdict == "no cases ran":
+            tr.line("verdict: FAILED — every case was skipped, nothing was checked", red=True)
+        else:
+            tr.line("verdict: DOES NOT CONFORM", red=True)
+        for line in verdict.text.splitlines():
+            tr.line(f"  {line}")
+        findings = sorted({f for r in self.records for f in r.findings})
+        for f in findings:
+            where = sorted({f"{r.case}[{r.dtype}]" for r in self.records if f in r.findings})
+            tr.line(f"finding (acceptable): {f} — in {len(where)} case run(s), e.g. {where[0]}", yellow=True)
+        skipped = sorted({r.reason for r in self.records if r.outcome == "skipped"})
+        for reason in skipped:
+            tr.line(f"skipped: {reason}")
+
+
+class ConformanceSuite(pytest.Collector):
+    def __init__(self, *, run: ConformanceRun, **kw: Any):
+        super().__init__(**kw)
+        self.run = run
+
+    def collect(self):
+        for case in self.run.spec.cases:
+            for dtype in self.run.dtypes:
+                name = f"{case.id}[{dtype}-{self.run.device}]"
+                yield ConformanceCase.from_parent(self, name=name, case=case, dtype=dtype)
+
+
+class CaseFailure(Exception):
+    def __init__(self, record: CaseRecord):
+        super().__init__(record.case)
+        self.record = record
+
+
+class ConformanceCase(pytest.Item):
+    def __init__(self, *, case: Case, dtype: str, **kw: Any):
+        super().__init__(**kw)
+        self.case = case
+        self.dtype = dtype
+        self.run = self.parent.run
+        self.add_marker(pytest.mark.timeout(self.config.getoption("optimizer_timeout")))
+        for feature in case.features:
+            self.keywords[feature] = True
+        self.keywords[dtype] = True
+
+    def runtest(self) -> None:
+        from .report import PROPERTY, CaseRecord
+        from .runner import run_case
+
+        result = run_case(self.run.candidate, self.run.spec, self.case, self.dtype, self.run.device)
+        record = CaseRecord.from_result(result)
+        self.user_properties.append((PROPERTY, record.to_json()))
+        if result.outcome == "skipped":
+            pytest.skip(result.reason)
+        if result.outcome == "failed":
+            raise CaseFailure(record)
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, CaseFailure):
+            from .report import failure_message
+
+            return failure_message(excinfo.value.record, self.run.candidate.path)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self):
+        return self.path, None, f"{self.case.id} [{self.dtype}, {self.run.device}]"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.getoption("optimizer", None):
+        return
+    from .candidates import UsageError
+
+    try:
+        run = ConformanceRun(config)
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.pluginmanager.register(run, "optimizer-conformance-run")

@@ -1,0 +1,171 @@
+"""Case records (what travels from a test run to the summary, also across pytest-xdist workers),
+the failure message, and the JSON report (``--optimizer-report``)."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from typing import Any
+
+from .diagnosis import Diagnosis
+from .golden import Case, Spec, load_spec
+from .runner import CaseResult, Divergence
+
+REPORT_SCHEMA_ID = "optimizer-conformance/report/v1"
+PROPERTY = "optimizer_conformance"  # the user_properties key a record travels under
+
+
+@dataclass
+class CaseRecord:
+    spec: str
+    case: str
+    dtype: str
+    device: str
+    outcome: str
+    reason: str = ""
+    max_error: float = 0.0
+    tolerance: float = 0.0
+    max_ratio: float = 0.0
+    params_conform: bool = True
+    first_divergence: Divergence | None = None
+    matches: list[str] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+    compared_state: list[str] = field(default_factory=list)
+
+    @property
+    def first_divergent_step(self) -> int | None:
+        return None if self.first_divergence is None else self.first_divergence.step
+
+    @classmethod
+    def from_result(cls, r: CaseResult) -> CaseRecord:
+        return cls(r.spec, r.case, r.dtype, r.device, r.outcome, r.reason, r.max_error,
+                   r.tolerance_at_max, r.max_ratio, r.params_conform, r.first_divergence,
+                   list(r.matches), list(r.findings), list(r.compared_state))
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["first_divergent_step"] = self.first_divergent_step
+        if self.first_divergence is not None:
+            d["first_divergence"]["index"] = list(self.first_divergence.index)
+        for k in ("max_error", "tolerance", "max_ratio"):
+            d[k] = _finite(d[k])
+        if d["first_divergence"]:
+            for k in ("expected", "actual", "error", "tolerance"):
+                d["first_divergence"][k] = _finite(d["first_divergence"][k])
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> CaseRecord:
+        d = dict(d)
+        d.pop("first_divergent_step", None)
+        fd = d.get("first_divergence")
+        if fd:
+            fd = dict(fd)
+            fd["index"] = tuple(fd["index"])
+            for k in ("expected", "actual", "error", "tolerance"):
+                fd[k] = float(fd[k]) if fd[k] is not None else float("nan")
+            d["first_divergence"] = Divergence(**fd)
+        for k in ("max_error", "tolerance", "max_ratio"):
+            d[k] = float("inf") if d[k] is None else d[k]
+        return cls(**d)
+
+
+def _finite(x: float) -> float | None:
+    """JSON has no inf/nan: those become null."""
+    return x if x == x and abs(x) != float("inf") else None
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.17g}" if x == x else "nan"
+
+
+def describe_case(case: Case) -> list[str]:
+    lines = [f"case: {case.title} — {case.purpose}"]
+    for i, g in enumerate(case.groups):
+        hps = ", ".join(f"{k}={v}" for k, v in g.raw.items())
+        lines.append(f"param group {i} ({', '.join(g.params)}): {hps}")
+    events = []
+    for t, s in enumerate(case.steps, start=1):
+        events += [f"group {c.group} {c.name} → {c.raw} before step {t}" for c in s.changes]
+        if s.reload_before:
+            events.append(f"state_dict → fresh instance → load_state_dict before step {t}")
+        missing = [n for n, g in s.grads.items() if g is None]
+        if missing:
+            events.append(f"no grad for {', '.join(missing)} at step {t}")
+    if events:
+        lines.append("events: " + "; ".join(events))
+    return lines
+
+
+def failure_message(rec: CaseRecord, candidate: str) -> str:
+    spec = load_spec(rec.spec)
+    case = next(c for c in spec.cases if c.id == rec.case)
+    head = f"{rec.case} [{rec.dtype}, {rec.device}]: {candidate} does not conform to spec {rec.spec!r}"
+    lines = [head]
+    if rec.reason:
+        lines.append(f"  {rec.reason}")
+    d = rec.first_divergence
+    if d is not None:
+        lines += [
+            f"  first divergence: step {d.step} of {case.n_steps}, {d.where()}",
+            f"    expected  {_fmt(d.expected)}",
+            f"    actual    {_fmt(d.actual)}",
+            f"    |error| {d.error:.3g} > tolerance {d.tolerance:.3g} ({d.ratio:.3g}× the tolerance)",
+        ]
+    lines += _variant_lines(spec, rec)
+    lines += ["  " + x for x in describe_case(case)]
+    return "\n".join(lines)
+
+
+def _variant_lines(spec: Spec, rec: CaseRecord) -> list[str]:
+    if rec.matches:
+        out = []
+        for vid in rec.matches:
+            v = spec.variants[vid]
+            out += [f"  trajectory matches variant {vid}: {v.title}",
+                    f"    {v.summary}",
+                    f"    known in: {v.who}; sources: {', '.join(v.sources)}"]
+        return out
+    if rec.first_divergence is not None and rec.outcome == "failed":
+        return ["  trajectory matches no catalogued variant of this spec"]
+    return []
+
+
+def environment(device: str, dtypes: list[str]) -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "device": device,
+        "dtypes": list(dtypes),
+    }
+    for pkg in ("optimizer-conformance", "numpy", "torch", "pytest"):
+        try:
+            env[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            env[pkg] = None
+    return env
+
+
+def report_document(candidate: dict[str, Any], spec_id: str, records: list[CaseRecord],
+                    diagnosis: Diagnosis, env: dict[str, Any]) -> dict[str, Any]:
+    counts = {k: sum(r.outcome == k for r in records) for k in ("passed", "failed", "skipped")}
+    return {
+        "schema": REPORT_SCHEMA_ID,
+        "candidate": candidate,
+        "spec": spec_id,
+        "environment": env,
+        "summary": counts,
+        "cases": [{"id": r.case, **{k: v for k, v in r.to_json().items() if k not in ("case", "spec")}}
+                  for r in records],
+        "findings": sorted({f for r in records for f in r.findings}),
+        "diagnosis": asdict(diagnosis),
+    }
+
+
+def write_report(path: str, doc: dict[str, Any]) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh, indent=1, ensure_ascii=False)
+        fh.write("\n")

@@ -1,0 +1,25 @@
+"""Mutants: one ``torch.optim.Optimizer`` per catalogued variant, and the correct controls.
+
+``MUTANTS[(spec_id, variant_id)]`` is the optimizer that implements the spec with exactly that
+variant's formula; the core Adam variants are registered under both ``adam`` and ``adamw``.
+``CONTROLS[spec_id]`` is the unmutated implementation of the spec.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import adam_mutants, sgd_mutants
+
+CONTROLS: dict[str, type[torch.optim.Optimizer]] = {
+    "sgd": sgd_mutants.CONTROL,
+    **adam_mutants.CONTROLS,
+}
+
+MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {
+    **{("sgd", vid): cls for vid, cls in sgd_mutants.MUTANTS.items()},
+    **{("adam", vid): cls for vid, cls in adam_mutants.ADAM_MUTANTS.items()},
+    **{("adamw", vid): cls for vid, cls in adam_mutants.ADAMW_MUTANTS.items()},
+}
+
+__all__ = ["CONTROLS", "MUTANTS"]

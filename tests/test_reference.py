@@ -1,0 +1,395 @@
+"""The NumPy references (``optimizer_conformance.reference``) against the goldens and the rules.
+
+1. Every golden case, in float32 and float64, through the conformance runner: the references
+   must pass all of them and skip none (they implement every feature).
+2. Every golden case in float64, driven directly (no runner): params and state after each step
+   within 1e-13 of the exact values, relative to max(1, |expected|).
+3. Properties the rules imply, for random inputs: plain SGD is exact gradient descent on dyadic
+   numbers, heavy-ball momentum and Adam follow their closed forms under a constant gradient, a
+   state_dict round trip and a missing gradient change nothing else, bit for bit.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from optimizer_conformance.conformance.candidates import Candidate
+from optimizer_conformance.conformance.golden import Case, load_spec
+from optimizer_conformance.conformance.runner import run_case
+from optimizer_conformance.reference import SGD, Adam, AdamW
+
+CLASSES = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
+DTYPES = ("float32", "float64")
+
+
+def _cases(spec_id: str) -> list[Case]:
+    return load_spec(spec_id).cases
+
+
+GOLDEN = [
+    pytest.param(spec_id, case.id, id=case.id) for spec_id in CLASSES for case in _cases(spec_id)
+]
+
+
+def _case(spec_id: str, case_id: str) -> Case:
+    (case,) = [c for c in _cases(spec_id) if c.id == case_id]
+    return case
+
+
+# -- 1. through the runner -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("spec_id", "case_id"), GOLDEN)
+def test_golden_case_passes_through_the_runner(spec_id: str, case_id: str, dtype: str) -> None:
+    cls = CLASSES[spec_id]
+    cand = Candidate.from_path(f"optimizer_conformance.reference.{cls.__name__}")
+    assert cand.api == "numpy"
+    res = run_case(cand, load_spec(spec_id), _case(spec_id, case_id), dtype)
+    assert res.outcome != "skipped", f"{case_id} [{dtype}] skipped: {res.reason}"
+    div = res.first_divergence
+    where = "none" if div is None else (
+        f"step {div.step}, {div.where()}: expected {div.expected!r}, got {div.actual!r} "
+        f"(error {div.error:.3g} > tolerance {div.tolerance:.3g})"
+    )
+    assert res.outcome == "passed", (
+        f"{case_id} [{dtype}] {res.outcome}: {res.reason or 'out of tolerance'}; "
+        f"first divergence: {where}; max error/tolerance {res.max_ratio:.3g}; "
+        f"steps run {res.steps_run}; matching variants {res.matches}"
+    )
+    assert res.steps_run == len(res.actual[next(iter(res.actual))]) - 1 > 0
+    assert not getattr(res, "findings", []), f"{case_id} [{dtype}]: {res.findings}"
+
+
+def test_every_spec_has_cases() -> None:
+    for spec_id in CLASSES:
+        assert _cases(spec_id), spec_id
+
+
+# -- 2. directly against the goldens in float64 ----------------------------------------------
+
+
+def _drive(cls, case: Case, dtype: str = "float64"):
+    """Run ``case`` on the reference: params (name -> (T+1, n)) and state after each step."""
+    arrays = {p.name: p.initial.astype(dtype).reshape(p.shape) for p in case.params}
+    settings_ = [dict(g.hyperparameters) for g in case.groups]
+    opts = [cls([arrays[n] for n in g.params], **hp) for g, hp in zip(case.groups, settings_)]
+    params = {n: [a.astype(np.float64).ravel().copy()] for n, a in arrays.items()}
+    states: list[dict[str, dict]] = []
+    for step in case.steps:
+        if step.reload_before:
+            for i, group in enumerate(case.groups):
+                sd = copy.deepcopy(opts[i].state_dict())
+                # Built with the learning rate alone: load_state_dict restores the rest.
+                opts[i] = cls([arrays[n] for n in group.params], lr=settings_[i]["lr"])
+                opts[i].load_state_dict(sd)
+        for change in step.changes:
+            setattr(opts[change.group], change.name, change.value)
+            settings_[change.group][change.name] = change.value
+        for opt, group in zip(opts, case.groups):
+            grads = [step.grads[n] for n in group.params]
+            grads = [None if g is None else g.reshape(arrays[n].shape) for g, n in zip(grads, group.params)]
+            assert opt.step(grads) is None
+        for name, a in arrays.items():
+            params[name].append(a.astype(np.float64).ravel().copy())
+        snapshot = {}
+        for opt, group in zip(opts, case.groups):
+            for name, st_ in zip(group.params, opt.state):
+                snapshot[name] = {k: np.ravel(v).astype(np.float64) for k, v in st_.items()}
+        states.append(snapshot)
+    return {n: np.vstack(v) for n, v in params.items()}, states
+
+
+def _relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
+    return float(np.max(np.abs(actual - expected) / np.maximum(1.0, np.abs(expected)), initial=0.0))
+
+
+@pytest.mark.parametrize(("spec_id", "case_id"), GOLDEN)
+def test_golden_case_float64_within_1e13(spec_id: str, case_id: str) -> None:
+    case = _case(spec_id, case_id)
+    params, states = _drive(CLASSES[spec_id], case)
+    for t in range(1, case.n_steps + 1):
+        for name, expected in case.expected.items():
+            err = _relative_error(params[name][t], expected[t])
+            assert err < 1e-13, f"{case_id} step {t}, {name}: relative error {err:.3g}"
+            for key, exp_state in case.expected_state.get(name, {}).items():
+                row = exp_state[t]
+                mine = states[t - 1][name].get(key)
+                if np.isnan(row).all():
+                    assert mine is None, f"{case_id} step {t}: state[{name}][{key!r}] exists too early"
+                    continue
+                assert mine is not None, f"{case_id} step {t}: state[{name}] lacks {key!r}"
+                if key in case.counters:
+                    assert np.array_equal(np.full_like(row, mine.item()), row), (
+                        f"{case_id} step {t}: state[{name}][{key!r}] = {mine.item()}, expected {row[0]}"
+                    )
+                else:
+                    err = _relative_error(mine, row)
+                    assert err < 1e-13, f"{case_id} step {t}, state[{name}][{key!r}]: {err:.3g}"
+
+
+# -- 3. properties ---------------------------------------------------------------------------
+
+# Dyadic rationals k / 2^8 with few significant bits: sums and products by powers of two stay
+# exact in float32 and float64, so the reference must match exact rational arithmetic bit for bit.
+dyadic = st.integers(-(2**10), 2**10).map(lambda k: Fraction(k, 2**8))
+small_dyadic = st.integers(-(2**8), 2**8).map(lambda k: Fraction(k, 2**8))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    theta0=st.lists(dyadic, min_size=1, max_size=6),
+    grads=st.lists(st.lists(small_dyadic, min_size=6, max_size=6), min_size=1, max_size=8),
+    lr_exponent=st.integers(0, 6),
+    maximize=st.booleans(),
+    dtype=st.sampled_from(DTYPES),
+)
+def test_sgd_without_momentum_is_exact_gradient_descent(theta0, grads, lr_exponent, maximize, dtype):
+    n = len(theta0)
+    lr = Fraction(1, 2**lr_exponent)
+    theta = np.array([float(x) for x in theta0], dtype=dtype)
+    opt = SGD([theta], lr=float(lr), maximize=maximize)
+    exact = list(theta0)
+    sign = -1 if maximize else 1
+    for g in grads:
+        g = g[:n]
+        opt.step([np.array([float(x) for x in g], dtype=dtype)])
+        exact = [x - sign * lr * gi for x, gi in zip(exact, g)]
+        assert theta.dtype == np.dtype(dtype)
+        assert theta.tolist() == [float(x) for x in exact]
+    assert opt.state == [{}]  # no momentum: no buffer kept
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    theta0=dyadic,
+    g=small_dyadic,
+    lr_exponent=st.integers(0, 6),
+    mu=st.sampled_from([Fraction(1, 2), Fraction(3, 4), Fraction(7, 8)]),
+    steps=st.integers(1, 8),
+)
+def test_heavy_ball_follows_its_closed_form_exactly(theta0, g, lr_exponent, mu, steps):
+    """Constant g, no dampening: theta_t = theta_0 - lr*g*(t - mu*(1 - mu^t)/(1 - mu))/(1 - mu).
+
+    Every intermediate value is dyadic with at most ~40 significant bits, so float64 is exact.
+    """
+    lr = Fraction(1, 2**lr_exponent)
+    theta = np.array([float(theta0)])
+    opt = SGD([theta], lr=float(lr), momentum=float(mu))
+    for t in range(1, steps + 1):
+        opt.step([np.array([float(g)])])
+        buffer = g * (1 - mu**t) / (1 - mu)
+        expected = theta0 - lr * g * (t - mu * (1 - mu**t) / (1 - mu)) / (1 - mu)
+        assert opt.state[0]["momentum_buffer"].item() == float(buffer)
+        assert theta.item() == float(expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cls=st.sampled_from([Adam, AdamW]),
+    seed=st.integers(0, 2**32 - 1),
+    lr=st.floats(1e-4, 1.0),
+    beta1=st.floats(0.0, 0.99),
+    beta2=st.floats(0.5, 0.999),
+    eps=st.floats(1e-8, 1.0),
+    amsgrad=st.booleans(),
+    steps=st.integers(1, 20),
+)
+def test_adam_constant_gradient_closed_form(cls, seed, lr, beta1, beta2, eps, amsgrad, steps):
+    """Constant g: m_hat = g and v_hat = g^2 exactly, so theta_t = theta_0 - t*lr*g/(|g| + eps).
+
+    The reference only rounds; the bound is a running first-order estimate: each step rounds
+    theta and the update (relative u each, a few times), and the update's relative error also
+    carries the conditioning of the bias corrections, ~u/(1 - beta^s), and the ~s roundings of
+    the moments' recurrences. AMSGrad does not change the trajectory (v only grows). With weight
+    decay 0, AdamW is Adam.
+    """
+    rng = np.random.default_rng(seed)
+    n = 5
+    g = rng.choice([-1.0, 1.0], n) * 10.0 ** rng.uniform(-3, 3, n)
+    theta0 = rng.uniform(-10, 10, n)
+    theta = theta0.copy()
+    opt = cls([theta], lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=0.0, amsgrad=amsgrad)
+    per_step = lr * g / (np.abs(g) + eps)
+    u = 2.0**-53
+    bound = np.zeros(n)
+    for t in range(1, steps + 1):
+        opt.step([g])
+        expected = theta0 - t * per_step
+        conditioning = t + 1 / (1 - beta1**t) + 1 / (1 - beta2**t)
+        bound += np.abs(theta0 - (t - 1) * per_step) + np.abs(per_step) * conditioning
+        error = np.abs(theta - expected)
+        assert np.all(error <= 8 * u * bound), (t, error, 8 * u * bound)
+    assert opt.state[0]["step"] == steps
+
+
+def _hyperparameters(cls, draw):
+    if cls is SGD:
+        momentum = draw(st.sampled_from([0.0, 0.5, 0.9, 0.99]))
+        nesterov = momentum > 0 and draw(st.booleans())
+        return {
+            "lr": draw(st.floats(1e-3, 1.0)),
+            "momentum": momentum,
+            "dampening": 0.0 if nesterov else draw(st.sampled_from([0.0, 0.1, 0.5])),
+            "weight_decay": draw(st.sampled_from([0.0, 1e-2, 0.5])),
+            "nesterov": nesterov,
+            "maximize": draw(st.booleans()),
+        }
+    return {
+        "lr": draw(st.floats(1e-4, 1.0)),
+        "betas": (draw(st.floats(0.0, 0.99)), draw(st.floats(0.5, 0.9999))),
+        "eps": draw(st.sampled_from([1e-8, 1e-3, 0.5])),
+        "weight_decay": draw(st.sampled_from([0.0, 1e-2, 0.5])),
+        "amsgrad": draw(st.booleans()),
+        "maximize": draw(st.booleans()),
+    }
+
+
+@st.composite
+def runs(draw):
+    """An optimizer class, its settings, a dtype and a gradient schedule with missing grads."""
+    cls = draw(st.sampled_from([SGD, Adam, AdamW]))
+    hps = _hyperparameters(cls, draw)
+    dtype = draw(st.sampled_from(DTYPES))
+    steps = draw(st.integers(2, 10))
+    shapes = [(), (3,), (2, 2)]
+    missing = draw(st.lists(st.lists(st.booleans(), min_size=3, max_size=3), min_size=steps, max_size=steps))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    params = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    schedule = [
+        [None if skip else rng.standard_normal(s).astype(dtype) for s, skip in zip(shapes, row)]
+        for row in missing
+    ]
+    return cls, hps, params, schedule
+
+
+@settings(max_examples=100, deadline=None)
+@given(run=runs(), data=st.data())
+def test_state_dict_round_trip_continues_bit_for_bit(run, data):
+    """Snapshot mid-run, build a fresh instance on the same arrays, load: nothing changes."""
+    cls, hps, initial, schedule = run
+    reload_at = data.draw(st.integers(1, len(schedule) - 1))
+    straight = [p.copy() for p in initial]
+    opt = cls(straight, **hps)
+    for grads in schedule:
+        opt.step(grads)
+
+    resumed = [p.copy() for p in initial]
+    opt = cls(resumed, **hps)
+    for t, grads in enumerate(schedule):
+        if t == reload_at:
+            sd = copy.deepcopy(opt.state_dict())
+            # Other settings on purpose: load_state_dict restores the hyperparameters too.
+            opt = cls(resumed, lr=hps["lr"] / 3)
+            opt.load_state_dict(sd)
+        opt.step(grads)
+    for a, b in zip(straight, resumed):
+        assert a.dtype == b.dtype
+        assert np.array_equal(a, b)
+
+
+@settings(max_examples=100, deadline=None)
+@given(run=runs())
+def test_missing_gradient_changes_nothing_else(run):
+    """Each param of a list evolves as if it had its own optimizer that only stepped with a grad.
+
+    That is: a param without a gradient keeps its value, its state and its step count, and the
+    params of one instance are independent (every rule here is elementwise).
+    """
+    cls, hps, initial, schedule = run
+    together = [p.copy() for p in initial]
+    opt = cls(together, **hps)
+    for grads in schedule:
+        copies = [None if g is None else g.copy() for g in grads]
+        before = [p.copy() for p in together]
+        state_before = copy.deepcopy(opt.state)
+        opt.step(grads)
+        for i, g in enumerate(grads):
+            if g is None:
+                assert np.array_equal(together[i], before[i])
+                assert _same_state(opt.state[i], state_before[i])
+            else:
+                assert np.array_equal(g, copies[i])  # gradients are inputs: never written
+    for i, p0 in enumerate(initial):
+        alone = p0.copy()
+        solo = cls([alone], **hps)
+        for grads in schedule:
+            if grads[i] is not None:
+                solo.step([grads[i]])
+        assert np.array_equal(alone, together[i])
+        assert _same_state(solo.state[0], opt.state[i])
+        for v in opt.state[i].values():
+            if isinstance(v, np.ndarray):
+                assert v.dtype == p0.dtype and v.shape == p0.shape
+
+
+def _same_state(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+# -- protocol details ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [SGD, Adam, AdamW])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_updates_in_place_in_the_params_dtype(cls, dtype):
+    params = [np.array(0.5, dtype=dtype), np.linspace(-1, 1, 4, dtype=dtype).reshape(2, 2)]
+    ids = [id(p) for p in params]
+    kwargs = {"momentum": 0.9} if cls is SGD else {"amsgrad": True}
+    opt = cls(params, lr=0.1, **kwargs)
+    grads = [np.array(0.25, dtype=dtype), np.full((2, 2), -0.5, dtype=dtype)]
+    before = [p.copy() for p in params]
+    opt.step(grads)
+    opt.step(grads)
+    assert [id(p) for p in opt.params] == ids
+    for p, b in zip(params, before):
+        assert p.dtype == np.dtype(dtype) and p.shape == b.shape
+        assert not np.array_equal(p, b)
+    for state, p in zip(opt.state, params):
+        arrays = [v for v in state.values() if isinstance(v, np.ndarray)]
+        assert arrays
+        assert all(v.dtype == p.dtype and v.shape == p.shape for v in arrays)
+
+
+@pytest.mark.parametrize("cls", [SGD, Adam, AdamW])
+def test_state_dict_is_a_snapshot(cls):
+    p = np.array([1.0, -2.0])
+    opt = cls([p], lr=0.1, momentum=0.5) if cls is SGD else cls([p], lr=0.1)
+    opt.step([np.array([0.5, 0.5])])
+    sd = opt.state_dict()
+    frozen = copy.deepcopy(sd)
+    opt.step([np.array([0.5, 0.5])])
+    opt.lr = 0.01
+    assert _same_state(sd["state"][0], frozen["state"][0])
+    assert sd["hyperparameters"] == frozen["hyperparameters"]
+    assert sd["hyperparameters"]["lr"] == 0.1
+
+
+def test_hyperparameters_are_attributes_with_torch_names():
+    sgd = SGD([np.zeros(1)], lr=0.5)
+    assert (sgd.lr, sgd.momentum, sgd.dampening, sgd.weight_decay, sgd.nesterov, sgd.maximize) == (
+        0.5, 0.0, 0.0, 0.0, False, False,
+    )
+    adam = Adam([np.zeros(1)])
+    assert (adam.lr, adam.betas, adam.eps, adam.weight_decay, adam.amsgrad, adam.maximize) == (
+        1e-3, (0.9, 0.999), 1e-8, 0.0, False, False,
+    )
+    assert AdamW([np.zeros(1)]).weight_decay == 1e-2
+
+
+def test_adamw_decay_is_decoupled_and_scaled_by_lr():
+    """With a zero gradient Adam's step is 0, so AdamW is pure decay: theta *= (1 - lr*wd)."""
+    theta = np.array([3.0, -5.0])
+    opt = AdamW([theta], lr=0.5, weight_decay=0.25)
+    for t in range(1, 4):
+        opt.step([np.zeros(2)])
+        assert np.allclose(theta, np.array([3.0, -5.0]) * (1 - 0.125) ** t, rtol=4 * t * 2**-53, atol=0)
+    assert np.array_equal(opt.state[0]["exp_avg"], np.zeros(2))
+    assert math.isclose(opt.state[0]["step"], 3)
