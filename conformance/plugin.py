@@ -228,9 +228,9 @@ class ConformanceCase(pytest.Item):
         self.dtype = dtype
         self.run = self.parent.run
         self.add_marker(pytest.mark.timeout(self.config.getoption("optimizer_timeout")))
-        for feature in case.features:
-            self.keywords[feature] = True
-        self.keywords[dtype] = True
+        # -k can select by feature (amsgrad, weight_decay, grad_none, ...) and dtype
+        self.extra_keyword_matches.update(case.features)
+        self.extra_keyword_matches.add(dtype)
 
     def runtest(self) -> None:
         from .report import PROPERTY, CaseRecord

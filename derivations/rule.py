@@ -15,6 +15,7 @@ This module holds no optimizer; each optimizer has its own module beside it.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -180,4 +181,12 @@ def changed_lines(base: Rule, other: Rule) -> list[tuple[Assign | None, Assign |
     for key, line in o.items():
         if key not in b:
             diffs.append((None, line))
+    # a line moved to another place in the algorithm (e.g. decay after the step instead of before)
+    common_b = [k for k in b if k in o]
+    common_o = [k for k in o if k in b]
+    matcher = difflib.SequenceMatcher(a=common_b, b=common_o, autojunk=False)
+    kept = {common_b[blk.a + i] for blk in matcher.get_matching_blocks() for i in range(blk.size)}
+    for key in common_b:
+        if key not in kept and b[key].expr == o[key].expr:
+            diffs.append((b[key], o[key]))
     return diffs

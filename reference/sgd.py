@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 
 
-
 class SGD:
     """Stochastic gradient descent with optional (Nesterov) momentum, PyTorch's definition.
 
@@ -79,7 +78,7 @@ class SGD:
             # g is only read, never written: the caller's gradient is an input.
             g = np.asarray(grad, dtype=theta.dtype)
             if g.shape != theta.shape:
-                raise ValueError(f"gradient of shape {g.shape} for a parameter of shape {theta.shape}")
+                raise ValueError(f"gradient shape {g.shape} != parameter shape {theta.shape}")
             if self.maximize:
                 g = -g
             if weight_decay != 0:
@@ -111,7 +110,7 @@ class SGD:
             setattr(self, name, state_dict["hyperparameters"][name])
         saved = state_dict["state"]
         if len(saved) != len(self.params):
-            raise ValueError(f"state for {len(saved)} params, this optimizer has {len(self.params)}")
+            raise ValueError(f"state of {len(saved)} params for {len(self.params)} params")
         self.state = [
             {k: np.array(v, dtype=p.dtype).reshape(p.shape) for k, v in s.items()}
             for s, p in zip(saved, self.params, strict=True)
@@ -122,5 +121,5 @@ def _check_params(params: list[np.ndarray]) -> list[np.ndarray]:
     params = list(params)
     for p in params:
         if not isinstance(p, np.ndarray) or p.dtype.kind != "f":
-            raise TypeError(f"params must be floating-point np.ndarray (updated in place), got {p!r}")
+            raise TypeError(f"params must be floating-point np.ndarray, got {type(p).__name__}")
     return params

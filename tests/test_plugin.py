@@ -1,0 +1,266 @@
+"""The pytest plugin end to end, as a user runs it (pytester: a fresh directory per test)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import sys
+from pathlib import Path
+
+import numpy  # noqa: F401  (in-process pytester restores sys.modules: import these up front)
+import pytest
+import torch  # noqa: F401
+
+import optimizer_conformance.conformance as conformance_pkg
+import optimizer_conformance.conformance.plugin
+import optimizer_conformance.conformance.report
+import optimizer_conformance.reference  # noqa: F401
+
+TORCH_IMPLS = [{"foreach": False}, {"foreach": True}, {"fused": True}]
+
+
+def _warm_up_torch() -> None:
+    """Build and step every optimizer once: torch imports dynamo and friends lazily on first use,
+    and an in-process pytester run drops modules imported inside it."""
+    for cls in (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW):
+        for kw in TORCH_IMPLS:
+            p = torch.zeros(2, requires_grad=True)
+            p.grad = torch.ones(2)
+            cls([p], lr=0.1, **kw).step()
+
+
+_warm_up_torch()
+
+MUTANT_MODULE = '''
+import torch
+
+class Adam(torch.optim.Adam):
+    """Keras-style: eps added to the raw sqrt(v), bias corrections folded into the step."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad.neg() if group["maximize"] else p.grad
+                if group["weight_decay"]:
+                    g = g.add(p, alpha=group["weight_decay"])
+                st = self.state[p]
+                if not st:
+                    st["step"] = torch.tensor(0.0)
+                    st["exp_avg"] = torch.zeros_like(p)
+                    st["exp_avg_sq"] = torch.zeros_like(p)
+                    if group["amsgrad"]:
+                        st["max_exp_avg_sq"] = torch.zeros_like(p)
+                st["step"] += 1
+                t = st["step"].item()
+                st["exp_avg"].lerp_(g, 1 - beta1)
+                st["exp_avg_sq"].mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                v = st["exp_avg_sq"]
+                if group["amsgrad"]:
+                    torch.maximum(st["max_exp_avg_sq"], v, out=st["max_exp_avg_sq"])
+                    v = st["max_exp_avg_sq"]
+                step_size = group["lr"] * (1 - beta2**t) ** 0.5 / (1 - beta1**t)
+                p.addcdiv_(st["exp_avg"], v.sqrt().add_(group["eps"]), value=-step_size)
+'''
+
+NUMPY_NO_AMSGRAD = '''
+import numpy as np
+
+class Adam:
+    """A minimal NumPy Adam without amsgrad/weight_decay/maximize/state_dict support."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        self.params, self.lr, self.betas, self.eps = params, lr, betas, eps
+        self.m = [np.zeros_like(p) for p in params]
+        self.v = [np.zeros_like(p) for p in params]
+        self.t = [0] * len(params)
+
+    def step(self, grads):
+        b1, b2 = self.betas
+        for i, (p, g) in enumerate(zip(self.params, grads)):
+            if g is None:
+                continue
+            self.t[i] += 1
+            self.m[i] = b1 * self.m[i] + (1 - b1) * g
+            self.v[i] = b2 * self.v[i] + (1 - b2) * g * g
+            mhat = self.m[i] / (1 - b1 ** self.t[i])
+            vhat = self.v[i] / (1 - b2 ** self.t[i])
+            p -= self.lr * mhat / (np.sqrt(vhat) + self.eps)
+'''
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_inprocess("-p", "no:cacheprovider", *args)
+
+
+# -- must show 1: torch.optim passes in every CPU implementation and both dtypes ---------------
+@pytest.mark.parametrize("kwargs", TORCH_IMPLS, ids=lambda k: json.dumps(k))
+@pytest.mark.parametrize("cls", ["SGD", "Adam", "AdamW"])
+def test_torch_optim_conforms(pytester, cls, kwargs):
+    result = _run(pytester, f"--optimizer=torch.optim.{cls}", f"--optimizer-kwargs={json.dumps(kwargs)}")
+    result.assert_outcomes(passed=16)
+    result.stdout.fnmatch_lines(["*verdict: CONFORMS*"])
+
+
+@pytest.mark.parametrize("kwargs", TORCH_IMPLS, ids=lambda k: json.dumps(k))
+def test_adam_with_decoupled_weight_decay_is_adamw(pytester, kwargs):
+    kw = json.dumps({"decoupled_weight_decay": True, **kwargs})
+    result = _run(pytester, "--optimizer=torch.optim.Adam", "--optimizer-spec=adamw", f"--optimizer-kwargs={kw}")
+    result.assert_outcomes(passed=16)
+
+
+def test_foreach_sgd_grad_mutation_is_reported_as_a_finding(pytester):
+    """torch 2.13's foreach SGD with nesterov adds μ·b into p.grad in place: visible, not fatal."""
+    report = pytester.path / "r.json"
+    result = _run(pytester, "--optimizer=torch.optim.SGD", '--optimizer-kwargs={"foreach": true}',
+                  f"--optimizer-report={report}")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*finding (acceptable): step() modifies p.grad in place*"])
+    doc = json.loads(report.read_text())
+    assert doc["findings"] == ["step() modifies p.grad in place"]
+
+
+# -- failures are diagnoses -------------------------------------------------------------------
+def test_keras_style_adam_fails_and_is_named(pytester):
+    pytester.makepyfile(keras_adam=MUTANT_MODULE)
+    pytester.syspathinsert()
+    report = pytester.path / "report.json"
+    result = _run(pytester, "--optimizer=keras_adam.Adam", f"--optimizer-report={report}")
+    assert result.ret == 1
+    out = result.stdout.str()
+    # the failure message: case, step, element, expected vs actual, error vs tolerance, variant
+    assert "adam/large_eps [float32, cpu]: keras_adam.Adam does not conform to spec 'adam'" in out
+    assert "first divergence: step 1 of 4, " in out
+    assert "expected  " in out and "actual    " in out
+    assert "× the tolerance)" in out
+    assert "trajectory matches variant adam.eps_hat" in out
+    assert "verdict: DOES NOT CONFORM" in out
+    doc = json.loads(report.read_text())
+    assert doc["diagnosis"]["verdict"] == "variant"
+    assert doc["diagnosis"]["variants"] == ["adam.eps_hat"]
+    failed = [c for c in doc["cases"] if c["outcome"] == "failed"]
+    assert failed and all(c["matches"] == ["adam.eps_hat"] for c in failed)
+    assert all(c["first_divergent_step"] >= 1 and c["max_error"] > c["tolerance"] for c in failed)
+    assert doc["environment"]["torch"] and doc["candidate"]["path"] == "keras_adam.Adam"
+
+
+# -- NumPy candidates --------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW"])
+def test_reference_passes_as_a_numpy_candidate(pytester, name):
+    result = _run(pytester, f"--optimizer=optimizer_conformance.reference.{name}")
+    result.assert_outcomes(passed=16)
+
+
+def test_numpy_candidate_missing_features_skips_with_reasons(pytester):
+    pytester.makepyfile(np_adam=NUMPY_NO_AMSGRAD)
+    pytester.syspathinsert()
+    result = _run(pytester, "--optimizer=np_adam.Adam", "-rs")
+    out = result.stdout.str()
+    assert result.ret == 0, out
+    assert "candidate does not accept 'amsgrad' (this case sets amsgrad=True)" in out
+    assert "candidate does not accept 'weight_decay' (this case sets weight_decay=0.25)" in out
+    # cases whose features it lacks are skipped (with the reason); the others must pass
+    result.assert_outcomes(passed=6, skipped=10)
+    result.stdout.fnmatch_lines(["*verdict: CONFORMS*"])
+
+
+def test_candidate_with_every_case_skipped_fails(pytester):
+    pytester.makepyfile(np_adam=NUMPY_NO_AMSGRAD)
+    pytester.syspathinsert()
+    result = _run(pytester, "--optimizer=np_adam.Adam", "--optimizer-dtype=bfloat16")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*every case was skipped*"])
+
+
+# -- usage errors: one line, no traceback ------------------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--optimizer=nosuchmodule.Adam"], "*cannot import module 'nosuchmodule'*"),
+        (["--optimizer=torch.optim.NoSuchAdam"], "*has no attribute 'NoSuchAdam'*"),
+        (["--optimizer=torch.optim.Optimizer"], "*cannot infer the spec*one of: sgd, adam, adamw*"),
+        (["--optimizer=torch.optim.Adam", "--optimizer-spec=lion"], "*unknown spec*sgd, adam, adamw*"),
+        (["--optimizer=torch.optim.Adam", "--optimizer-kwargs={nope"], "*not valid JSON*"),
+        (["--optimizer=torch.optim.Adam", "--optimizer-kwargs=[1]"], "*must be a JSON object*"),
+        (["--optimizer=torch.optim.Adam", "--optimizer-dtype=float8"], "*expected one of*"),
+    ],
+)
+def test_usage_errors_are_one_clear_line(pytester, args, message):
+    result = _run(pytester, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_cuda_without_cuda_is_a_usage_error(pytester):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = _run(pytester, "--optimizer=torch.optim.Adam", "--optimizer-device=cuda")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: *CUDA is not available*"])
+
+
+def test_ambiguous_name_is_a_usage_error():
+    from optimizer_conformance.conformance.candidates import UsageError
+    from optimizer_conformance.conformance.plugin import infer_spec
+
+    assert infer_spec("MyAdamW", ["sgd", "adam", "adamw"]) == "adamw"
+    assert infer_spec("numpy_adam", ["sgd", "adam", "adamw"]) == "adam"
+    with pytest.raises(UsageError, match="ambiguous"):
+        infer_spec("AdamOrSGD", ["sgd", "adam", "adamw"])
+
+
+# -- without --optimizer the plugin changes nothing ------------------------------------------------
+def test_plugin_is_inert_without_the_option(pytester):
+    pytester.makepyfile(test_user="def test_one():\n    assert 1 + 1 == 2\n")
+    result = _run(pytester)
+    result.assert_outcomes(passed=1)
+    assert "optimizer conformance" not in result.stdout.str()
+
+
+def test_option_replaces_the_user_tests(pytester):
+    pytester.makepyfile(test_user="def test_one():\n    raise AssertionError('must not run')\n")
+    result = _run(pytester, "--optimizer=torch.optim.SGD", "-k", "momentum and float64")
+    result.assert_outcomes(passed=7)  # every case with the momentum feature, float64 only
+
+
+# -- generation-time libraries stay out of the checking path ---------------------------------------
+def test_checking_a_candidate_imports_neither_sympy_nor_mpmath(pytester):
+    """A NumPy candidate (torch itself imports sympy when it builds an optimizer)."""
+    pytester.makeconftest(
+        "import sys\n"
+        "def pytest_sessionfinish(session):\n"
+        "    leaked = sorted(m for m in ('sympy', 'mpmath') if m in sys.modules)\n"
+        "    print('LEAKED:', ','.join(leaked) or 'none')\n"
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-s",
+                                           "--optimizer=optimizer_conformance.reference.Adam")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*LEAKED: none*"])
+
+
+def test_conformance_package_never_imports_generation_code():
+    root = Path(conformance_pkg.__file__).parent
+    for path in root.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            for n in names:
+                assert not n.split(".")[0] in ("sympy", "mpmath"), f"{path.name} imports {n}"
+                assert "derivations" not in n, f"{path.name} imports {n}"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="timing measured on the CI machine kind")
+def test_xdist_gives_the_same_verdict(pytester):
+    pytest.importorskip("xdist")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--optimizer=torch.optim.Adam")
+    result.assert_outcomes(passed=16)
+    result.stdout.fnmatch_lines(["*16 passed, 0 failed, 0 skipped*", "*verdict: CONFORMS*"])
