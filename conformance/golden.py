@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -200,7 +200,7 @@ def _case(spec_id: str, doc: dict, counters: set[str], with_state: bool) -> Case
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_spec(spec_id: str) -> Spec:
     meta = index()["specs"][spec_id]
     doc = _read(meta["file"])
@@ -218,7 +218,7 @@ def load_spec(spec_id: str) -> Spec:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_variant(spec_id: str, variant_id: str) -> dict[str, Case]:
     """The params a variant would produce (``expected``, ``bound``), by case id."""
     info = load_spec(spec_id).variants[variant_id]

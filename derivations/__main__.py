@@ -19,7 +19,6 @@ from . import SPECS
 from .golden import write_all
 
 
-
 def _shipped_dir() -> Path:
     from optimizer_conformance import conformance
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import cache
 
 import sympy as sp
 
@@ -133,7 +133,7 @@ def ev(expr: sp.Expr, env: Mapping[sp.Symbol, Pair]) -> Pair:
     raise TypeError(f"error analysis does not know {type(expr).__name__}: {expr}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _body(rule: Rule) -> tuple[tuple[sp.Symbol, sp.Expr], ...]:
     return tuple((line.target, sp.sympify(line.expr)) for line in rule.body)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import mpmath
 import sympy as sp
@@ -38,7 +38,7 @@ class Snapshot:
     state_bounds: dict[str, dict[str, list]]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compile(rule: Rule) -> tuple[tuple[sp.Symbol, tuple[sp.Symbol, ...], Callable], ...]:
     lines = []
     for line in rule.body:
@@ -48,7 +48,7 @@ def _compile(rule: Rule) -> tuple[tuple[sp.Symbol, tuple[sp.Symbol, ...], Callab
     return tuple(lines)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compile_initial(rule: Rule) -> tuple[tuple[sp.Symbol, tuple[sp.Symbol, ...], Callable], ...]:
     out = []
     for s in rule.state:

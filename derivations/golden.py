@@ -19,7 +19,6 @@ from pathlib import Path
 
 import mpmath
 import numpy as np
-
 from optimizer_conformance.conformance.tolerance import CATCH_MARGIN, tolerance
 
 from .cases import CaseDesign, exact_decimal

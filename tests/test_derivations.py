@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import sympy as sp
-
 from optimizer_conformance.derivations import SPECS
 from optimizer_conformance.derivations.__main__ import main as regenerate
 from optimizer_conformance.derivations.proofs import ClosedForm, prove

@@ -8,13 +8,12 @@ import sys
 from pathlib import Path
 
 import numpy  # noqa: F401  (in-process pytester restores sys.modules: import these up front)
-import pytest
-import torch  # noqa: F401
-
 import optimizer_conformance.conformance as conformance_pkg
 import optimizer_conformance.conformance.plugin
 import optimizer_conformance.conformance.report
 import optimizer_conformance.reference  # noqa: F401
+import pytest
+import torch  # noqa: F401
 
 TORCH_IMPLS = [{"foreach": False}, {"foreach": True}, {"fused": True}]
 
@@ -254,7 +253,7 @@ def test_conformance_package_never_imports_generation_code():
             elif isinstance(node, ast.ImportFrom):
                 names = [node.module or ""]
             for n in names:
-                assert not n.split(".")[0] in ("sympy", "mpmath"), f"{path.name} imports {n}"
+                assert n.split(".")[0] not in ("sympy", "mpmath"), f"{path.name} imports {n}"
                 assert "derivations" not in n, f"{path.name} imports {n}"
 
 

@@ -1,0 +1,113 @@
+"""Measure the tolerance model: ``python -m optimizer_conformance.conformance.benchmark``.
+
+Prints, per spec × implementation × dtype, the worst error of a correct implementation as a
+fraction of the tolerance (target ≤ 1/4), and per catalogued variant the factor by which its
+trajectory leaves the tolerance in the case that separates it best, per dtype (target ≥ 10×).
+Exit status 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+
+from .candidates import Candidate
+from .golden import load_spec, spec_ids
+from .runner import run_case
+
+CORRECT_TARGET = 0.25
+VARIANT_TARGET = 10.0
+DTYPES = ("float32", "float64")
+
+TORCH_IMPLEMENTATIONS = {
+    "forloop": {"foreach": False},
+    "foreach": {"foreach": True},
+    "fused": {"fused": True},
+}
+# Spec -> (torch path, extra kwargs) of the implementations measured.
+TORCH_CANDIDATES = {
+    "sgd": [("torch.optim.SGD", {})],
+    "adam": [("torch.optim.Adam", {})],
+    "adamw": [("torch.optim.AdamW", {}), ("torch.optim.Adam", {"decoupled_weight_decay": True})],
+}
+REFERENCE = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}
+
+
+@dataclass
+class Row:
+    spec: str
+    implementation: str
+    dtype: str
+    worst: float  # max error / tolerance over every case, step and element
+    where: str
+    failed: int
+
+
+def measure_correct(spec_id: str, torch_available: bool) -> list[Row]:
+    spec = load_spec(spec_id)
+    impls: list[tuple[str, Candidate]] = []
+    if torch_available:
+        for path, extra in TORCH_CANDIDATES[spec_id]:
+            for _impl, kw in TORCH_IMPLEMENTATIONS.items():
+                label = f"{path}({', '.join(f'{k}={v}' for k, v in {**extra, **kw}.items())})"
+                impls.append((label, Candidate.from_path(path, {**extra, **kw})))
+    ref = f"optimizer_conformance.reference.{REFERENCE[spec_id]}"
+    impls.append((f"{ref} (NumPy)", Candidate.from_path(ref)))
+    rows = []
+    for label, cand in impls:
+        for dtype in DTYPES:
+            results = [run_case(cand, spec, case, dtype) for case in spec.cases]
+            worst = max(results, key=lambda r: r.max_ratio)
+            rows.append(Row(spec_id, label, dtype, worst.max_ratio, worst.case,
+                            sum(r.outcome != "passed" for r in results)))
+    return rows
+
+
+def variant_margins(spec_id: str) -> dict[str, dict[str, tuple[float, str]]]:
+    """variant -> dtype -> (largest separation over cases, that case)."""
+    spec = load_spec(spec_id)
+    out: dict[str, dict[str, tuple[float, str]]] = {}
+    for vid in spec.variants:
+        out[vid] = {}
+        for dtype in DTYPES:
+            best = max(spec.cases, key=lambda c: c.separation[vid][dtype])
+            out[vid][dtype] = (best.separation[vid][dtype], best.id)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spec", action="append", help="only these specs")
+    args = parser.parse_args(argv)
+    try:
+        import torch  # noqa: F401
+
+        torch_available = True
+    except ImportError:
+        torch_available = False
+    ok = True
+    specs = args.spec or spec_ids()
+    print(f"Correct implementations: worst |error| / tolerance (target ≤ {CORRECT_TARGET:g})")
+    print(f"{'spec':6} {'implementation':70} {'dtype':8} {'worst':>8}  worst case")
+    for spec_id in specs:
+        for r in measure_correct(spec_id, torch_available):
+            flag = "" if r.worst <= CORRECT_TARGET and not r.failed else "  <-- MISSED"
+            ok &= not flag
+            print(f"{r.spec:6} {r.implementation:70} {r.dtype:8} {r.worst:8.3f}  {r.where}{flag}")
+    print()
+    print(f"Catalogued variants: factor over the tolerance in the best-separating case (target ≥ {VARIANT_TARGET:g}×)")
+    print(f"{'spec':6} {'variant':36} {'float32':>10} {'float64':>10}  case (float32)")
+    for spec_id in specs:
+        for vid, per in variant_margins(spec_id).items():
+            f32, f64 = per["float32"][0], per["float64"][0]
+            flag = "" if min(f32, f64) >= VARIANT_TARGET else "  <-- MISSED"
+            ok &= not flag
+            print(f"{spec_id:6} {vid:36} {f32:10.3g} {f64:10.3g}  {per['float32'][1]}{flag}")
+    print()
+    print("all targets met" if ok else "some targets missed")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

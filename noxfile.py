@@ -1,0 +1,45 @@
+"""Sessions: ``nox -s tests golden lint benchmark conformance docs``.
+
+Every session runs in the current environment (``venv_backend="none"``): a fresh nox venv would
+resolve ``torch`` from the registry and download a multi-gigabyte CUDA build. Set up once with
+``pip install torch==2.13.0 && pip install -e ".[test,docs]"``.
+"""
+
+import nox
+
+nox.options.default_venv_backend = "none"
+nox.options.sessions = ["lint", "golden", "tests"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The project's own tests (the README's test command)."""
+    session.run("pytest", "-n", "2", *session.posargs)
+
+
+@nox.session
+def golden(session: nox.Session) -> None:
+    """Regenerate the golden vectors and fail on any byte of difference."""
+    session.run("python", "-m", "optimizer_conformance.derivations", "--check")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.run("ruff", "check", ".")
+
+
+@nox.session
+def benchmark(session: nox.Session) -> None:
+    """Worst error of correct implementations / tolerance; variant margins over tolerance."""
+    session.run("python", "-m", "optimizer_conformance.conformance.benchmark", *session.posargs)
+
+
+@nox.session
+def conformance(session: nox.Session) -> None:
+    """The main job: a verdict on torch.optim.Adam (pass another with -- --optimizer=...)."""
+    session.run("pytest", *(session.posargs or ["--optimizer=torch.optim.Adam"]))
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    session.run("mkdocs", "build", "--strict")
