@@ -32,6 +32,20 @@ TORCH_CANDIDATES = {
     "adamw": [("torch.optim.AdamW", {}), ("torch.optim.Adam", {"decoupled_weight_decay": True})],
 }
 REFERENCE = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}
+VERDICT_SECONDS = 5.0
+
+
+def verdict_time() -> float:
+    """Wall time of the README's main command, in a fresh process, from an empty directory."""
+    import subprocess
+    import tempfile
+    import time
+
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        "--optimizer=torch.optim.Adam"], cwd=tmp, check=True, capture_output=True)
+        return time.perf_counter() - start
 
 
 @dataclass
@@ -104,6 +118,12 @@ def main(argv: list[str] | None = None) -> int:
             flag = "" if min(f32, f64) >= VARIANT_TARGET else "  <-- MISSED"
             ok &= not flag
             print(f"{spec_id:6} {vid:36} {f32:10.3g} {f64:10.3g}  {per['float32'][1]}{flag}")
+    if torch_available:
+        print()
+        wall = verdict_time()
+        note = "" if wall <= VERDICT_SECONDS else "  (over target; depends on machine load, not enforced)"
+        print(f"Verdict time: pytest --optimizer=torch.optim.Adam (float32+float64): {wall:.2f} s wall "
+              f"(target ≤ {VERDICT_SECONDS:g} s){note}")
     print()
     print("all targets met" if ok else "some targets missed")
     return 0 if ok else 1

@@ -120,6 +120,18 @@ class ConformanceRun:
         self.device = _check_device(config.getoption("optimizer_device"), self.candidate)
         self.records: list[CaseRecord] = []
         self.diagnosis = None
+        self._frozen = False
+
+    def freeze_imports(self) -> None:
+        """After the first case (the candidate's framework fully imported: torch loads dynamo on
+        the first optimizer it builds), move the long-lived import-time objects out of the
+        garbage collector's sight with ``gc.freeze()``. pytest runs several full collections at
+        the end of a session; with torch loaded each one walks millions of objects (~0.2 s)."""
+        if not self._frozen:
+            import gc
+
+            gc.freeze()
+            self._frozen = True
 
     # -- header, collection -------------------------------------------------------------------
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
@@ -237,6 +249,7 @@ class ConformanceCase(pytest.Item):
         from .runner import run_case
 
         result = run_case(self.run.candidate, self.run.spec, self.case, self.dtype, self.run.device)
+        self.run.freeze_imports()
         record = CaseRecord.from_result(result)
         self.user_properties.append((PROPERTY, record.to_json()))
         if result.outcome == "skipped":
