@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .report import CaseRecord
 
 DTYPES = ("float32", "float64")
+PENDING = "optimizer_conformance_case"  # user_properties key: which case an item runs
 ALL_DTYPES = ("float64", "float32", "bfloat16", "float16")
 
 
@@ -167,9 +168,14 @@ class ConformanceRun:
 
         if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
             return
-        for key, value in report.user_properties:
-            if key == PROPERTY:
-                self.records.append(CaseRecord.from_json(value))
+        props = dict(report.user_properties)
+        if PROPERTY in props:
+            self.records.append(CaseRecord.from_json(props[PROPERTY]))
+        elif PENDING in props and report.failed:
+            # the case never returned (timed out, or the harness was interrupted)
+            reason = report.longreprtext.strip().splitlines()[-1] if report.longreprtext else "did not finish"
+            self.records.append(CaseRecord(**props[PENDING], outcome="failed", reason=reason,
+                                           params_conform=False))
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         from .diagnosis import diagnose
@@ -248,6 +254,8 @@ class ConformanceCase(pytest.Item):
         from .report import PROPERTY, CaseRecord
         from .runner import run_case
 
+        self.user_properties.append((PENDING, {"spec": self.run.spec.id, "case": self.case.id,
+                                               "dtype": self.dtype, "device": self.run.device}))
         result = run_case(self.run.candidate, self.run.spec, self.case, self.dtype, self.run.device)
         self.run.freeze_imports()
         record = CaseRecord.from_result(result)
@@ -262,6 +270,10 @@ class ConformanceCase(pytest.Item):
             from .report import failure_message
 
             return failure_message(excinfo.value.record, self.run.candidate.path)
+        if excinfo.errisinstance(pytest.fail.Exception) and "Timeout" in str(excinfo.value):
+            limit = self.config.getoption("optimizer_timeout")
+            return (f"{self.case.id} [{self.dtype}, {self.run.device}]: {self.run.candidate.path} did not "
+                    f"finish the case within {limit:g} s (--optimizer-timeout): it hangs or is far too slow")
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self):

@@ -113,8 +113,11 @@ def failure_message(rec: CaseRecord, candidate: str) -> str:
             f"  first divergence: step {d.step} of {case.n_steps}, {d.where()}",
             f"    expected  {_fmt(d.expected)}",
             f"    actual    {_fmt(d.actual)}",
-            f"    |error| {d.error:.3g} > tolerance {d.tolerance:.3g} ({d.ratio:.3g}× the tolerance)",
         ]
+        if d.actual == d.actual and abs(d.actual) != float("inf"):
+            lines.append(f"    |error| {d.error:.3g} > tolerance {d.tolerance:.3g} ({d.ratio:.3g}× the tolerance)")
+        else:
+            lines.append(f"    the candidate produced a non-finite value ({_fmt(d.actual)})")
     lines += _variant_lines(spec, rec)
     lines += ["  " + x for x in describe_case(case)]
     return "\n".join(lines)

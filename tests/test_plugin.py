@@ -263,3 +263,32 @@ def test_xdist_gives_the_same_verdict(pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--optimizer=torch.optim.Adam")
     result.assert_outcomes(passed=16)
     result.stdout.fnmatch_lines(["*16 passed, 0 failed, 0 skipped*", "*verdict: CONFORMS*"])
+
+
+# -- a misbehaving candidate gets a verdict, never a crash of the harness --------------------------
+HANG = "import time, torch\nclass Adam(torch.optim.Adam):\n    def step(self, closure=None):\n        time.sleep(60)\n"
+NAN = (
+    "import torch\nclass Adam(torch.optim.Adam):\n    def step(self, closure=None):\n"
+    "        super().step()\n        for g in self.param_groups:\n            for p in g['params']:\n"
+    "                p.data.fill_(float('nan'))\n"
+)
+
+
+def test_hanging_candidate_times_out_with_a_verdict(pytester):
+    pytester.makepyfile(hang=HANG)
+    pytester.syspathinsert()
+    report = pytester.path / "r.json"
+    result = _run(pytester, "--optimizer=hang.Adam", "--optimizer-timeout=0.5", "-k", "defaults and float32",
+                  f"--optimizer-report={report}")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*did not finish the case within 0.5 s*", "*verdict: DOES NOT CONFORM*"])
+    doc = json.loads(report.read_text())
+    assert doc["summary"] == {"passed": 0, "failed": 1, "skipped": 0}
+
+
+def test_nan_candidate_is_told_so(pytester):
+    pytester.makepyfile(nanadam=NAN)
+    pytester.syspathinsert()
+    result = _run(pytester, "--optimizer=nanadam.Adam", "-k", "defaults and float32")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*first divergence: step 1 of 5*", "*the candidate produced a non-finite value (nan)*"])
