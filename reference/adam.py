@@ -20,12 +20,13 @@ AdamW (``adamw.py``) is the same class with the L2 line replaced by decoupled de
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
+from .base import NumpyOptimizer
 
-class Adam:
+
+class Adam(NumpyOptimizer):
     """Adam, PyTorch's definition (L2 weight decay added to the gradient).
 
     ``params`` is a list of floating-point arrays updated in place by :meth:`step`. The
@@ -33,6 +34,7 @@ class Adam:
     its own step count, which advances only on steps where it has a gradient.
     """
 
+    COUNTERS = ("step",)
     HYPERPARAMETERS = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize")
 
     #: False: weight decay is L2 (g += wd * theta). True: decoupled (theta *= 1 - lr * wd).
@@ -56,21 +58,17 @@ class Adam:
             raise ValueError(f"invalid betas: {betas}")
         if weight_decay < 0:
             raise ValueError(f"invalid weight_decay: {weight_decay}")
-        self.params = _check_params(params)
+        super().__init__(params)
         self.lr = lr
         self.betas = tuple(betas)
         self.eps = eps
         self.weight_decay = weight_decay
         self.amsgrad = amsgrad
         self.maximize = maximize
-        # Per parameter: {} until its first gradient, then step, exp_avg, exp_avg_sq
-        # (and max_exp_avg_sq with amsgrad), with torch's names.
-        self.state: list[dict[str, Any]] = [{} for _ in self.params]
 
     def step(self, grads: list[np.ndarray | None]) -> None:
         """One update of every parameter whose gradient is not None (in place)."""
-        if len(grads) != len(self.params):
-            raise ValueError(f"expected {len(self.params)} gradients, got {len(grads)}")
+        self._check_grads(grads)
         lr = float(self.lr)
         beta1, beta2 = (float(b) for b in self.betas)
         eps = float(self.eps)
@@ -116,37 +114,3 @@ class Adam:
             step_size = lr / bias_correction1
             denom = np.sqrt(v_used) / math.sqrt(bias_correction2) + eps
             theta -= step_size * (m / denom)
-
-    def state_dict(self) -> dict[str, Any]:
-        """Hyperparameters and per-parameter state, as independent copies."""
-        return {
-            "hyperparameters": {name: getattr(self, name) for name in self.HYPERPARAMETERS},
-            "state": [_copy_entries(s) for s in self.state],
-        }
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned (for the same list of parameters)."""
-        for name in self.HYPERPARAMETERS:
-            setattr(self, name, state_dict["hyperparameters"][name])
-        saved = state_dict["state"]
-        if len(saved) != len(self.params):
-            raise ValueError(f"state of {len(saved)} params for {len(self.params)} params")
-        self.state = [
-            {
-                k: int(v) if k == "step" else np.array(v, dtype=p.dtype).reshape(p.shape)
-                for k, v in s.items()
-            }
-            for s, p in zip(saved, self.params, strict=True)
-        ]
-
-
-def _copy_entries(state: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in state.items()}
-
-
-def _check_params(params: list[np.ndarray]) -> list[np.ndarray]:
-    params = list(params)
-    for p in params:
-        if not isinstance(p, np.ndarray) or p.dtype.kind != "f":
-            raise TypeError(f"params must be floating-point np.ndarray, got {type(p).__name__}")
-    return params

@@ -21,12 +21,12 @@ Sutskever/Keras form v = mu * v - lr * g, which differs as soon as lr changes).
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
+from .base import NumpyOptimizer
 
-class SGD:
+
+class SGD(NumpyOptimizer):
     """Stochastic gradient descent with optional (Nesterov) momentum, PyTorch's definition.
 
     ``params`` is a list of floating-point arrays updated in place by :meth:`step`. The
@@ -53,20 +53,17 @@ class SGD:
             raise ValueError(f"invalid weight_decay: {weight_decay}")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-        self.params = _check_params(params)
+        super().__init__(params)
         self.lr = lr
         self.momentum = momentum
         self.dampening = dampening
         self.weight_decay = weight_decay
         self.nesterov = nesterov
         self.maximize = maximize
-        # Per parameter: {} until momentum is used, then {"momentum_buffer": b}.
-        self.state: list[dict[str, Any]] = [{} for _ in self.params]
 
     def step(self, grads: list[np.ndarray | None]) -> None:
         """One update of every parameter whose gradient is not None (in place)."""
-        if len(grads) != len(self.params):
-            raise ValueError(f"expected {len(self.params)} gradients, got {len(grads)}")
+        self._check_grads(grads)
         lr = float(self.lr)
         momentum = float(self.momentum)
         dampening = float(self.dampening)
@@ -96,30 +93,3 @@ class SGD:
                 direction = g
 
             theta -= lr * direction
-
-    def state_dict(self) -> dict[str, Any]:
-        """Hyperparameters and per-parameter state, as independent copies."""
-        return {
-            "hyperparameters": {name: getattr(self, name) for name in self.HYPERPARAMETERS},
-            "state": [{k: v.copy() for k, v in s.items()} for s in self.state],
-        }
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned (for the same list of parameters)."""
-        for name in self.HYPERPARAMETERS:
-            setattr(self, name, state_dict["hyperparameters"][name])
-        saved = state_dict["state"]
-        if len(saved) != len(self.params):
-            raise ValueError(f"state of {len(saved)} params for {len(self.params)} params")
-        self.state = [
-            {k: np.array(v, dtype=p.dtype).reshape(p.shape) for k, v in s.items()}
-            for s, p in zip(saved, self.params, strict=True)
-        ]
-
-
-def _check_params(params: list[np.ndarray]) -> list[np.ndarray]:
-    params = list(params)
-    for p in params:
-        if not isinstance(p, np.ndarray) or p.dtype.kind != "f":
-            raise TypeError(f"params must be floating-point np.ndarray, got {type(p).__name__}")
-    return params

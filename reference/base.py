@@ -1,0 +1,54 @@
+"""What every NumPy reference shares: the parameter list, the gradient check and state_dict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class NumpyOptimizer:
+    """Holds ``params`` (updated in place) and per-parameter ``state`` dicts under torch's names.
+
+    Subclasses list their hyperparameters (plain attributes) in ``HYPERPARAMETERS`` and name
+    their integer state entries (``step``) in ``COUNTERS``.
+    """
+
+    HYPERPARAMETERS: tuple[str, ...] = ()
+    COUNTERS: tuple[str, ...] = ()
+
+    def __init__(self, params: list[np.ndarray]):
+        self.params = list(params)
+        for p in self.params:
+            if not isinstance(p, np.ndarray) or p.dtype.kind != "f":
+                raise TypeError(f"params must be floating-point np.ndarray, got {type(p).__name__}")
+        self.state: list[dict[str, Any]] = [{} for _ in self.params]
+
+    def _check_grads(self, grads: list[np.ndarray | None]) -> None:
+        if len(grads) != len(self.params):
+            raise ValueError(f"expected {len(self.params)} gradients, got {len(grads)}")
+
+    def state_dict(self) -> dict[str, Any]:
+        """Hyperparameters and per-parameter state, as independent copies."""
+        return {
+            "hyperparameters": {name: getattr(self, name) for name in self.HYPERPARAMETERS},
+            "state": [
+                {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in s.items()}
+                for s in self.state
+            ],
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (for the same list of parameters)."""
+        for name in self.HYPERPARAMETERS:
+            setattr(self, name, state_dict["hyperparameters"][name])
+        saved = state_dict["state"]
+        if len(saved) != len(self.params):
+            raise ValueError(f"state of {len(saved)} params for {len(self.params)} params")
+        self.state = [
+            {
+                k: int(v) if k in self.COUNTERS else np.array(v, dtype=p.dtype).reshape(p.shape)
+                for k, v in s.items()
+            }
+            for s, p in zip(saved, self.params, strict=True)
+        ]
