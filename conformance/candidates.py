@@ -103,10 +103,13 @@ class Candidate:
         return getattr(self.target, "__name__", self.path.rpartition(".")[2])
 
     def _signature(self) -> inspect.Signature | None:
-        try:
-            return inspect.signature(self.target)
-        except (TypeError, ValueError):
-            return None
+        # asked for every hyperparameter of every case: compute once
+        if not hasattr(self, "_sig"):
+            try:
+                self._sig = inspect.signature(self.target)
+            except (TypeError, ValueError):
+                self._sig = None
+        return self._sig
 
     def accepts(self, name: str) -> bool:
         sig = self._signature()
@@ -166,16 +169,13 @@ class Driver:
 GRADIENT_MODIFIED = "step() modifies p.grad in place"
 
 
-_TORCH_DTYPES = {"float64": "float64", "float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
-
-
 class TorchDriver(Driver):
     def __init__(self, cand: Candidate, spec: Spec, case: Case, dtype: str, device: str):
         import torch
 
         self.torch = torch
         self.cand, self.spec, self.case = cand, spec, case
-        self.dtype = getattr(torch, _TORCH_DTYPES[dtype])
+        self.dtype = getattr(torch, dtype)  # float64, float32, bfloat16, float16
         self.device = torch.device(device)
         self.tensors = {
             p.name: torch.tensor(p.initial, dtype=self.dtype, device=self.device).reshape(p.shape).requires_grad_(True)

@@ -224,11 +224,3 @@ def load_variant(spec_id: str, variant_id: str) -> dict[str, Case]:
     info = load_spec(spec_id).variants[variant_id]
     doc = _read(info.file)
     return {c["id"]: _case(spec_id, c, set(), with_state=False) for c in doc["cases"]}
-
-
-def variant_info(variant_id: str) -> VariantInfo | None:
-    for spec_id in spec_ids():
-        for v in index()["specs"][spec_id]["variants"]:
-            if v["id"] == variant_id:
-                return VariantInfo(v["id"], v["title"], v["summary"], v["who"], list(v["sources"]), v["file"])
-    return None
