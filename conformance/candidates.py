@@ -227,8 +227,9 @@ class TorchDriver(Driver):
             st = self.opt.state.get(t, {})
             entries = {}
             for key, value in st.items():
-                if isinstance(value, self.torch.Tensor):
-                    entries[key] = value.detach().to("cpu", self.torch.float64).numpy().reshape(-1).copy()
+                if isinstance(value, self.torch.Tensor) and not value.is_sparse:
+                    # shape kept: a factored statistic (Adafactor's row_var) broadcasts to the param
+                    entries[key] = value.detach().to("cpu", self.torch.float64).numpy().copy()
                 elif isinstance(value, (int, float)) and not isinstance(value, bool):
                     entries[key] = np.array([float(value)])
             out[name] = entries

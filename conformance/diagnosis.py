@@ -22,7 +22,7 @@ from .tolerance import tolerance
 
 def matching_variants(spec: Spec, case: Case, actual: dict[str, np.ndarray], dtype: str) -> list[str]:
     out = []
-    for vid in spec.variants:
+    for vid in spec.catalogued:
         if not case.separated(vid, dtype):
             continue
         golden = load_variant(spec.id, vid)[case.id]
@@ -60,7 +60,7 @@ def diagnose(results: Iterable) -> Diagnosis:
     wrong_params = [r for r in failed if not r.params_conform]
     state_only = [r for r in failed if r.params_conform]
     explaining = []
-    for vid in spec.variants:
+    for vid in spec.catalogued:
         supported = [r for r in wrong_params if vid in r.matches]
         contradicted = [r for r in ran if cases[r.case].separated(vid, r.dtype) and vid not in r.matches]
         if supported and not contradicted:

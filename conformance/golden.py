@@ -114,6 +114,7 @@ class VariantInfo:
     who: str
     sources: list[str]
     file: str
+    acceptable: bool = False  # a documented deviation that passes as a named finding
 
 
 @dataclass
@@ -124,6 +125,16 @@ class Spec:
     hyperparameters: list[dict]
     cases: list[Case]
     variants: dict[str, VariantInfo]
+
+    @property
+    def acceptable(self) -> list[str]:
+        """Ids of the acceptable variants (documented deviations that pass as findings)."""
+        return [vid for vid, v in self.variants.items() if v.acceptable]
+
+    @property
+    def catalogued(self) -> list[str]:
+        """Ids of the variants a failing candidate can be diagnosed with (not the acceptable ones)."""
+        return [vid for vid, v in self.variants.items() if not v.acceptable]
 
     def neutral(self, name: str) -> Any:
         for hp in self.hyperparameters:
@@ -212,7 +223,8 @@ def load_spec(spec_id: str) -> Spec:
         hyperparameters=doc["hyperparameters"],
         cases=[_case(spec_id, c, counters, with_state=True) for c in doc["cases"]],
         variants={
-            v["id"]: VariantInfo(v["id"], v["title"], v["summary"], v["who"], list(v["sources"]), v["file"])
+            v["id"]: VariantInfo(v["id"], v["title"], v["summary"], v["who"], list(v["sources"]), v["file"],
+                                 bool(v.get("acceptable", False)))
             for v in meta["variants"]
         },
     )
@@ -220,7 +232,10 @@ def load_spec(spec_id: str) -> Spec:
 
 @cache
 def load_variant(spec_id: str, variant_id: str) -> dict[str, Case]:
-    """The params a variant would produce (``expected``, ``bound``), by case id."""
+    """The params a variant would produce (``expected``, ``bound``), by case id.
+
+    An acceptable variant's file also holds its state (compared like the spec's)."""
     info = load_spec(spec_id).variants[variant_id]
     doc = _read(info.file)
-    return {c["id"]: _case(spec_id, c, set(), with_state=False) for c in doc["cases"]}
+    counters = {s["name"] for s in doc["state"] if s["count"]}
+    return {c["id"]: _case(spec_id, c, counters, with_state=info.acceptable) for c in doc["cases"]}

@@ -23,6 +23,15 @@ from .rule import Rule, g, theta
 WORKING_DPS = 80
 
 
+def _round_to_float32(x):
+    """F32: round an mpf to the nearest float32 (24-bit significand, ties to even)."""
+    with mpmath.workprec(24):
+        return +mpmath.mpf(x)
+
+
+_MODULES = [{"F32": _round_to_float32}, "mpmath"]
+
+
 @dataclass
 class Snapshot:
     """Values after one step: params[name] and state[name][state_name], lists of mpf.
@@ -44,7 +53,7 @@ def _compile(rule: Rule) -> tuple[tuple[sp.Symbol, tuple[sp.Symbol, ...], Callab
     for line in rule.body:
         expr = sp.sympify(line.expr)
         args = tuple(sorted(expr.free_symbols, key=lambda s: s.name))
-        lines.append((line.target, args, sp.lambdify(args, expr, modules="mpmath")))
+        lines.append((line.target, args, sp.lambdify(args, expr, modules=_MODULES)))
     return tuple(lines)
 
 
@@ -54,7 +63,7 @@ def _compile_initial(rule: Rule) -> tuple[tuple[sp.Symbol, tuple[sp.Symbol, ...]
     for s in rule.state:
         expr = sp.sympify(s.initial)
         args = tuple(sorted(expr.free_symbols, key=lambda x: x.name))
-        out.append((s.symbol, args, sp.lambdify(args, expr, modules="mpmath")))
+        out.append((s.symbol, args, sp.lambdify(args, expr, modules=_MODULES)))
     return tuple(out)
 
 

@@ -146,7 +146,8 @@ def spec_documents(spec: Spec) -> dict[str, dict]:
                 "title": case.title,
                 "purpose": case.purpose,
                 "features": features(spec.rule, case),
-                "catches": sorted(vid for vid, s in seps.items() if min(s.values()) >= CATCH_MARGIN),
+                "catches": sorted(vid for vid, s in seps.items()
+                                  if min(s.values()) >= CATCH_MARGIN and not spec.variant(vid).acceptable),
                 "separation": {vid: {d: f"{s[d]:.3g}" for d in DTYPES} for vid, s in seps.items()},
                 **inputs(case),
                 "steps": steps(spec.rule, case, spec_trajs[i], with_state=True),
@@ -158,11 +159,7 @@ def spec_documents(spec: Spec) -> dict[str, dict]:
         "title": spec.rule.title,
         "torch_class": spec.torch_class,
         "digits": DIGITS,
-        "hyperparameters": [
-            {"name": hp.name, "default": _plain(hp.default if not isinstance(hp.default, tuple) else list(hp.default)),
-             "neutral": None if hp.neutral is None else _plain(hp.neutral), "doc": hp.doc}
-            for hp in spec.rule.hyperparameters
-        ],
+        "hyperparameters": hyperparameters_document(spec),
         "state": [{"name": s.name, "count": s.count, "doc": s.doc} for s in spec.rule.state],
     }
     docs = {f"{spec.id}/spec.json": {**header, "variant": None, "cases": case_docs}}
@@ -171,7 +168,7 @@ def spec_documents(spec: Spec) -> dict[str, dict]:
             **header,
             "variant": variant_meta(v),
             "cases": [
-                {"id": case.id, **inputs(case), "steps": steps(var_rules[v.id], case, var_trajs[v.id][i], with_state=False)}
+                {"id": case.id, **inputs(case), "steps": steps(var_rules[v.id], case, var_trajs[v.id][i], with_state=v.acceptable)}
                 for i, case in enumerate(cases)
             ],
         }
@@ -179,19 +176,28 @@ def spec_documents(spec: Spec) -> dict[str, dict]:
 
 
 def variant_meta(v: Variant) -> dict:
-    return {"id": v.id, "title": v.title, "summary": v.summary, "who": v.who, "sources": list(v.sources)}
+    return {"id": v.id, "title": v.title, "summary": v.summary, "who": v.who,
+            "acceptable": v.acceptable, "sources": list(v.sources)}
 
 
-def index_document(specs: Iterable[Spec], docs: Mapping[str, dict]) -> dict:
+def hyperparameters_document(spec: Spec) -> list[dict]:
+    return [
+        {"name": hp.name, "default": _plain(hp.default if not isinstance(hp.default, tuple) else list(hp.default)),
+         "neutral": None if hp.neutral is None else _plain(hp.neutral), "doc": hp.doc}
+        for hp in spec.rule.hyperparameters
+    ]
+
+
+def index_document(specs: Iterable[Spec]) -> dict:
+    """The index: built from the specs alone (no evaluation), so one spec can be regenerated."""
     out = {"schema": SCHEMA_ID, "specs": {}}
     for spec in specs:
-        sdoc = docs[f"{spec.id}/spec.json"]
         out["specs"][spec.id] = {
             "title": spec.title,
             "torch_class": spec.torch_class,
             "file": f"{spec.id}/spec.json",
-            "hyperparameters": sdoc["hyperparameters"],
-            "cases": [c["id"] for c in sdoc["cases"]],
+            "hyperparameters": hyperparameters_document(spec),
+            "cases": [c.id for c in spec.cases],
             "variants": [{**variant_meta(v), "file": f"{spec.id}/{v.id}.json"} for v in spec.variants],
         }
     return out
@@ -213,13 +219,14 @@ def dumps(obj, indent: int = 0) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
 
-def write_all(specs: Iterable[Spec], out_dir: Path) -> list[Path]:
+def write_all(specs: Iterable[Spec], out_dir: Path, index_specs: Iterable[Spec] | None = None) -> list[Path]:
+    """Write the documents of ``specs`` and the index of ``index_specs`` (default: the same)."""
     specs = list(specs)
     written = []
     docs: dict[str, dict] = {}
     for spec in specs:
         docs.update(spec_documents(spec))
-    docs["index.json"] = index_document(specs, docs)
+    docs["index.json"] = index_document(specs if index_specs is None else index_specs)
     for rel, doc in sorted(docs.items()):
         path = out_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,20 @@ g = sp.Symbol("g", real=True)
 t = sp.Symbol("t", integer=True, nonnegative=True)
 
 
+class F32(sp.Function):
+    """``fl₃₂(x)``: x rounded to the nearest float32 (ties to even).
+
+    Only an *acceptable* variant uses it, to model a quantity that an implementation keeps in
+    float32 by design whatever the parameter's dtype (torch holds NAdam's μ product and ASGD's
+    η and μ as float32 0-d tensors). The exact spec never rounds.
+    """
+
+    nargs = 1
+
+    def _latex(self, printer):
+        return r"\operatorname{fl}_{32}\left(%s\right)" % printer._print(self.args[0])
+
+
 @dataclass(frozen=True)
 class Hyperparameter:
     """A setting of a param group, under torch's name.
@@ -161,6 +175,9 @@ class Variant:
     who: str
     sources: tuple[str, ...]
     delta: Callable[[Rule], Rule]
+    # Acceptable (Wycheproof's sense): a deviation that is part of a major implementation's
+    # design, e.g. a scalar held in float32. Matching it passes, reported as a named finding.
+    acceptable: bool = False
 
     def rule_for(self, spec_rule: Rule) -> Rule:
         return self.delta(spec_rule).renamed(

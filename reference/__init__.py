@@ -11,4 +11,6 @@ from .adam import Adam
 from .adamw import AdamW
 from .sgd import SGD
 
+# one line per optimizer
+
 __all__ = ["SGD", "Adam", "AdamW"]

@@ -118,7 +118,7 @@ def test_control_conforms(spec_id, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("spec_id", SPECS)
 def test_control_is_bitwise_torch(spec_id, dtype):
-    torch_class = getattr(torch.optim, {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}[spec_id])
+    torch_class = getattr(torch.optim, index()["specs"][spec_id]["torch_class"].rpartition(".")[2])
     ours = run_spec(CONTROLS[spec_id], spec_id, dtype)
     theirs = run_spec(torch_class, spec_id, dtype, foreach=False)
     for a, b in zip(ours, theirs, strict=True):

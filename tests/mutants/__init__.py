@@ -3,9 +3,14 @@
 ``MUTANTS[(spec_id, variant_id)]`` is the optimizer that implements the spec with exactly that
 variant's formula; the core Adam variants are registered under both ``adam`` and ``adamw``.
 ``CONTROLS[spec_id]`` is the unmutated implementation of the spec.
+
+Each module of :data:`MODULES` after the first two defines ``CONTROLS = {spec_id: cls}`` and
+``MUTANTS = {(spec_id, variant_id): cls}``; add one line per module.
 """
 
 from __future__ import annotations
+
+import importlib
 
 import torch
 
@@ -21,5 +26,12 @@ MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {
     **{("adam", vid): cls for vid, cls in adam_mutants.ADAM_MUTANTS.items()},
     **{("adamw", vid): cls for vid, cls in adam_mutants.ADAMW_MUTANTS.items()},
 }
+
+MODULES: list[str] = []
+
+for _name in MODULES:
+    _module = importlib.import_module(f"{__name__}.{_name}")
+    CONTROLS.update(_module.CONTROLS)
+    MUTANTS.update(_module.MUTANTS)
 
 __all__ = ["CONTROLS", "MUTANTS"]
