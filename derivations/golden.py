@@ -14,7 +14,7 @@ deterministic: regenerating on a clean checkout changes no byte.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 
 import mpmath

@@ -39,7 +39,7 @@ class F32(sp.Function):
     nargs = 1
 
     def _latex(self, printer):
-        return r"\operatorname{fl}_{32}\left(%s\right)" % printer._print(self.args[0])
+        return r"\operatorname{fl}_{32}\left(" + printer._print(self.args[0]) + r"\right)"
 
 
 @dataclass(frozen=True)
