@@ -8,7 +8,9 @@ Two interfaces are understood:
   wherever it uses torch's state names.
 * **numpy** — ``Cls(params: list[np.ndarray], **hyperparameters)`` whose ``step(grads)`` updates
   the arrays in place or returns the new list; ``grads[i]`` is ``None`` when a param has no
-  gradient on that step. One instance per param group (every spec here is elementwise, so groups
+  gradient on that step, and a sparse gradient (SparseAdam) is a tuple ``(indices, values)`` in
+  torch's COO layout: ``indices`` an int array of shape (ndim, nnz), possibly repeating an index
+  (the values add up), ``values`` of shape (nnz,). One instance per param group (every spec here is elementwise, so groups
   are independent). A hyperparameter change is ``setattr(opt, name, value)``; a resume case needs
   ``state_dict()``/``load_state_dict()``.
 
@@ -27,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .golden import Case, Spec
+from .golden import Case, SparseGrad, Spec
 
 
 class UsageError(Exception):
@@ -204,12 +206,18 @@ class TorchDriver(Driver):
             g = grads[name]
             if g is None:
                 t.grad = None
+            elif isinstance(g, SparseGrad):
+                t.grad = torch.sparse_coo_tensor(torch.from_numpy(g.indices), torch.tensor(g.values, dtype=self.dtype),
+                                                 t.shape, device=self.device, check_invariants=True)
+                given[name] = t.grad.detach().clone()
             else:
                 t.grad = torch.tensor(g, dtype=self.dtype, device=self.device).reshape(t.shape)
                 given[name] = t.grad.detach().clone()
         self.opt.step()
         for name, g in given.items():
             now = self.tensors[name].grad
+            if now is not None and g.is_sparse:
+                now, g = now.to_dense(), g.to_dense()
             if now is not None and not torch.equal(now, g):
                 self.findings.add(GRADIENT_MODIFIED)
 
@@ -234,6 +242,13 @@ class TorchDriver(Driver):
                     entries[key] = np.array([float(value)])
             out[name] = entries
         return out
+
+
+def _same(a, b) -> bool:
+    """Equal gradients: arrays, or (indices, values) tuples of sparse ones."""
+    if isinstance(a, tuple):
+        return all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    return np.array_equal(a, b)
 
 
 class NumpyDriver(Driver):
@@ -261,16 +276,22 @@ class NumpyDriver(Driver):
 
     def step(self, grads: dict[str, np.ndarray | None]) -> None:
         for i, group in enumerate(self.case.groups):
-            given = [None if grads[n] is None else grads[n].astype(self.dtype).reshape(self.arrays[n].shape)
-                     for n in group.params]
-            copies = [None if g is None else g.copy() for g in given]
+            given = [self._grad(grads[n], self.arrays[n].shape) for n in group.params]
+            copies = [copy.deepcopy(g) for g in given]
             result = self.opts[i].step(given)
             for g, c in zip(given, copies, strict=True):
-                if g is not None and not np.array_equal(g, c):
+                if g is not None and not _same(g, c):
                     self.findings.add("step(grads) modifies the gradient arrays in place")
             if result is not None:
                 for n, new in zip(group.params, result, strict=True):
                     self.arrays[n] = np.asarray(new)
+
+    def _grad(self, g, shape):
+        if g is None:
+            return None
+        if isinstance(g, SparseGrad):
+            return (g.indices.copy(), g.values.astype(self.dtype))
+        return g.astype(self.dtype).reshape(shape)
 
     def reload(self) -> None:
         for i in range(len(self.opts)):

@@ -63,10 +63,23 @@ class Change:
 
 
 @dataclass
+class SparseGrad:
+    """A sparse COO gradient, uncoalesced (indices may repeat): torch's layout."""
+
+    indices: np.ndarray  # (ndim, nnz) int64
+    values: np.ndarray  # (nnz,) float64
+
+    def dense(self, shape: tuple[int, ...]) -> np.ndarray:
+        out = np.zeros(shape)
+        np.add.at(out, tuple(self.indices), self.values)
+        return out.reshape(-1)
+
+
+@dataclass
 class Step:
     changes: list[Change]
     reload_before: bool
-    grads: dict[str, np.ndarray | None]
+    grads: dict[str, np.ndarray | SparseGrad | None]
 
 
 @dataclass
@@ -152,6 +165,15 @@ def spec_ids() -> list[str]:
     return list(index()["specs"])
 
 
+def _grad(raw) -> np.ndarray | SparseGrad | None:
+    if raw is None:
+        return None
+    if isinstance(raw, dict):
+        return SparseGrad(np.array(raw["indices"], dtype=np.int64).reshape(len(raw["indices"]), -1),
+                          _floats(raw["values"]))
+    return _floats(raw)
+
+
 def _case(spec_id: str, doc: dict, counters: set[str], with_state: bool) -> Case:
     params = [ParamInput(p["name"], tuple(p["shape"]), _floats(p["values"])) for p in doc["params"]]
     groups = [
@@ -170,7 +192,7 @@ def _case(spec_id: str, doc: dict, counters: set[str], with_state: bool) -> Case
                 changes=[Change(c["group"], c["name"], hyperparameter_value(c["value"]), c["value"])
                          for c in s["changes"]],
                 reload_before=s["reload_before"],
-                grads={k: None if v is None else _floats(v) for k, v in s["grads"].items()},
+                grads={k: _grad(v) for k, v in s["grads"].items()},
             )
         )
         for name, values in s["expected"]["params"].items():

@@ -7,14 +7,21 @@ here. This package is for generation time: the pytest plugin never imports it.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 from .spec import Spec
 
 # One module per optimizer, each defining SPEC; this order is the order of the index and the docs.
 MODULES: list[str] = ["sgd", "adam", "adamw"]
+MODULES += ["rmsprop", "adagrad", "adadelta"]
+MODULES += ["adamax", "nadam", "radam"]
+MODULES += ["asgd", "rprop"]
+MODULES += ["sparseadam", "adafactor", "muon", "lbfgs"]
 
 SPECS: dict[str, Spec] = {}
 for _name in MODULES:
+    if importlib.util.find_spec(f"{__name__}.{_name}") is None:  # DEVELOPMENT ONLY: strict at integration
+        continue
     _spec = importlib.import_module(f"{__name__}.{_name}").SPEC
     SPECS[_spec.id] = _spec
 

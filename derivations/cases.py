@@ -50,8 +50,29 @@ class HyperparameterChange:
 
 
 @dataclass(frozen=True)
+class SparseGrad:
+    """A sparse COO gradient as torch builds it, *uncoalesced*: ``indices[k]`` is the (row-major
+    multi-)index of ``values[k]``; an index may repeat (its values add up) and a listed entry is
+    present even when its values sum to zero."""
+
+    indices: tuple[tuple[int, ...], ...]
+    values: tuple[float, ...]
+
+    def dense(self, shape: Sequence[int]) -> tuple[tuple[float, ...], tuple[bool, ...]]:
+        """The coalesced gradient as flat (values, present) tuples."""
+        n = math.prod(shape)
+        values, present = [0.0] * n, [False] * n
+        strides = [math.prod(shape[i + 1 :]) for i in range(len(shape))]
+        for index, x in zip(self.indices, self.values, strict=True):
+            flat = sum(i * st for i, st in zip(index, strides, strict=True))
+            values[flat] += x  # exact: dyadic numbers of like exponent
+            present[flat] = True
+        return tuple(values), tuple(present)
+
+
+@dataclass(frozen=True)
 class StepInput:
-    grads: Mapping[str, tuple[float, ...] | None]  # None: the param has no grad this step
+    grads: Mapping[str, tuple[float, ...] | SparseGrad | None]  # None: the param has no grad this step
     changes: tuple[HyperparameterChange, ...] = ()
     reload_before: bool = False  # state_dict -> fresh instance -> load_state_dict first
 
@@ -86,6 +107,15 @@ def tensor_values(rng: random.Random, shape: Sequence[int], exponent: int, **kw)
     return tuple(dyadic(rng, exponent, **kw) for _ in range(n))
 
 
+def divmod_all(flat: int, shape: Sequence[int]) -> tuple[int, ...]:
+    """Row-major multi-index of a flat index."""
+    out = []
+    for dim in reversed(shape):
+        flat, i = divmod(flat, dim)
+        out.append(i)
+    return tuple(reversed(out))
+
+
 @dataclass
 class CaseBuilder:
     """Builds a :class:`CaseDesign` from a compact description.
@@ -111,6 +141,21 @@ class CaseBuilder:
     reload_before: Sequence[int] = ()
     constant_grad: bool = False
     features: Sequence[str] = ()
+    # sparse gradients: each step lists this many entries per param (some repeated, see below)
+    sparse_entries: int | None = None
+    # of those, this many repeat an index already listed; with cancel, a repeat negates it
+    repeated: int = 0
+    cancel: bool = False
+
+    def _sparse(self, rng: random.Random, shape: Sequence[int], exponent: int) -> SparseGrad:
+        n = math.prod(shape)
+        flat = rng.sample(range(n), self.sparse_entries - self.repeated)
+        values = [dyadic(rng, exponent) for _ in flat]
+        for k in range(self.repeated):
+            flat.append(flat[k])
+            values.append(-values[k] if self.cancel else dyadic(rng, exponent))
+        indices = tuple(tuple(int(i) for i in divmod_all(f, shape)) for f in flat)
+        return SparseGrad(indices, tuple(values))
 
     def build(self, defaults: Mapping[str, object]) -> CaseDesign:
         rng = random.Random(self.seed)
@@ -127,6 +172,8 @@ class CaseBuilder:
                     grads[p.name] = None
                 elif self.constant_grad:
                     grads[p.name] = first[p.name]
+                elif self.sparse_entries is not None:
+                    grads[p.name] = self._sparse(rng, p.shape, exponent)
                 else:
                     grads[p.name] = tensor_values(rng, p.shape, exponent)
             steps.append(
@@ -142,6 +189,10 @@ class CaseBuilder:
         else:
             groups = tuple(GroupInput(tuple(names), {**base, **over}) for names, over in self.groups)
         features = set(self.features)
+        if self.sparse_entries is not None:
+            features.add("sparse_grad")
+            if self.repeated:
+                features.add("repeated_indices")
         if self.no_grad:
             features.add("grad_none")
         if self.changes:

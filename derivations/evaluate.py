@@ -17,7 +17,8 @@ import sympy as sp
 
 from .cases import CaseDesign
 from .error_bound import step_bounds
-from .rule import Rule, g, theta
+from .cases import SparseGrad
+from .rule import Rule, g, present, theta
 
 # Working precision: 80 significant decimal digits; goldens are written with 40.
 WORKING_DPS = 80
@@ -111,6 +112,10 @@ def _evaluate(rule: Rule, case: CaseDesign) -> list[Snapshot]:
             grad = step.grads[p.name]
             if grad is None:
                 continue  # no gradient: neither the param nor its state move
+            if isinstance(grad, SparseGrad):
+                grad, mask = grad.dense(p.shape)
+            else:
+                mask = (True,) * len(grad)
             env_hp = envs[group_of[p.name]]
             if p.name not in state:
                 state[p.name] = {
@@ -123,6 +128,7 @@ def _evaluate(rule: Rule, case: CaseDesign) -> list[Snapshot]:
                 env = dict(env_hp)
                 env[theta] = params[p.name][i]
                 env[g] = mpmath.mpf(grad[i])
+                env[present] = mask[i]
                 for sym in st:
                     env[sym] = st[sym][i]
                 for target, args, f in body:
@@ -133,6 +139,7 @@ def _evaluate(rule: Rule, case: CaseDesign) -> list[Snapshot]:
                 benv = dict(benv_hp)
                 benv[theta] = bounds[p.name][i]
                 benv[g] = (float(grad[i]), 0.0)
+                benv[present] = (float(mask[i]), 0.0)
                 for sym in sb:
                     benv[sym] = sb[sym][i]
                 benv = step_bounds(rule, benv)

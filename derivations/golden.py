@@ -21,7 +21,7 @@ import mpmath
 import numpy as np
 from optimizer_conformance.conformance.tolerance import CATCH_MARGIN, tolerance
 
-from .cases import CaseDesign, exact_decimal
+from .cases import CaseDesign, SparseGrad, exact_decimal
 from .evaluate import Snapshot, evaluate
 from .rule import Rule, Variant
 from .spec import Spec
@@ -74,6 +74,17 @@ def inputs(case: CaseDesign) -> dict:
     }
 
 
+def grad_document(grad) -> list | dict | None:
+    if grad is None:
+        return None
+    if isinstance(grad, SparseGrad):
+        # torch's COO layout: one list of indices per dimension
+        ndim = len(grad.indices[0]) if grad.indices else 0
+        return {"indices": [[ix[d] for ix in grad.indices] for d in range(ndim)],
+                "values": [exact_decimal(x) for x in grad.values]}
+    return [exact_decimal(x) for x in grad]
+
+
 def steps(rule: Rule, case: CaseDesign, trajectory: list[Snapshot], with_state: bool) -> list[dict]:
     group_hps = [dict(gr.hyperparameters) for gr in case.groups]
     group_of = {name: i for i, gr in enumerate(case.groups) for name in gr.params}
@@ -104,9 +115,7 @@ def steps(rule: Rule, case: CaseDesign, trajectory: list[Snapshot], with_state: 
             {
                 "changes": [{"group": c.group, "name": c.name, "value": _plain(c.value)} for c in step.changes],
                 "reload_before": step.reload_before,
-                "grads": {
-                    k: None if v is None else [exact_decimal(x) for x in v] for k, v in step.grads.items()
-                },
+                "grads": {k: grad_document(v) for k, v in step.grads.items()},
                 "expected": expected,
                 "bound": bound,
             }

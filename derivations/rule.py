@@ -26,6 +26,9 @@ theta = sp.Symbol("theta", real=True)
 g = sp.Symbol("g", real=True)
 # The per-parameter step counter; a state variable of every rule (torch calls it "step").
 t = sp.Symbol("t", integer=True, nonnegative=True)
+# Whether this element is present in the step's gradient: always true for a dense gradient; for a
+# sparse one (SparseAdam) only the entries it lists (explicit zeros included) are present.
+present = sp.Symbol("present")
 
 
 class F32(sp.Function):

@@ -11,6 +11,7 @@ Each module of :data:`MODULES` after the first two defines ``CONTROLS = {spec_id
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 import torch
 
@@ -28,8 +29,14 @@ MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {
 }
 
 MODULES: list[str] = []
+MODULES += ["rmsprop_mutants", "adagrad_mutants", "adadelta_mutants"]
+MODULES += ["adamax_mutants", "nadam_mutants", "radam_mutants"]
+MODULES += ["asgd_mutants", "rprop_mutants"]
+MODULES += ["sparseadam_mutants", "adafactor_mutants", "muon_mutants", "lbfgs_mutants"]
 
 for _name in MODULES:
+    if importlib.util.find_spec(f"{__name__}.{_name}") is None:  # DEVELOPMENT ONLY: strict at integration
+        continue
     _module = importlib.import_module(f"{__name__}.{_name}")
     CONTROLS.update(_module.CONTROLS)
     MUTANTS.update(_module.MUTANTS)
