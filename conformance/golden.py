@@ -33,7 +33,7 @@ def _floats(values) -> np.ndarray:
 
 def hyperparameter_value(raw: Any) -> Any:
     """JSON hyperparameter → the Python value a candidate receives (decimals → float)."""
-    if isinstance(raw, bool):
+    if raw is None or isinstance(raw, bool):
         return raw
     if isinstance(raw, list):
         return tuple(hyperparameter_value(x) for x in raw)

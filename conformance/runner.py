@@ -111,6 +111,7 @@ def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = 
         return res
     except Exception as exc:  # the candidate's constructor
         res.outcome, res.reason = "failed", f"constructing the candidate raised {_exc_line(exc)}"
+        res.params_conform = False  # nothing ran: no trajectory to vouch for
         return res
     for t, step in enumerate(case.steps, start=1):
         try:

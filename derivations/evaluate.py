@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from functools import cache
 
 import mpmath
+import numpy as np
 import sympy as sp
 
-from .cases import CaseDesign
-from .error_bound import step_bounds
-from .cases import SparseGrad
-from .rule import Rule, g, present, theta
+from .cases import CaseDesign, SparseGrad
+from .error_bound import ev
+from .rule import Rule, g, ndim, present, theta
+from .tensor import tensor_nodes
 
 # Working precision: 80 significant decimal digits; goldens are written with 40.
 WORKING_DPS = 80
@@ -48,13 +49,38 @@ class Snapshot:
     state_bounds: dict[str, dict[str, list]]
 
 
+@dataclass(frozen=True)
+class _Line:
+    """One compiled assignment. ``nodes``: its tensor functions, innermost first, each replaced
+    by a fresh symbol in the expressions after it; ``args``/``fn``: the elementwise remainder."""
+
+    target: sp.Symbol
+    nodes: tuple[tuple[sp.Symbol, type, sp.Expr, tuple[sp.Symbol, ...], Callable], ...]
+    expr: sp.Expr
+    args: tuple[sp.Symbol, ...]
+    fn: Callable
+
+
+def _lambdify(expr: sp.Expr) -> tuple[tuple[sp.Symbol, ...], Callable]:
+    args = tuple(sorted(expr.free_symbols, key=lambda s: s.name))
+    return args, sp.lambdify(args, expr, modules=_MODULES)
+
+
 @cache
-def _compile(rule: Rule) -> tuple[tuple[sp.Symbol, tuple[sp.Symbol, ...], Callable], ...]:
+def _compile(rule: Rule) -> tuple[_Line, ...]:
     lines = []
-    for line in rule.body:
+    for k, line in enumerate(rule.body):
         expr = sp.sympify(line.expr)
-        args = tuple(sorted(expr.free_symbols, key=lambda s: s.name))
-        lines.append((line.target, args, sp.lambdify(args, expr, modules=_MODULES)))
+        nodes = []
+        while found := tensor_nodes(expr):
+            node = found[0]  # innermost first: its argument is elementwise (or uses earlier nodes)
+            sym = sp.Symbol(f"_tensor_{k}_{len(nodes)}", real=True)
+            arg = node.args[0]
+            args, fn = _lambdify(arg)
+            nodes.append((sym, type(node), arg, args, fn))
+            expr = expr.xreplace({node: sym})
+        args, fn = _lambdify(expr)
+        lines.append(_Line(line.target, tuple(nodes), expr, args, fn))
     return tuple(lines)
 
 
@@ -82,7 +108,9 @@ def hyperparameter_env(rule: Rule, values: Mapping[str, object]) -> dict[sp.Symb
             env[hp.symbols] = bool(value)
         elif isinstance(hp.symbols, tuple):
             for sym, x in zip(hp.symbols, value, strict=True):
-                env[sym] = mpmath.mpf(float(x))
+                # None (Adafactor's ε₁: "the dtype's machine epsilon") is evaluated as 0; the
+                # spec's cases keep every ε₁ clamp inactive by orders of magnitude when it is None
+                env[sym] = mpmath.mpf(0 if x is None else float(x))
         else:
             env[hp.symbols] = mpmath.mpf(float(value))
     return env
@@ -124,28 +152,46 @@ def _evaluate(rule: Rule, case: CaseDesign) -> list[Snapshot]:
                 state_b[p.name] = {sym: [(float(v), 0.0) for v in vs] for sym, vs in state[p.name].items()}
             st, sb = state[p.name], state_b[p.name]
             benv_hp = {sym: (float(v), 0.0) for sym, v in env_hp.items()}
-            for i in range(len(p.values)):
+            n = len(p.values)
+            envs_x, envs_b = [], []  # per element: exact values, and (value, bound) pairs
+            for i in range(n):
                 env = dict(env_hp)
                 env[theta] = params[p.name][i]
                 env[g] = mpmath.mpf(grad[i])
                 env[present] = mask[i]
-                for sym in st:
-                    env[sym] = st[sym][i]
-                for target, args, f in body:
-                    env[target] = f(*(env[a] for a in args))
-                params[p.name][i] = env[theta]
-                for sym in st:
-                    st[sym][i] = env[sym]
+                env[ndim] = len(p.shape)
                 benv = dict(benv_hp)
                 benv[theta] = bounds[p.name][i]
                 benv[g] = (float(grad[i]), 0.0)
                 benv[present] = (float(mask[i]), 0.0)
-                for sym in sb:
+                benv[ndim] = (float(len(p.shape)), 0.0)
+                for sym in st:
+                    env[sym] = st[sym][i]
                     benv[sym] = sb[sym][i]
-                benv = step_bounds(rule, benv)
-                bounds[p.name][i] = benv[theta]
-                for sym in sb:
-                    sb[sym][i] = benv[sym]
+                envs_x.append(env)
+                envs_b.append(benv)
+            # line by line over the whole parameter, so that a line may reduce over it
+            for line in body:
+                for sym, fn_cls, arg, args, fn in line.nodes:
+                    xs = np.empty(n, dtype=object)
+                    xs[:] = [fn(*(env[a] for a in args)) for env in envs_x]
+                    pairs = [ev(arg, benv) for benv in envs_b]
+                    vs = np.array([v for v, _ in pairs]).reshape(p.shape)
+                    es = np.array([e for _, e in pairs]).reshape(p.shape)
+                    rx = fn_cls.exact(xs.reshape(p.shape)).reshape(-1)
+                    rv, re = (a.reshape(-1) for a in fn_cls.bound(vs, es))
+                    for i in range(n):
+                        envs_x[i][sym] = rx[i]
+                        envs_b[i][sym] = (float(rv[i]), float(re[i]))
+                for env, benv in zip(envs_x, envs_b, strict=True):
+                    env[line.target] = line.fn(*(env[a] for a in line.args))
+                    benv[line.target] = ev(line.expr, benv)
+            for i in range(n):
+                params[p.name][i] = envs_x[i][theta]
+                bounds[p.name][i] = envs_b[i][theta]
+                for sym in st:
+                    st[sym][i] = envs_x[i][sym]
+                    sb[sym][i] = envs_b[i][sym]
         out.append(
             Snapshot(
                 params={k: list(vs) for k, vs in params.items()},

@@ -42,7 +42,7 @@ def fmt_bound(x: float) -> str:
 
 
 def _plain(value):
-    if isinstance(value, bool):
+    if value is None or isinstance(value, bool):
         return value
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
@@ -88,6 +88,7 @@ def grad_document(grad) -> list | dict | None:
 def steps(rule: Rule, case: CaseDesign, trajectory: list[Snapshot], with_state: bool) -> list[dict]:
     group_hps = [dict(gr.hyperparameters) for gr in case.groups]
     group_of = {name: i for i, gr in enumerate(case.groups) for name in gr.params}
+    shapes = {p.name: p.shape for p in case.params}
     out = []
     for step, snap in zip(case.steps, trajectory, strict=True):
         for c in step.changes:
@@ -100,7 +101,7 @@ def steps(rule: Rule, case: CaseDesign, trajectory: list[Snapshot], with_state: 
                 hps = group_hps[group_of[name]]
                 kept = {}
                 for sv in rule.state:
-                    if not sv.kept_when(hps):
+                    if not (sv.kept_when(hps) and sv.kept_for(shapes[name])):
                         continue
                     values = st[sv.name]
                     kept[sv.name] = int(values[0]) if sv.count else [fmt(x) for x in values]

@@ -29,6 +29,8 @@ t = sp.Symbol("t", integer=True, nonnegative=True)
 # Whether this element is present in the step's gradient: always true for a dense gradient; for a
 # sparse one (SparseAdam) only the entries it lists (explicit zeros included) are present.
 present = sp.Symbol("present")
+# The parameter's number of dimensions (Adafactor factors the second moment of ≥ 2-D params).
+ndim = sp.Symbol("n_dim", integer=True, nonnegative=True)
 
 
 class F32(sp.Function):
@@ -80,6 +82,8 @@ class StateVar:
     initial: sp.Expr
     doc: str = ""
     kept_when: Callable[[Mapping[str, object]], bool] = field(default=lambda hp: True)
+    # whether torch keeps it for a param of this shape (Adafactor: row/col factors for >= 2-D)
+    kept_for: Callable[[tuple[int, ...]], bool] = field(default=lambda shape: True)
     count: bool = False
 
 

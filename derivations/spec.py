@@ -25,7 +25,7 @@ class Spec:
         for hp in self.rule.hyperparameters:
             v = hp.default
             if isinstance(v, tuple):
-                out[hp.name] = [repr(float(x)) for x in v]
+                out[hp.name] = [None if x is None else repr(float(x)) for x in v]
             elif isinstance(v, bool):
                 out[hp.name] = v
             else:

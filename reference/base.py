@@ -47,7 +47,7 @@ class NumpyOptimizer:
             raise ValueError(f"state of {len(saved)} params for {len(self.params)} params")
         self.state = [
             {
-                k: int(v) if k in self.COUNTERS else np.array(v, dtype=p.dtype).reshape(p.shape)
+                k: int(v) if k in self.COUNTERS else np.array(v, dtype=p.dtype)  # its own shape (factors)
                 for k, v in s.items()
             }
             for s, p in zip(saved, self.params, strict=True)

@@ -1,0 +1,102 @@
+"""Tensor functions: the few operations of a rule that look at a whole parameter, not one element.
+
+Most rules are elementwise. Adafactor factors its second moment into row and column means and
+normalises by root-mean-squares; such a rule writes those reductions as the functions below, and
+the evaluator computes them over the whole parameter (the result is broadcast back, so each element
+sees its row's mean, its column's mean, or the tensor's mean). Every function knows
+
+* ``exact(x)``: its value on an object array of mpmath numbers (the golden), and
+* ``bound(v, e)``: its value and first-order running error bound (units of u) on float arrays,
+  for recursive summation: |fl(Σxᵢ) − Σxᵢ| ≤ u·Σₖ|partial sumₖ| ≤ u·(n − 1)·Σ|xᵢ|, plus one
+  rounding for the division by n.
+
+Reductions follow torch's convention for ≥ 2-D tensors: "rows" reduce the last dimension and
+"columns" the one before it (batch dimensions in front are kept). On a 0-D or 1-D tensor a rule
+must not take a branch that needs columns; those functions then return their argument.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+
+
+class TensorFunction(sp.Function):
+    """A reduction over a parameter tensor, broadcast back to the parameter's shape."""
+
+    nargs = 1
+    axes: str = "all"  # "rows" (last dim), "columns" (dim -2) or "all"
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_Number:
+            return x  # the mean of a constant tensor
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _eval_is_nonnegative(self):
+        return self.args[0].is_nonnegative
+
+    def _eval_is_positive(self):
+        return self.args[0].is_positive
+
+    @classmethod
+    def _axis(cls, ndim: int) -> tuple[int, ...] | None:
+        if cls.axes == "all":
+            return tuple(range(ndim))
+        if cls.axes == "rows":
+            return (ndim - 1,) if ndim >= 1 else None
+        return (ndim - 2,) if ndim >= 2 else None
+
+    @classmethod
+    def exact(cls, x: np.ndarray) -> np.ndarray:
+        axis = cls._axis(x.ndim)
+        if axis is None:
+            return x
+        n = int(np.prod([x.shape[a] for a in axis]))
+        total = x.sum(axis=axis, keepdims=True) if x.ndim else x
+        return np.broadcast_to(total / n, x.shape) if x.ndim else x
+
+    @classmethod
+    def bound(cls, v: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        axis = cls._axis(v.ndim)
+        if axis is None or v.ndim == 0:
+            return v, e
+        n = int(np.prod([v.shape[a] for a in axis]))
+        mean = v.sum(axis=axis, keepdims=True) / n
+        err = (e.sum(axis=axis, keepdims=True) + (n - 1) * np.abs(v).sum(axis=axis, keepdims=True)) / n
+        err = err + np.abs(mean)  # the division by n
+        return np.broadcast_to(mean, v.shape), np.broadcast_to(err, v.shape)
+
+
+class RowMean(TensorFunction):
+    r"""Mean over the last dimension (a row of a matrix): ``x.mean(dim=-1, keepdim=True)``."""
+
+    axes = "rows"
+
+    def _latex(self, printer):
+        return r"\operatorname{mean}_{j}\left(" + printer._print(self.args[0]) + r"\right)"
+
+
+class ColMean(TensorFunction):
+    r"""Mean over the dimension before the last (a column): ``x.mean(dim=-2, keepdim=True)``."""
+
+    axes = "columns"
+
+    def _latex(self, printer):
+        return r"\operatorname{mean}_{i}\left(" + printer._print(self.args[0]) + r"\right)"
+
+
+class Mean(TensorFunction):
+    r"""Mean over every element of the parameter: ``x.mean()``."""
+
+    axes = "all"
+
+    def _latex(self, printer):
+        return r"\operatorname{mean}\left(" + printer._print(self.args[0]) + r"\right)"
+
+
+def tensor_nodes(expr: sp.Expr) -> list[sp.Expr]:
+    """The tensor-function applications in ``expr``, innermost first."""
+    return [node for node in sp.postorder_traversal(expr) if isinstance(node, TensorFunction)]
