@@ -52,6 +52,8 @@ class CaseResult:
     compared_state: list[str] = field(default_factory=list)
     matches: list[str] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)  # acceptable, but worth knowing
+    accepted: str = ""  # the acceptable variant a failing trajectory follows (then it passes)
+    accepted_ratio: float = 0.0  # worst error / tolerance against that variant
     actual: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
@@ -166,7 +168,7 @@ def _accept(res: CaseResult, spec: Spec, case: Case, dtype: str, shapes, state_r
         _score(alt, load_variant(spec.id, vid)[case.id], dtype, shapes, state_rows)
         if alt.max_ratio <= 1.0:
             v = spec.variants[vid]
-            res.outcome = "passed"
+            res.outcome, res.accepted, res.accepted_ratio = "passed", vid, alt.max_ratio
             res.findings = sorted({*res.findings, f"acceptable: {vid} ({v.title})"})
             return
 

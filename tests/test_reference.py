@@ -19,11 +19,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from optimizer_conformance.conformance.candidates import Candidate
-from optimizer_conformance.conformance.golden import Case, load_spec
+from optimizer_conformance import reference
+from optimizer_conformance.conformance.golden import Case, SparseGrad, index, load_spec
 from optimizer_conformance.conformance.runner import run_case
 from optimizer_conformance.reference import SGD, Adam, AdamW
 
-CLASSES = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
+# Every spec's reference: the class named like its torch class (closed-loop specs have their own tests).
+CLASSES = {
+    spec_id: getattr(reference, meta["torch_class"].rpartition(".")[2])
+    for spec_id, meta in index()["specs"].items()
+    if meta.get("kind", "update") == "update"
+}
 DTYPES = ("float32", "float64")
 
 
@@ -101,7 +107,9 @@ def _drive(cls, case: Case, dtype: str = "float64"):
         for opt, group in zip(opts, case.groups, strict=True):
             grads = [step.grads[n] for n in group.params]
             grads = [
-                None if g is None else g.reshape(arrays[n].shape)
+                None if g is None
+                else (g.indices, g.values) if isinstance(g, SparseGrad)
+                else g.reshape(arrays[n].shape)
                 for g, n in zip(grads, group.params, strict=True)
             ]
             assert opt.step(grads) is None
@@ -110,7 +118,12 @@ def _drive(cls, case: Case, dtype: str = "float64"):
         snapshot = {}
         for opt, group in zip(opts, case.groups, strict=True):
             for name, st_ in zip(group.params, opt.state, strict=True):
-                snapshot[name] = {k: np.ravel(v).astype(np.float64) for k, v in st_.items()}
+                # per element: a factored (row/column) or scalar state broadcasts to the param
+                snapshot[name] = {
+                    k: np.broadcast_to(np.asarray(v, dtype=np.float64), arrays[name].shape).ravel()
+                    if np.ndim(v) and np.size(v) != arrays[name].size else np.ravel(v).astype(np.float64)
+                    for k, v in st_.items()
+                }
         states.append(snapshot)
     return {n: np.vstack(v) for n, v in params.items()}, states
 

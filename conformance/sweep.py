@@ -1,0 +1,151 @@
+"""Every ``torch.optim`` optimizer against its spec: ``python -m optimizer_conformance.conformance.sweep``.
+
+For each spec of the golden index, the torch class it names is run in every implementation it
+offers on the CPU — the for-loop (``foreach=False``), ``foreach=True`` and ``fused=True`` where
+its constructor takes those flags (an implementation torch refuses on this device is reported as
+such) — in float32 and float64, through the same runner as ``pytest --optimizer``. Prints a
+table (markdown with ``--markdown``) of verdicts with the acceptable findings named, and writes it
+as JSON with ``--json PATH`` (the docs' conformance matrix is generated from that file). Exit 1 if
+any run does not pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+from .candidates import Candidate
+from .golden import index, load_spec
+from .runner import run_case
+
+DTYPES = ("float32", "float64")
+# Specs whose torch class is checked a second way as well (same spec, another spelling).
+ALSO = {"adamw": [("torch.optim.Adam", {"decoupled_weight_decay": True})]}
+
+
+def implementations(cls: type) -> list[tuple[str, dict]]:
+    """(label, constructor flags) of the implementations a torch optimizer class offers."""
+    params = inspect.signature(cls).parameters
+    out = []
+    if "foreach" in params:
+        out += [("forloop", {"foreach": False}), ("foreach", {"foreach": True})]
+    if "fused" in params:
+        out.append(("fused", {"fused": True}))
+    return out or [("default", {})]
+
+
+@dataclass
+class Run:
+    spec: str
+    optimizer: str  # e.g. "torch.optim.Adam"
+    implementation: str
+    flags: dict
+    dtype: str
+    verdict: str  # "pass" | "fail" | "unsupported"
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    worst: float = 0.0  # worst error / tolerance over the cases that passed strictly
+    findings: list[str] = field(default_factory=list)
+    detail: str = ""
+    seconds: float = 0.0
+
+
+def sweep_spec(spec_id: str, device: str = "cpu") -> list[Run]:
+    import torch
+
+    spec = load_spec(spec_id)
+    candidates = [(spec.torch_class, {})] + ALSO.get(spec_id, [])
+    runs = []
+    for path, extra in candidates:
+        cls = Candidate.from_path(path).target
+        for label, flags in implementations(cls):
+            kwargs = {**extra, **flags}
+            name = path + ("" if not extra else "(" + ", ".join(f"{k}={v}" for k, v in extra.items()) + ")")
+            cand = Candidate(path, cls, "torch", kwargs)
+            for dtype in DTYPES:
+                start = time.perf_counter()
+                try:
+                    results = [run_case(cand, spec, case, dtype, device) for case in spec.cases]
+                except (RuntimeError, torch.cuda.CudaError) as exc:  # pragma: no cover - defensive
+                    runs.append(Run(spec_id, name, label, flags, dtype, "unsupported", detail=str(exc)))
+                    continue
+                run = Run(spec_id, name, label, flags, dtype, "pass", seconds=time.perf_counter() - start)
+                for r in results:
+                    run.passed += r.outcome == "passed"
+                    run.failed += r.outcome == "failed"
+                    run.skipped += r.outcome == "skipped"
+                    run.findings = sorted({*run.findings, *r.findings})
+                    if r.outcome == "passed" and not any(f.startswith("acceptable") for f in r.findings):
+                        run.worst = max(run.worst, r.max_ratio)
+                refused = [r.reason for r in results if r.outcome == "failed" and "not supported" in r.reason]
+                if refused and len(refused) == len(results):
+                    run.verdict, run.detail = "unsupported", refused[0]
+                elif run.failed or not run.passed:
+                    run.verdict = "fail"
+                    run.detail = "; ".join(f"{r.case}: {r.reason or 'out of tolerance'}"
+                                           for r in results if r.outcome == "failed")[:300]
+                runs.append(run)
+    return runs
+
+
+def table(runs: list[Run], markdown: bool) -> str:
+    rows = [("optimizer", "implementation", "float32", "float64", "acceptable findings")]
+    keyed: dict[tuple[str, str], dict[str, Run]] = {}
+    for r in runs:
+        keyed.setdefault((r.optimizer, r.implementation), {})[r.dtype] = r
+    for (opt, impl), per in keyed.items():
+        cells = []
+        for dtype in DTYPES:
+            r = per.get(dtype)
+            if r is None:
+                cells.append("—")
+            elif r.verdict == "pass":
+                accepted = any(f.startswith("acceptable") for f in r.findings)
+                cells.append(f"pass{' (acceptable)' if accepted else ''} {r.passed}/{r.passed + r.failed}")
+            else:
+                cells.append(f"{r.verdict.upper()} {r.passed}/{r.passed + r.failed}")
+        findings = sorted({f for r in per.values() for f in r.findings})
+        rows.append((opt, impl, *cells, "; ".join(findings) or "—"))
+    if markdown:
+        lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+        lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+        return "\n".join(lines)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spec", action="append", help="only these specs")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--markdown", action="store_true", help="print a markdown table")
+    parser.add_argument("--json", metavar="PATH", help="write the runs as JSON here")
+    args = parser.parse_args(argv)
+    import torch
+
+    start = time.perf_counter()
+    runs = [run for spec_id in (args.spec or list(index()["specs"])) for run in sweep_spec(spec_id, args.device)]
+    wall = time.perf_counter() - start
+    print(table(runs, args.markdown))
+    bad = [r for r in runs if r.verdict == "fail"]
+    print(f"\n{len(runs)} runs (optimizer × implementation × dtype) in {wall:.1f} s: "
+          f"{sum(r.verdict == 'pass' for r in runs)} pass, {len(bad)} fail, "
+          f"{sum(r.verdict == 'unsupported' for r in runs)} unsupported on {args.device}")
+    for r in bad:
+        print(f"  FAIL {r.optimizer} [{r.implementation}, {r.dtype}]: {r.detail}")
+    if args.json:
+        doc = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
+               "device": args.device, "seconds": round(wall, 2), "runs": [asdict(r) for r in runs]}
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=1)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
