@@ -28,7 +28,7 @@ def matching_variants(spec: Spec, case: Case, actual: dict[str, np.ndarray], dty
         golden = load_variant(spec.id, vid)[case.id]
         ok = True
         for name, exp in golden.expected.items():
-            tol = tolerance(golden.bound[name], dtype)
+            tol = tolerance(golden.bound[name], dtype, golden.bound_fixed.get(name))
             act = actual[name]
             if act.shape != exp.shape or not np.all(np.abs(act[1:] - exp[1:]) <= tol):
                 ok = False

@@ -33,11 +33,14 @@ def _floats(values) -> np.ndarray:
 
 def hyperparameter_value(raw: Any) -> Any:
     """JSON hyperparameter → the Python value a candidate receives (decimals → float)."""
-    if raw is None or isinstance(raw, bool):
-        return raw
+    if raw is None or isinstance(raw, (bool, int)):
+        return raw  # None, a flag, or a count
     if isinstance(raw, list):
         return tuple(hyperparameter_value(x) for x in raw)
-    return float(raw)
+    try:
+        return float(raw)
+    except ValueError:
+        return raw  # a named choice ("original")
 
 
 @dataclass
@@ -98,6 +101,8 @@ class Case:
     expected: dict[str, np.ndarray]
     # error bound B of the params (tolerance = K·u·B): name -> (T, n), row t-1 after step t
     bound: dict[str, np.ndarray] = field(default_factory=dict)
+    # fixed-precision bounds (tolerance + K·u_f·B_f): name -> {fixed dtype: (T, n)}; most specs: {}
+    bound_fixed: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     # expected state: name -> state name -> (T + 1, n); NaN before the state exists
     expected_state: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     # error bound of the state: name -> state name -> (T, n); NaN before the state exists
@@ -183,6 +188,7 @@ def _case(spec_id: str, doc: dict, counters: set[str], with_state: bool) -> Case
     ]
     steps, traj = [], {p.name: [p.initial] for p in params}
     bound: dict[str, list] = {p.name: [] for p in params}
+    fixed: dict[str, dict[str, list]] = {p.name: {} for p in params}
     state: dict[str, dict[str, list]] = {p.name: {} for p in params}
     state_b: dict[str, dict[str, list]] = {p.name: {} for p in params}
     n = {p.name: p.initial.size for p in params}
@@ -198,6 +204,8 @@ def _case(spec_id: str, doc: dict, counters: set[str], with_state: bool) -> Case
         for name, values in s["expected"]["params"].items():
             traj[name].append(_floats(values))
             bound[name].append(_floats(s["bound"]["params"][name]))
+            for fixed_dtype, by_param in s["bound"].get("fixed", {}).items():
+                fixed[name].setdefault(fixed_dtype, []).append(_floats(by_param["params"][name]))
         if not with_state:
             continue
         for name, st in s["expected"].get("state", {}).items():
@@ -227,6 +235,8 @@ def _case(spec_id: str, doc: dict, counters: set[str], with_state: bool) -> Case
         steps=steps,
         expected={k: np.vstack(v) for k, v in traj.items()},
         bound={k: np.vstack(v) for k, v in bound.items()},
+        bound_fixed={k: {d: np.vstack(rows) for d, rows in by_dtype.items()} for k, by_dtype in fixed.items()
+                     if by_dtype},
         expected_state={k: {s: np.vstack(r) for s, r in st.items()} for k, st in state.items()},
         state_bound={k: {s: np.vstack(r) for s, r in st.items()} for k, st in state_b.items()},
         counters=frozenset(counters),
@@ -237,6 +247,10 @@ def _case(spec_id: str, doc: dict, counters: set[str], with_state: bool) -> Case
 def load_spec(spec_id: str) -> Spec:
     meta = index()["specs"][spec_id]
     doc = _read(meta["file"])
+    if doc.get("kind") == "closed_loop":  # L-BFGS: cases driven through a closure
+        from .closed_loop import load_closed_loop_spec
+
+        return load_closed_loop_spec(spec_id, meta, doc)
     counters = {s["name"] for s in doc["state"] if s["count"]}
     return Spec(
         id=spec_id,
@@ -259,5 +273,9 @@ def load_variant(spec_id: str, variant_id: str) -> dict[str, Case]:
     An acceptable variant's file also holds its state (compared like the spec's)."""
     info = load_spec(spec_id).variants[variant_id]
     doc = _read(info.file)
+    if doc.get("kind") == "closed_loop":
+        from .closed_loop import load_closed_loop_cases
+
+        return load_closed_loop_cases(spec_id, doc)
     counters = {s["name"] for s in doc["state"] if s["count"]}
     return {c["id"]: _case(spec_id, c, counters, with_state=info.acceptable) for c in doc["cases"]}

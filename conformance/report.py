@@ -34,6 +34,7 @@ class CaseRecord:
     matches: list[str] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
     compared_state: list[str] = field(default_factory=list)
+    accepted: str = ""  # the acceptable variant the case followed, if it passed that way
 
     @property
     def first_divergent_step(self) -> int | None:
@@ -43,7 +44,7 @@ class CaseRecord:
     def from_result(cls, r: CaseResult) -> CaseRecord:
         return cls(r.spec, r.case, r.dtype, r.device, r.outcome, r.reason, r.max_error,
                    r.tolerance_at_max, r.max_ratio, r.params_conform, r.first_divergence,
-                   list(r.matches), list(r.findings), list(r.compared_state))
+                   list(r.matches), list(r.findings), list(r.compared_state), r.accepted)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

@@ -98,6 +98,10 @@ def _compare(name, quantity, shape, expected, actual, tol, steps) -> tuple[np.nd
 
 
 def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = "cpu") -> CaseResult:
+    if getattr(case, "closed_loop", False):  # L-BFGS: the candidate drives a closure
+        from .closed_loop import run_closed_loop_case
+
+        return run_closed_loop_case(cand, spec, case, dtype, device)
     res = CaseResult(spec.id, case.id, dtype, device)
     why = cand.unsupported(spec, case, dtype)
     if why:
@@ -156,6 +160,9 @@ def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = 
     return res
 
 
+ACCEPTED = "follows acceptable variant"  # the finding of a case passed through an acceptable variant
+
+
 def _accept(res: CaseResult, spec: Spec, case: Case, dtype: str, shapes, state_rows) -> None:
     """A failed case passes when the candidate follows an acceptable variant (params and state)."""
     if res.steps_run < case.n_steps:
@@ -169,7 +176,7 @@ def _accept(res: CaseResult, spec: Spec, case: Case, dtype: str, shapes, state_r
         if alt.max_ratio <= 1.0:
             v = spec.variants[vid]
             res.outcome, res.accepted, res.accepted_ratio = "passed", vid, alt.max_ratio
-            res.findings = sorted({*res.findings, f"acceptable: {vid} ({v.title})"})
+            res.findings = sorted({*res.findings, f"{ACCEPTED} {vid}: {v.title}"})
             return
 
 
@@ -180,7 +187,7 @@ def _score(res: CaseResult, case: Case, dtype: str, shapes, state_rows) -> None:
     per_step: list[list[Divergence]] = [[] for _ in range(steps)]
     compared = set()
     for name, expected in case.expected.items():
-        tol = tolerance(case.bound[name], dtype)
+        tol = tolerance(case.bound[name], dtype, case.bound_fixed.get(name))
         ratio, worst = _compare(name, "param", shapes[name], expected, res.actual[name], tol, steps)
         err = np.abs(res.actual[name][1 : steps + 1] - expected[1 : steps + 1])
         if err.size:

@@ -52,6 +52,7 @@ class Run:
     skipped: int = 0
     worst: float = 0.0  # worst error / tolerance over the cases that passed strictly
     findings: list[str] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)  # acceptable variants some case followed
     detail: str = ""
     seconds: float = 0.0
 
@@ -81,8 +82,10 @@ def sweep_spec(spec_id: str, device: str = "cpu") -> list[Run]:
                     run.failed += r.outcome == "failed"
                     run.skipped += r.outcome == "skipped"
                     run.findings = sorted({*run.findings, *r.findings})
-                    if r.outcome == "passed" and not any(f.startswith("acceptable") for f in r.findings):
-                        run.worst = max(run.worst, r.max_ratio)
+                    if r.accepted:
+                        run.accepted = sorted({*run.accepted, r.accepted})
+                    if r.outcome == "passed":
+                        run.worst = max(run.worst, r.accepted_ratio if r.accepted else r.max_ratio)
                 refused = [r.reason for r in results if r.outcome == "failed" and "not supported" in r.reason]
                 if refused and len(refused) == len(results):
                     run.verdict, run.detail = "unsupported", refused[0]
@@ -95,7 +98,7 @@ def sweep_spec(spec_id: str, device: str = "cpu") -> list[Run]:
 
 
 def table(runs: list[Run], markdown: bool) -> str:
-    rows = [("optimizer", "implementation", "float32", "float64", "acceptable findings")]
+    rows = [("optimizer", "implementation", "float32", "float64", "findings (acceptable)")]
     keyed: dict[tuple[str, str], dict[str, Run]] = {}
     for r in runs:
         keyed.setdefault((r.optimizer, r.implementation), {})[r.dtype] = r
@@ -106,8 +109,7 @@ def table(runs: list[Run], markdown: bool) -> str:
             if r is None:
                 cells.append("—")
             elif r.verdict == "pass":
-                accepted = any(f.startswith("acceptable") for f in r.findings)
-                cells.append(f"pass{' (acceptable)' if accepted else ''} {r.passed}/{r.passed + r.failed}")
+                cells.append(f"pass{' (acceptable)' if r.accepted else ''} {r.passed}/{r.passed + r.failed}")
             else:
                 cells.append(f"{r.verdict.upper()} {r.passed}/{r.passed + r.failed}")
         findings = sorted({f for r in per.values() for f in r.findings})

@@ -21,10 +21,17 @@ references, in float32 and float64 — so that they stay at or below a quarter o
 ``nox -s benchmark`` prints the measured margins and docs/tolerances.md records them. The floor
 keeps an exactly-zero expectation from demanding an exactly-zero answer after subnormal noise.
 
+A spec may define part of its computation in a fixed floating-point type, whatever the dtype under
+test (Muon's Newton–Schulz iteration runs in bfloat16). Its goldens then carry, per element, a
+second bound ``B_f`` in units of that type's unit roundoff ``u_f`` (``bound.fixed``), and the
+tolerance gets ``K · u_f · B_f`` on top.
+
 This module is plain NumPy: the plugin and the golden generator share it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -50,6 +57,10 @@ K = 4.0
 CATCH_MARGIN = 10.0
 
 
-def tolerance(bound: np.ndarray, dtype: str) -> np.ndarray:
-    """The tolerance, elementwise, from the golden's error bound ``B``."""
-    return K * UNIT_ROUNDOFF[dtype] * np.asarray(bound, dtype=np.float64) + SMALLEST_NORMAL[dtype]
+def tolerance(bound: np.ndarray, dtype: str, fixed: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+    """The tolerance, elementwise, from the golden's error bound ``B`` and its fixed-precision
+    bounds ``fixed`` ({fixed dtype: B_f}, same layout; none for most specs)."""
+    tol = K * UNIT_ROUNDOFF[dtype] * np.asarray(bound, dtype=np.float64) + SMALLEST_NORMAL[dtype]
+    for fixed_dtype, b in (fixed or {}).items():
+        tol = tol + K * UNIT_ROUNDOFF[fixed_dtype] * np.asarray(b, dtype=np.float64)
+    return tol

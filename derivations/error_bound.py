@@ -26,6 +26,11 @@ distance the parameters travelled (each step adds ``|θ|`` and ``|Δθ|``), and 
 conditioning of each step (``1 − β₂ᵗ`` for small ``t``; cancellation in ``g + λθ``) — exactly
 the three things that make a correct implementation's error grow.
 
+With ``rounding=False`` the operations add no rounding of their own: errors already in the
+operands are carried through, to first order, and nothing more. That is how a fixed-precision error
+channel (see :mod:`.tensor`, ``fixed_dtype``) travels through the later lines of a rule: the rounding
+errors there belong to the parameter's dtype and are in the main bound already.
+
 This is generation-time code: values are plain Python floats (a bound needs a few digits, not
 forty).
 """
@@ -76,21 +81,23 @@ def _exact_factor(x: sp.Expr) -> bool:
     return x.is_Number and abs(x) == 1
 
 
-def ev(expr: sp.Expr, env: Mapping[sp.Symbol, Pair]) -> Pair:
+def ev(expr: sp.Expr, env: Mapping[sp.Symbol, Pair], rounding: bool = True) -> Pair:
+    """(value, error bound / u) of ``expr``; ``rounding=False``: propagate the operands' errors only."""
+    r = 1.0 if rounding else 0.0  # weight of an operation's own rounding
     if isinstance(expr, sp.Symbol):
         return env[expr]
     if expr.is_Number:
         return _const(expr)
     if isinstance(expr, sp.Add):
-        parts = [ev(a, env) for a in expr.args]
+        parts = [ev(a, env, rounding) for a in expr.args]
         value = math.fsum(v for v, _ in parts)
         err = sum(e for _, e in parts)
         if err == 0 and value.is_integer():
             return value, 0.0  # integer arithmetic (the step count) is exact
-        return value, err + (len(parts) - 1) * abs(value)
+        return value, err + r * (len(parts) - 1) * abs(value)
     if isinstance(expr, sp.Mul):
         exact = all(_exact_factor(a) for a in expr.args if a.is_Number)
-        parts = [ev(a, env) for a in expr.args]
+        parts = [ev(a, env, rounding) for a in expr.args]
         value = math.prod(v for v, _ in parts)
         err = 0.0
         for i, (_, e) in enumerate(parts):
@@ -99,38 +106,38 @@ def ev(expr: sp.Expr, env: Mapping[sp.Symbol, Pair]) -> Pair:
         roundings = sum(1 for a in expr.args if not _exact_factor(a)) - 1
         if not exact:
             roundings = max(roundings, 1)
-        return value, err + max(roundings, 0) * abs(value)
+        return value, err + r * max(roundings, 0) * abs(value)
     if isinstance(expr, sp.Pow):
-        (a, ea) = ev(expr.base, env)
+        (a, ea) = ev(expr.base, env, rounding)
         n_expr = expr.exp
-        (n, en) = ev(n_expr, env)
+        (n, en) = ev(n_expr, env, rounding)
         if n == 0.5:
             value = math.sqrt(a)
-            return value, (ea / (2 * value) if value else math.sqrt(ea)) + value
+            return value, (ea / (2 * value) if value else math.sqrt(ea)) + r * value
         if n == -0.5:
             value = 1.0 / math.sqrt(a)
-            return value, 0.5 * ea * value / a + 2 * value
+            return value, 0.5 * ea * value / a + r * 2 * value
         value = a**n
         err = abs(n * a ** (n - 1)) * ea if ea else 0.0
         if en and a > 0:
             err += abs(value * math.log(a)) * en
-        return value, err + abs(value)
+        return value, err + r * abs(value)
     if isinstance(expr, sp.Abs):
-        v, e = ev(expr.args[0], env)
+        v, e = ev(expr.args[0], env, rounding)
         return abs(v), e
     if isinstance(expr, (sp.Max, sp.Min)):
-        parts = [ev(a, env) for a in expr.args]
+        parts = [ev(a, env, rounding) for a in expr.args]
         pick = max if isinstance(expr, sp.Max) else min
         value = pick(v for v, _ in parts)
         return value, max(e for _, e in parts)
     if isinstance(expr, sp.Piecewise):
         for branch, cond in expr.args:
             if _bool(cond, env):
-                return ev(branch, env)
+                return ev(branch, env, rounding)
         raise ValueError(f"no branch of {expr} applies")
     if isinstance(expr, F32):
         # A declared float32 rounding is part of the definition being bounded, not an error.
-        v, e = ev(expr.args[0], env)
+        v, e = ev(expr.args[0], env, rounding)
         return float(np.float32(v)), e
     if isinstance(expr, sp.sign):
         v, _ = ev(expr.args[0], env)

@@ -4,12 +4,18 @@ Each assignment of the rule is compiled once with :func:`sympy.lambdify` to an m
 the trajectory is then the rule applied step after step, exactly as an optimizer would, with
 the case's events (missing gradients, hyperparameter changes) applied where they fall. A
 ``state_dict`` reload changes nothing in exact arithmetic, so it has no effect here.
+
+Beside each value go its running error bound (:mod:`.error_bound`, units of the param dtype's u)
+and, for a rule with a tensor function defined in a fixed floating-point type (``fixed_dtype``:
+Muon's bfloat16 Newton–Schulz iteration), one more error per such type, in units of that type's
+unit roundoff: the function puts its own bound there, and every later line carries it linearly
+(``ev(..., rounding=False)``), adding no rounding of its own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 import mpmath
@@ -18,7 +24,7 @@ import sympy as sp
 
 from .cases import CaseDesign, SparseGrad
 from .error_bound import ev
-from .rule import Rule, g, ndim, present, theta
+from .rule import Rule, g, n_cols, n_rows, ndim, present, reloaded, theta
 from .tensor import tensor_nodes
 
 # Working precision: 80 significant decimal digits; goldens are written with 40.
@@ -40,22 +46,27 @@ class Snapshot:
 
     ``param_bounds`` and ``state_bounds`` hold, in the same layout, the first-order running
     error bound B (floats) of :mod:`.error_bound`: a faithful evaluation in a dtype with unit
-    roundoff u is within u·B of the exact value.
+    roundoff u is within u·B of the exact value. ``param_fixed[dtype]`` and ``state_fixed[dtype]``
+    (only for rules with a fixed-precision tensor function) hold the error in units of that
+    dtype's unit roundoff that the fixed-precision part adds (tolerance K·u_dtype·B_dtype on top).
     """
 
     params: dict[str, list]
     state: dict[str, dict[str, list]]
     param_bounds: dict[str, list]
     state_bounds: dict[str, dict[str, list]]
+    param_fixed: dict[str, dict[str, list]] = field(default_factory=dict)
+    state_fixed: dict[str, dict[str, dict[str, list]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class _Line:
     """One compiled assignment. ``nodes``: its tensor functions, innermost first, each replaced
-    by a fresh symbol in the expressions after it; ``args``/``fn``: the elementwise remainder."""
+    by a fresh symbol in the expressions after it (with its tensor argument compiled, and its
+    scalar arguments compiled as (expr, args, fn)); ``args``/``fn``: the elementwise remainder."""
 
     target: sp.Symbol
-    nodes: tuple[tuple[sp.Symbol, type, sp.Expr, tuple[sp.Symbol, ...], Callable], ...]
+    nodes: tuple[tuple[sp.Symbol, type, sp.Expr, tuple[sp.Symbol, ...], Callable, tuple], ...]
     expr: sp.Expr
     args: tuple[sp.Symbol, ...]
     fn: Callable
@@ -77,11 +88,19 @@ def _compile(rule: Rule) -> tuple[_Line, ...]:
             sym = sp.Symbol(f"_tensor_{k}_{len(nodes)}", real=True)
             arg = node.args[0]
             args, fn = _lambdify(arg)
-            nodes.append((sym, type(node), arg, args, fn))
+            scalars = tuple((x, *_lambdify(x)) for x in node.args[1:])
+            nodes.append((sym, type(node), arg, args, fn, scalars))
             expr = expr.xreplace({node: sym})
         args, fn = _lambdify(expr)
         lines.append(_Line(line.target, tuple(nodes), expr, args, fn))
     return tuple(lines)
+
+
+@cache
+def fixed_dtypes(rule: Rule) -> tuple[str, ...]:
+    """The fixed floating-point types of the rule's tensor functions (usually none)."""
+    return tuple(sorted({node[1].fixed_dtype for line in _compile(rule) for node in line.nodes
+                         if node[1].fixed_dtype is not None}))
 
 
 @cache
@@ -106,6 +125,8 @@ def hyperparameter_env(rule: Rule, values: Mapping[str, object]) -> dict[sp.Symb
         value = values[hp.name]
         if hp.boolean:
             env[hp.symbols] = bool(value)
+        elif hp.choices:
+            env[hp.symbols] = mpmath.mpf(hp.choices.index(value))
         elif isinstance(hp.symbols, tuple):
             for sym, x in zip(hp.symbols, value, strict=True):
                 # None (Adafactor's ε₁: "the dtype's machine epsilon") is evaluated as 0; the
@@ -122,17 +143,28 @@ def evaluate(rule: Rule, case: CaseDesign) -> list[Snapshot]:
         return _evaluate(rule, case)
 
 
+def _with_fixed(benv: dict, fenv: dict) -> dict:
+    """(value, fixed-channel error) pairs: the values of ``benv``, the errors of ``fenv`` (0 if none)."""
+    return {s: (v, fenv.get(s, 0.0)) for s, (v, _) in benv.items()}
+
+
 def _evaluate(rule: Rule, case: CaseDesign) -> list[Snapshot]:
     body = _compile(rule)
     initial = _compile_initial(rule)
+    fixed = fixed_dtypes(rule)  # usually (): no fixed-precision channel at all
     group_hps = [dict(gr.hyperparameters) for gr in case.groups]
     group_of = {name: i for i, gr in enumerate(case.groups) for name in gr.params}
     params = {p.name: [mpmath.mpf(x) for x in p.values] for p in case.params}
     bounds = {p.name: [(float(x), 0.0) for x in p.values] for p in case.params}
+    # fixed-precision channels: param -> element -> {dtype: error / u_dtype}
+    fixes = {p.name: [dict.fromkeys(fixed, 0.0) for _ in p.values] for p in case.params}
     state: dict[str, dict[sp.Symbol, list]] = {}  # created on a param's first step
     state_b: dict[str, dict[sp.Symbol, list]] = {}
+    state_f: dict[str, dict[sp.Symbol, list]] = {}
     out = []
+    was_reloaded = False
     for step in case.steps:
+        was_reloaded = was_reloaded or step.reload_before
         for change in step.changes:
             group_hps[change.group][change.name] = change.value
         envs = [hyperparameter_env(rule, hps) for hps in group_hps]
@@ -149,49 +181,77 @@ def _evaluate(rule: Rule, case: CaseDesign) -> list[Snapshot]:
                 state[p.name] = {
                     sym: [f(*(env_hp[a] for a in args))] * len(p.values) for sym, args, f in initial
                 }
-                state_b[p.name] = {sym: [(float(v), 0.0) for v in vs] for sym, vs in state[p.name].items()}
-            st, sb = state[p.name], state_b[p.name]
+                # a state initialised from a hyperparameter (Rprop's step size = lr) is stored in
+                # the param's dtype: one rounding, unless the value is an integer (0, 1)
+                state_b[p.name] = {sym: [(float(v), 0.0 if v == int(v) else abs(float(v))) for v in vs]
+                                   for sym, vs in state[p.name].items()}
+                state_f[p.name] = {sym: [dict.fromkeys(fixed, 0.0) for _ in vs] for sym, vs in state[p.name].items()}
+            st, sb, sf = state[p.name], state_b[p.name], state_f[p.name]
             benv_hp = {sym: (float(v), 0.0) for sym, v in env_hp.items()}
             n = len(p.values)
+            rows = p.shape[-2] if len(p.shape) >= 2 else 1
+            cols = p.shape[-1] if len(p.shape) >= 1 else 1
             envs_x, envs_b = [], []  # per element: exact values, and (value, bound) pairs
+            envs_f = []  # per element: {dtype: {symbol: fixed-channel error}}
             for i in range(n):
                 env = dict(env_hp)
                 env[theta] = params[p.name][i]
                 env[g] = mpmath.mpf(grad[i])
                 env[present] = mask[i]
                 env[ndim] = len(p.shape)
+                env[reloaded] = was_reloaded
+                env[n_rows], env[n_cols] = mpmath.mpf(rows), mpmath.mpf(cols)
                 benv = dict(benv_hp)
                 benv[theta] = bounds[p.name][i]
                 benv[g] = (float(grad[i]), 0.0)
                 benv[present] = (float(mask[i]), 0.0)
                 benv[ndim] = (float(len(p.shape)), 0.0)
+                benv[reloaded] = (float(was_reloaded), 0.0)
+                benv[n_rows], benv[n_cols] = (float(rows), 0.0), (float(cols), 0.0)
+                fenv = {d: {theta: fixes[p.name][i][d]} for d in fixed}
                 for sym in st:
                     env[sym] = st[sym][i]
                     benv[sym] = sb[sym][i]
+                    for d in fixed:
+                        fenv[d][sym] = sf[sym][i][d]
                 envs_x.append(env)
                 envs_b.append(benv)
+                envs_f.append(fenv)
             # line by line over the whole parameter, so that a line may reduce over it
             for line in body:
-                for sym, fn_cls, arg, args, fn in line.nodes:
+                for sym, fn_cls, arg, args, fn, scalars in line.nodes:
                     xs = np.empty(n, dtype=object)
                     xs[:] = [fn(*(env[a] for a in args)) for env in envs_x]
                     pairs = [ev(arg, benv) for benv in envs_b]
                     vs = np.array([v for v, _ in pairs]).reshape(p.shape)
                     es = np.array([e for _, e in pairs]).reshape(p.shape)
-                    rx = fn_cls.exact(xs.reshape(p.shape)).reshape(-1)
-                    rv, re = (a.reshape(-1) for a in fn_cls.bound(vs, es))
+                    fs = {d: np.array([ev(arg, _with_fixed(benv, fenv[d]), rounding=False)[1]
+                                       for benv, fenv in zip(envs_b, envs_f, strict=True)]).reshape(p.shape)
+                          for d in fixed}
+                    sx = [f(*(envs_x[0][a] for a in a_args)) for _, a_args, f in scalars]
+                    sv = [ev(x, envs_b[0])[0] for x, _, _ in scalars]
+                    rx = fn_cls.exact(xs.reshape(p.shape), *sx).reshape(-1)
+                    rv, re, rf = fn_cls.channels(vs, es, fs, *sv)
+                    rv, re = rv.reshape(-1), re.reshape(-1)
+                    rf = {d: np.broadcast_to(rf.get(d, 0.0), p.shape).reshape(-1) for d in fixed}
                     for i in range(n):
                         envs_x[i][sym] = rx[i]
                         envs_b[i][sym] = (float(rv[i]), float(re[i]))
-                for env, benv in zip(envs_x, envs_b, strict=True):
+                        for d in fixed:
+                            envs_f[i][d][sym] = float(rf[d][i])
+                for env, benv, fenv in zip(envs_x, envs_b, envs_f, strict=True):
                     env[line.target] = line.fn(*(env[a] for a in line.args))
+                    for d in fixed:  # before benv changes: the operands' values
+                        fenv[d][line.target] = ev(line.expr, _with_fixed(benv, fenv[d]), rounding=False)[1]
                     benv[line.target] = ev(line.expr, benv)
             for i in range(n):
                 params[p.name][i] = envs_x[i][theta]
                 bounds[p.name][i] = envs_b[i][theta]
+                fixes[p.name][i] = {d: envs_f[i][d][theta] for d in fixed}
                 for sym in st:
                     st[sym][i] = envs_x[i][sym]
                     sb[sym][i] = envs_b[i][sym]
+                    sf[sym][i] = {d: envs_f[i][d][sym] for d in fixed}
         out.append(
             Snapshot(
                 params={k: list(vs) for k, vs in params.items()},
@@ -203,6 +263,12 @@ def _evaluate(rule: Rule, case: CaseDesign) -> list[Snapshot]:
                 state_bounds={
                     name: {s.name: [e for _, e in sb[s.symbol]] for s in rule.state}
                     for name, sb in state_b.items()
+                },
+                param_fixed={d: {k: [f[d] for f in vs] for k, vs in fixes.items()} for d in fixed},
+                state_fixed={
+                    d: {name: {s.name: [f[d] for f in sf[s.symbol]] for s in rule.state}
+                        for name, sf in state_f.items()}
+                    for d in fixed
                 },
             )
         )

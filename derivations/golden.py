@@ -23,7 +23,7 @@ from optimizer_conformance.conformance.tolerance import CATCH_MARGIN, tolerance
 
 from .cases import CaseDesign, SparseGrad, exact_decimal
 from .evaluate import Snapshot, evaluate
-from .rule import Rule, Variant
+from .rule import Hyperparameter, Rule, Variant
 from .spec import Spec
 
 SCHEMA_ID = "optimizer-conformance/golden/v1"
@@ -42,8 +42,8 @@ def fmt_bound(x: float) -> str:
 
 
 def _plain(value):
-    if value is None or isinstance(value, bool):
-        return value
+    if value is None or isinstance(value, (bool, int)):
+        return value  # None, a flag, or a count (an integer hyperparameter)
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return str(value)
@@ -112,6 +112,13 @@ def steps(rule: Rule, case: CaseDesign, trajectory: list[Snapshot], with_state: 
                 }
             expected["state"] = state
             bound["state"] = state_bound
+        if snap.param_fixed:  # only rules with a fixed-precision part (Muon's bfloat16 iteration)
+            bound["fixed"] = {d: {"params": {k: [fmt_bound(x) for x in vs] for k, vs in by_param.items()}}
+                              for d, by_param in snap.param_fixed.items()}
+        for by_param in snap.state_fixed.values():
+            if any(x for by_state in by_param.values() for vs in by_state.values() for x in vs):
+                raise NotImplementedError(f"{rule.id}: a state carries a fixed-precision error; "
+                                          "the goldens write that channel for params only")
         out.append(
             {
                 "changes": [{"group": c.group, "name": c.name, "value": _plain(c.value)} for c in step.changes],
@@ -134,13 +141,18 @@ def separation(case: CaseDesign, spec_traj: list[Snapshot], var_traj: list[Snaps
              for sv, ss in zip(var_traj, spec_traj, strict=True)]
         )
         bound = np.array([s.param_bounds[p.name] for s in spec_traj])
+        fixed = {d: np.array([s.param_fixed[d][p.name] for s in spec_traj]) for d in spec_traj[0].param_fixed}
         for dtype in DTYPES:
-            worst[dtype] = max(worst[dtype], float((diff / tolerance(bound, dtype)).max()))
+            worst[dtype] = max(worst[dtype], float((diff / tolerance(bound, dtype, fixed)).max()))
     return worst
 
 
 def spec_documents(spec: Spec) -> dict[str, dict]:
     """All documents of one spec: {relative path: JSON document}."""
+    if getattr(spec, "kind", "update") == "closed_loop":  # L-BFGS: driven through a closure
+        from .closed_loop import spec_documents as closed_loop_documents
+
+        return closed_loop_documents(spec)
     defaults = spec.defaults()
     cases = [builder.build(defaults) for builder in spec.cases]
     spec_trajs = [evaluate(spec.rule, c) for c in cases]
@@ -190,10 +202,18 @@ def variant_meta(v: Variant) -> dict:
             "acceptable": v.acceptable, "sources": list(v.sources)}
 
 
+def _declared(hp: Hyperparameter, value) -> object:
+    """A declared default or neutral value: numbers as decimal strings unless the setting is a count."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, tuple):
+        return [_declared(hp, x) for x in value]
+    return int(value) if hp.integer else str(value)
+
+
 def hyperparameters_document(spec: Spec) -> list[dict]:
     return [
-        {"name": hp.name, "default": _plain(hp.default if not isinstance(hp.default, tuple) else list(hp.default)),
-         "neutral": None if hp.neutral is None else _plain(hp.neutral), "doc": hp.doc}
+        {"name": hp.name, "default": _declared(hp, hp.default), "neutral": _declared(hp, hp.neutral), "doc": hp.doc}
         for hp in spec.rule.hyperparameters
     ]
 
@@ -206,6 +226,7 @@ def index_document(specs: Iterable[Spec]) -> dict:
             "title": spec.title,
             "torch_class": spec.torch_class,
             "file": f"{spec.id}/spec.json",
+            **({"kind": spec.kind} if getattr(spec, "kind", "update") != "update" else {}),  # closed_loop
             "hyperparameters": hyperparameters_document(spec),
             "cases": [c.id for c in spec.cases],
             "variants": [{**variant_meta(v), "file": f"{spec.id}/{v.id}.json"} for v in spec.variants],

@@ -29,8 +29,15 @@ t = sp.Symbol("t", integer=True, nonnegative=True)
 # Whether this element is present in the step's gradient: always true for a dense gradient; for a
 # sparse one (SparseAdam) only the entries it lists (explicit zeros included) are present.
 present = sp.Symbol("present")
+# Whether the optimizer was rebuilt from a state_dict on this step or an earlier one (only an
+# acceptable variant uses it: torch's load_state_dict casts float32 scalar state to the param dtype).
+reloaded = sp.Symbol("reloaded")
 # The parameter's number of dimensions (Adafactor factors the second moment of ≥ 2-D params).
 ndim = sp.Symbol("n_dim", integer=True, nonnegative=True)
+# A matrix parameter's numbers of rows and columns (dims −2 and −1; 1 where the param has fewer
+# dimensions): Muon scales its step by the aspect ratio.
+n_rows = sp.Symbol("n_rows", integer=True, positive=True)
+n_cols = sp.Symbol("n_cols", integer=True, positive=True)
 
 
 class F32(sp.Function):
@@ -62,6 +69,9 @@ class Hyperparameter:
     neutral: object = None
     doc: str = ""
     boolean: bool = False
+    integer: bool = False  # a count (Muon's ns_steps): an integer, not a decimal
+    # a named choice (Muon's adjust_lr_fn): the symbol takes the index of the value in ``choices``
+    choices: tuple[object, ...] = ()
 
     @property
     def symbol_tuple(self) -> tuple[sp.Symbol, ...]:
@@ -193,7 +203,8 @@ class Variant:
 
 
 def changed_lines(base: Rule, other: Rule) -> list[tuple[Assign | None, Assign | None]]:
-    """The lines in which ``other`` differs from ``base`` (for the docs and the reports)."""
+    """The lines in which ``other`` differs from ``base`` (for the docs and the reports); a changed
+    initial value of a state variable counts as a line ``initial: s ← s₀``."""
     b = {(line.label, line.target): line for line in base.body}
     o = {(line.label, line.target): line for line in other.body}
     diffs: list[tuple[Assign | None, Assign | None]] = []
@@ -213,4 +224,9 @@ def changed_lines(base: Rule, other: Rule) -> list[tuple[Assign | None, Assign |
     for key in common_b:
         if key not in kept and b[key].expr == o[key].expr:
             diffs.append((b[key], o[key]))
+    initial = {sv.name: sv for sv in other.state}
+    for sv in base.state:
+        if sv.name in initial and sp.sympify(initial[sv.name].initial) != sp.sympify(sv.initial):
+            diffs.append((Assign("initial", sv.symbol, sv.initial, f"initial {sv.name}"),
+                          Assign("initial", sv.symbol, initial[sv.name].initial, f"initial {sv.name}")))
     return diffs

@@ -26,8 +26,10 @@ class Spec:
             v = hp.default
             if isinstance(v, tuple):
                 out[hp.name] = [None if x is None else repr(float(x)) for x in v]
-            elif isinstance(v, bool):
-                out[hp.name] = v
+            elif v is None or isinstance(v, (bool, str)):
+                out[hp.name] = v  # None (the documented default behaviour), a flag, a named choice
+            elif hp.integer:
+                out[hp.name] = int(v)
             else:
                 out[hp.name] = repr(float(v))
         return out

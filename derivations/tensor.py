@@ -13,6 +13,15 @@ sees its row's mean, its column's mean, or the tensor's mean). Every function kn
 Reductions follow torch's convention for ≥ 2-D tensors: "rows" reduce the last dimension and
 "columns" the one before it (batch dimensions in front are kept). On a 0-D or 1-D tensor a rule
 must not take a branch that needs columns; those functions then return their argument.
+
+A tensor function may take scalar arguments after the tensor (``args[1:]``: hyperparameters or
+numbers, the same for every element, evaluated once per parameter and passed on after the tensor).
+
+A function may also be *defined* as evaluated in a fixed floating-point type, whatever the
+parameter's dtype (``fixed_dtype``: Muon's Newton–Schulz iteration runs in bfloat16). Its rounding
+errors then go into a second, fixed-precision error channel (units of that type's unit roundoff),
+which later lines carry linearly (``channels``; see :mod:`.evaluate`), not into the bound in units of
+the parameter dtype's u.
 """
 
 from __future__ import annotations
@@ -26,9 +35,11 @@ class TensorFunction(sp.Function):
 
     nargs = 1
     axes: str = "all"  # "rows" (last dim), "columns" (dim -2) or "all"
+    # the floating-point type the function is defined to be evaluated in (None: the param's dtype)
+    fixed_dtype: str | None = None
 
     @classmethod
-    def eval(cls, x):
+    def eval(cls, x, *scalars):
         if x.is_Number:
             return x  # the mean of a constant tensor
 
@@ -50,7 +61,7 @@ class TensorFunction(sp.Function):
         return (ndim - 2,) if ndim >= 2 else None
 
     @classmethod
-    def exact(cls, x: np.ndarray) -> np.ndarray:
+    def exact(cls, x: np.ndarray, *scalars) -> np.ndarray:
         axis = cls._axis(x.ndim)
         if axis is None:
             return x
@@ -59,7 +70,7 @@ class TensorFunction(sp.Function):
         return np.broadcast_to(total / n, x.shape) if x.ndim else x
 
     @classmethod
-    def bound(cls, v: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def bound(cls, v: np.ndarray, e: np.ndarray, *scalars) -> tuple[np.ndarray, np.ndarray]:
         axis = cls._axis(v.ndim)
         if axis is None or v.ndim == 0:
             return v, e
@@ -68,6 +79,26 @@ class TensorFunction(sp.Function):
         err = (e.sum(axis=axis, keepdims=True) + (n - 1) * np.abs(v).sum(axis=axis, keepdims=True)) / n
         err = err + np.abs(mean)  # the division by n
         return np.broadcast_to(mean, v.shape), np.broadcast_to(err, v.shape)
+
+    @classmethod
+    def propagate(cls, v: np.ndarray, e: np.ndarray, *scalars) -> np.ndarray:
+        """The first-order error of the result from errors ``e`` of the argument alone (no rounding
+        of its own): what a fixed-precision error channel carries through this function."""
+        axis = cls._axis(v.ndim)
+        if axis is None or v.ndim == 0:
+            return e
+        n = int(np.prod([v.shape[a] for a in axis]))
+        return np.broadcast_to(e.sum(axis=axis, keepdims=True) / n, v.shape)
+
+    @classmethod
+    def channels(
+        cls, v: np.ndarray, e: np.ndarray, fixed: dict[str, np.ndarray], *scalars
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Value, error bound in units of the param dtype's u, and the fixed-precision channels
+        ({dtype: error in units of that dtype's u}) given the argument's values ``v``, its bound
+        ``e`` and its fixed-channel errors ``fixed``."""
+        value, err = cls.bound(v, e, *scalars)
+        return value, err, {d: cls.propagate(v, f, *scalars) for d, f in fixed.items()}
 
 
 class RowMean(TensorFunction):

@@ -49,3 +49,12 @@ def test_every_variant_is_a_small_named_delta(spec_id):
 
 def test_goldens_regenerate_byte_for_byte(capsys):
     assert regenerate(["--check"]) == 0, capsys.readouterr().out
+
+
+def test_a_changed_initial_value_is_a_changed_line():
+    """A variant that only starts a state elsewhere (TF1's RMSprop ms₀ = 1) is a one-line delta."""
+    rule = SPECS["adam"].rule
+    diff = changed_lines(rule, rule.with_initial("exp_avg_sq", 1))
+    assert len(diff) == 1
+    before, after = diff[0]
+    assert before.label == after.label == "initial" and after.expr == 1

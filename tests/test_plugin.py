@@ -21,8 +21,8 @@ TORCH_IMPLS = [{"foreach": False}, {"foreach": True}, {"fused": True}]
 def _warm_up_torch() -> None:
     """Build and step every optimizer once: torch imports dynamo and friends lazily on first use,
     and an in-process pytester run drops modules imported inside it."""
-    for cls in (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW):
-        for kw in TORCH_IMPLS:
+    for cls in (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.ASGD):
+        for kw in TORCH_IMPLS if cls is not torch.optim.ASGD else TORCH_IMPLS[:2]:
             p = torch.zeros(2, requires_grad=True)
             p.grad = torch.ones(2)
             cls([p], lr=0.1, **kw).step()
@@ -120,6 +120,23 @@ def test_foreach_sgd_grad_mutation_is_reported_as_a_finding(pytester):
     result.stdout.fnmatch_lines(["*finding (acceptable): step() modifies p.grad in place*"])
     doc = json.loads(report.read_text())
     assert doc["findings"] == ["step() modifies p.grad in place"]
+
+
+def test_acceptable_variant_passes_with_a_named_finding(pytester):
+    """torch's ASGD keeps η and μ as float32 scalars even for float64 params: off the exact
+    trajectory by far more than the float64 tolerance, on the documented acceptable variant's.
+    The run passes, and the summary and the report name the finding."""
+    report = pytester.path / "r.json"
+    result = _run(pytester, "--optimizer=torch.optim.ASGD", "--optimizer-dtype=float64",
+                  '--optimizer-kwargs={"foreach": false}', f"--optimizer-report={report}")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*verdict: CONFORMS*",
+                                 "*finding (acceptable): follows acceptable variant asgd.float32_eta_mu: *"])
+    doc = json.loads(report.read_text())
+    assert any(f.startswith("follows acceptable variant asgd.float32_eta_mu") for f in doc["findings"])
+    accepted = [c for c in doc["cases"] if c["findings"]]
+    assert accepted and all(c["outcome"] == "passed" and c["max_ratio"] > 1 for c in accepted)
+    assert {c["accepted"] for c in accepted} == {"asgd.float32_eta_mu"}
 
 
 # -- failures are diagnoses -------------------------------------------------------------------

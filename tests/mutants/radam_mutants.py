@@ -1,0 +1,98 @@
+"""RAdam as ``torch.optim.RAdam`` computes it, and one mutant per catalogued RAdam variant.
+
+:class:`RAdam` is a readable single-tensor (for-loop) transcription of torch's
+``_single_tensor_radam`` (capturable and differentiable off): the same state (``step`` as a float32
+0-d tensor, ``exp_avg``, ``exp_avg_sq``), the same operations in the same order, hyperparameters
+read from ``group[...]`` at every step. Each mutant overrides the one attribute or method holding
+the formula its variant changes (see ``derivations/radam.py``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+class RAdam(torch.optim.Optimizer):
+    """The spec: PyTorch's RAdam (ρ_t > 5, ε on the raw √v), L2 or decoupled decay, maximize."""
+
+    #: rectify when ρ_t exceeds this
+    threshold = 5.0
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 decoupled_weight_decay=False, maximize=False):
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                        decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:  # a param without a gradient is left alone, state included
+                    self._update(p, p.grad, group, self._state(p))
+        return loss
+
+    def _state(self, p: Tensor) -> dict:
+        state = self.state[p]
+        if len(state) == 0:
+            state["step"] = torch.tensor(0.0, dtype=torch.float32)
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        return state
+
+    def _update(self, p: Tensor, grad: Tensor, group: dict, state: dict) -> None:
+        beta1, beta2 = group["betas"]
+        lr, weight_decay = group["lr"], group["weight_decay"]
+        if group["maximize"]:
+            grad = -grad
+        state["step"] += 1
+        step = state["step"].item()
+        if weight_decay != 0:
+            if group["decoupled_weight_decay"]:
+                p.mul_(1 - lr * weight_decay)
+            else:
+                grad = grad.add(p, alpha=weight_decay)
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        bias_correction1 = 1 - beta1**step
+        bias_correction2 = 1 - beta2**step
+        bias_corrected_exp_avg = exp_avg / bias_correction1
+        rho_inf = 2 / (1 - beta2) - 1
+        rho_t = rho_inf - 2 * step * (beta2**step) / bias_correction2
+        if rho_t > self.threshold:
+            rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+            adaptive = self._adaptive_lr(exp_avg_sq, bias_correction2, group["eps"])
+            p.add_(bias_corrected_exp_avg * lr * adaptive * rect, alpha=-1.0)
+        else:
+            p.add_(bias_corrected_exp_avg * lr, alpha=-1.0)
+
+    def _adaptive_lr(self, exp_avg_sq: Tensor, bias_correction2: float, eps: float) -> Tensor:
+        """√(1 − β₂ᵗ)/(√v + ε): ε on the raw √v."""
+        return (bias_correction2**0.5) / exp_avg_sq.sqrt().add_(eps)
+
+
+class RAdamThreshold4(RAdam):
+    """radam.threshold_4: rectify when ρ_t > 4 (the paper)."""
+
+    threshold = 4.0
+
+
+class RAdamEpsPaperPlacement(RAdam):
+    """radam.eps_paper_placement: 1/(√v̂ + ε) with v̂ = v/(1 − β₂ᵗ) (optax)."""
+
+    def _adaptive_lr(self, exp_avg_sq, bias_correction2, eps):
+        return 1 / (exp_avg_sq / bias_correction2).sqrt().add_(eps)
+
+
+CONTROLS: dict[str, type[torch.optim.Optimizer]] = {"radam": RAdam}
+
+MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {
+    ("radam", "radam.threshold_4"): RAdamThreshold4,
+    ("radam", "radam.eps_paper_placement"): RAdamEpsPaperPlacement,
+}
