@@ -1,4 +1,4 @@
-"""Sessions: ``nox -s tests golden lint benchmark conformance docs``.
+"""Sessions: ``nox -s tests golden lint benchmark sweep conformance docs``.
 
 Every session runs in the current environment (``venv_backend="none"``): a fresh nox venv would
 resolve ``torch`` from the registry and download a multi-gigabyte CUDA build. Set up once with
@@ -32,6 +32,12 @@ def lint(session: nox.Session) -> None:
 def benchmark(session: nox.Session) -> None:
     """Worst error of correct implementations / tolerance; variant margins over tolerance."""
     session.run("python", "-m", "optimizer_conformance.conformance.benchmark", *session.posargs)
+
+
+@nox.session
+def sweep(session: nox.Session) -> None:
+    """Every torch.optim optimizer in every CPU implementation and dtype: the conformance table."""
+    session.run("python", "-m", "optimizer_conformance.conformance.sweep", *session.posargs)
 
 
 @nox.session
