@@ -13,12 +13,13 @@ import copy
 import json
 from functools import cache
 from importlib import resources
+from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
 from optimizer_conformance.conformance.candidates import Candidate
 from optimizer_conformance.conformance.diagnosis import diagnose
-from optimizer_conformance.conformance.golden import load_spec
+from optimizer_conformance.conformance.golden import index, load_spec
 from optimizer_conformance.conformance.report import CaseRecord, environment, report_document
 from optimizer_conformance.conformance.runner import run_case
 from optimizer_conformance.conformance.tolerance import CATCH_MARGIN, K
@@ -427,3 +428,16 @@ def test_report_written_by_the_plugin_validates(pytester):
     doc = json.loads(path.read_text(encoding="utf-8"))
     assert_valid("report", doc)
     assert doc["diagnosis"]["verdict"] == "conforms"
+
+
+def test_readme_lists_every_spec_and_variant():
+    """The README's table of what the suite checks is the golden index's, row by row (no drift)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip().strip("`"): line for line in readme.splitlines()
+            if line.startswith("| `")}
+    for spec_id, meta in index()["specs"].items():
+        assert spec_id in rows, f"README has no row for spec {spec_id}"
+        row = rows[spec_id]
+        assert f"`{meta['torch_class']}`" in row, spec_id
+        for v in meta["variants"]:
+            assert f"`{v['id']}`" in row, f"README row {spec_id} lacks {v['id']}"
