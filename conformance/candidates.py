@@ -16,6 +16,9 @@ Two interfaces are understood:
 
 A hyperparameter the candidate does not accept is left out when the case sets it to its neutral
 value (feature off); otherwise the case is skipped with that reason.
+
+Closed-loop specs (LBFGS) drive the candidate through ``step(closure)`` instead: see
+:mod:`optimizer_conformance.conformance.closed_loop` for both protocols.
 """
 
 from __future__ import annotations

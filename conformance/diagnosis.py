@@ -82,10 +82,13 @@ def diagnose(results: Iterable) -> Diagnosis:
         lines.append(f"no known variant explains {', '.join(unexplained)}{where}")
     if state_only:
         keys = sorted({r.first_divergence.quantity for r in state_only if r.first_divergence})
-        lines.append(
-            "parameters follow the spec, but the state kept under torch's name(s) "
-            f"{', '.join(keys) or '?'} differs in " + ", ".join(f"{r.case}[{r.dtype}]" for r in state_only)
-        )
+        where = ", ".join(f"{r.case}[{r.dtype}]" for r in state_only)
+        if "loss" in keys:  # closed loop (LBFGS): the value step(closure) returns
+            lines.append(f"parameters follow the spec, but the loss step(closure) returns differs in {where}")
+            keys.remove("loss")
+        if keys:
+            lines.append(f"parameters follow the spec, but the state kept under torch's name(s) "
+                         f"{', '.join(keys)} differs in {where}")
     if explaining:
         verdict = "variant"
     elif wrong_params:

@@ -134,6 +134,9 @@ def _variant_lines(spec: Spec, rec: CaseRecord) -> list[str]:
                     f"    known in: {v.who}; sources: {', '.join(v.sources)}"]
         return out
     if rec.first_divergence is not None and rec.outcome == "failed":
+        if rec.params_conform:
+            what = "the loss step(closure) returns" if rec.first_divergence.quantity == "loss" else "the state"
+            return [f"  the parameters follow the spec; only {what} differs"]
         return ["  trajectory matches no catalogued variant of this spec"]
     return []
 

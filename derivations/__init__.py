@@ -7,7 +7,6 @@ here. This package is for generation time: the pytest plugin never imports it.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 
 from .spec import Spec
 
@@ -20,8 +19,6 @@ MODULES += ["sparseadam", "adafactor", "muon", "lbfgs"]
 
 SPECS: dict[str, Spec] = {}
 for _name in MODULES:
-    if importlib.util.find_spec(f"{__name__}.{_name}") is None:  # DEVELOPMENT ONLY: strict at integration
-        continue
     _spec = importlib.import_module(f"{__name__}.{_name}").SPEC
     SPECS[_spec.id] = _spec
 

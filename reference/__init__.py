@@ -1,25 +1,28 @@
 """NumPy reference implementations of the specified optimizers.
 
 Plain, readable NumPy written from the update rules (PyTorch's definitions), independently of the
-SymPy derivations. Each class follows the NumPy candidate protocol (see
-``optimizer_conformance.conformance.candidates``): ``Cls(params, **hyperparameters)``, ``step(grads)``
-updating the arrays in place, hyperparameters as plain attributes, ``state_dict()`` and
-``load_state_dict()``.
+SymPy derivations; one class per optimizer, named like torch's. Each class follows the NumPy
+candidate protocol (see ``optimizer_conformance.conformance.candidates``): ``Cls(params,
+**hyperparameters)``, ``step(grads)`` updating the arrays in place, hyperparameters as plain
+attributes, ``state_dict()`` and ``load_state_dict()``. :class:`LBFGS` follows the closed-loop
+protocol instead (``step(closure)``, see ``optimizer_conformance.conformance.closed_loop``).
 """
 
-import importlib
-import importlib.util
-
+from .adadelta import Adadelta
+from .adafactor import Adafactor
+from .adagrad import Adagrad
 from .adam import Adam
+from .adamax import Adamax
 from .adamw import AdamW
+from .asgd import ASGD
+from .lbfgs import LBFGS
+from .muon import Muon
+from .nadam import NAdam
+from .radam import RAdam
+from .rmsprop import RMSprop
+from .rprop import Rprop
 from .sgd import SGD
+from .sparseadam import SparseAdam
 
-# DEVELOPMENT ONLY: strict imports at integration
-_CLASSES = {"rmsprop": "RMSprop", "adagrad": "Adagrad", "adadelta": "Adadelta", "adamax": "Adamax",
-            "nadam": "NAdam", "radam": "RAdam", "asgd": "ASGD", "rprop": "Rprop",
-            "sparseadam": "SparseAdam", "adafactor": "Adafactor", "muon": "Muon", "lbfgs": "LBFGS"}
-for _mod, _cls in _CLASSES.items():
-    if importlib.util.find_spec(f"{__name__}.{_mod}") is not None:
-        globals()[_cls] = getattr(importlib.import_module(f"{__name__}.{_mod}"), _cls)
-
-__all__ = ["SGD", "Adam", "AdamW"]
+__all__ = ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam",
+           "ASGD", "Rprop", "SparseAdam", "Adafactor", "Muon", "LBFGS"]

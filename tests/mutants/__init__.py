@@ -11,7 +11,6 @@ Each module of :data:`MODULES` after the first two defines ``CONTROLS = {spec_id
 from __future__ import annotations
 
 import importlib
-import importlib.util
 
 import torch
 
@@ -35,8 +34,6 @@ MODULES += ["asgd_mutants", "rprop_mutants"]
 MODULES += ["sparseadam_mutants", "adafactor_mutants", "muon_mutants", "lbfgs_mutants"]
 
 for _name in MODULES:
-    if importlib.util.find_spec(f"{__name__}.{_name}") is None:  # DEVELOPMENT ONLY: strict at integration
-        continue
     _module = importlib.import_module(f"{__name__}.{_name}")
     CONTROLS.update(_module.CONTROLS)
     MUTANTS.update(_module.MUTANTS)

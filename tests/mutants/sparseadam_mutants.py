@@ -39,7 +39,7 @@ class SparseAdam(torch.optim.Optimizer):
             return
 
         def make_sparse(vals):
-            return torch.sparse_coo_tensor(indices, vals, grad.size())
+            return torch.sparse_coo_tensor(indices, vals, grad.size(), check_invariants=False)
 
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         old_m = exp_avg.sparse_mask(grad)._values()
@@ -81,10 +81,10 @@ class EpsAfterBiasCorrection(SparseAdam):
         old_v = exp_avg_sq.sparse_mask(grad)._values()
         new_m = old_m * beta1 + values * (1 - beta1)
         new_v = old_v * beta2 + values * values * (1 - beta2)
-        exp_avg.add_(torch.sparse_coo_tensor(indices, new_m - old_m, grad.size()))
-        exp_avg_sq.add_(torch.sparse_coo_tensor(indices, new_v - old_v, grad.size()))
+        exp_avg.add_(torch.sparse_coo_tensor(indices, new_m - old_m, grad.size(), check_invariants=False))
+        exp_avg_sq.add_(torch.sparse_coo_tensor(indices, new_v - old_v, grad.size(), check_invariants=False))
         step = group["lr"] * (new_m / (1 - beta1**t)) / ((new_v / (1 - beta2**t)).sqrt() + group["eps"])
-        p.add_(torch.sparse_coo_tensor(indices, -step, grad.size()))
+        p.add_(torch.sparse_coo_tensor(indices, -step, grad.size(), check_invariants=False))
 
 
 CONTROLS = {"sparseadam": SparseAdam}
