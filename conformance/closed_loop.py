@@ -34,7 +34,6 @@ variants' parameter trajectories (``diagnosis.py``), as for every spec.
 from __future__ import annotations
 
 import copy
-import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +41,7 @@ import numpy as np
 
 from .candidates import Candidate, CaseSkipped
 from .golden import Case, Change, Group, ParamInput, Spec, Step, VariantInfo
-from .runner import CaseResult, Divergence, _compare
+from .runner import CaseResult, Divergence, _compare, exc_line, first_divergence
 from .tolerance import tolerance
 
 COUNTERS = ("func_evals", "n_iter")
@@ -315,7 +314,7 @@ def run_closed_loop_case(cand: Candidate, spec: Spec, case: ClosedLoopCase, dtyp
         res.outcome, res.reason = "skipped", str(exc)
         return res
     except Exception as exc:  # the candidate's constructor
-        res.outcome, res.reason = "failed", f"constructing the candidate raised {_exc_line(exc)}"
+        res.outcome, res.reason = "failed", f"constructing the candidate raised {exc_line(exc)}"
         res.params_conform = False
         return res
     actual = {p.name: [p.initial.copy()] for p in case.params}
@@ -334,7 +333,7 @@ def run_closed_loop_case(cand: Candidate, spec: Spec, case: ClosedLoopCase, dtyp
             return res
         except Exception as exc:
             action = "state_dict/load_state_dict" if step.reload_before else "step(closure)"
-            res.outcome, res.reason = "failed", f"step {t}: {action} raised {_exc_line(exc)}"
+            res.outcome, res.reason = "failed", f"step {t}: {action} raised {exc_line(exc)}"
             break
         res.steps_run = t
         for name in actual:
@@ -400,14 +399,4 @@ def _score(res: CaseResult, case: ClosedLoopCase, dtype: str, losses: list[float
             if d:
                 per_step[s].append(d)
     res.compared_state = sorted(compared)
-    for divs in per_step:
-        if divs:
-            params_first = [d for d in divs if d.quantity == "param"] or divs
-            res.first_divergence = max(params_first, key=lambda d: d.ratio)
-            break
-
-
-def _exc_line(exc: BaseException) -> str:
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
-    return f"{type(exc).__name__}: {exc}{where}"
+    res.first_divergence = first_divergence(per_step)

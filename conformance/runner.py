@@ -116,7 +116,7 @@ def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = 
         res.outcome, res.reason = "skipped", str(exc)
         return res
     except Exception as exc:  # the candidate's constructor
-        res.outcome, res.reason = "failed", f"constructing the candidate raised {_exc_line(exc)}"
+        res.outcome, res.reason = "failed", f"constructing the candidate raised {exc_line(exc)}"
         res.params_conform = False  # nothing ran: no trajectory to vouch for
         return res
     for t, step in enumerate(case.steps, start=1):
@@ -133,7 +133,7 @@ def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = 
             return res
         except Exception as exc:
             action = "state_dict/load_state_dict" if step.reload_before else "step()"
-            res.outcome, res.reason = "failed", f"step {t}: {action} raised {_exc_line(exc)}"
+            res.outcome, res.reason = "failed", f"step {t}: {action} raised {exc_line(exc)}"
             break
         res.steps_run = t
         for name in actual:
@@ -219,14 +219,20 @@ def _score(res: CaseResult, case: Case, dtype: str, shapes, state_rows) -> None:
                 if d and not np.isnan(d.actual):
                     per_step[s].append(d)
     res.compared_state = sorted(compared)
+    res.first_divergence = first_divergence(per_step)
+
+
+def first_divergence(per_step: list[list[Divergence]]) -> Divergence | None:
+    """The worst divergence of the first step that has one (a parameter's if any diverged)."""
     for divs in per_step:
         if divs:
             params_first = [d for d in divs if d.quantity == "param"] or divs
-            res.first_divergence = max(params_first, key=lambda d: d.ratio)
-            break
+            return max(params_first, key=lambda d: d.ratio)
+    return None
 
 
-def _exc_line(exc: BaseException) -> str:
+def exc_line(exc: BaseException) -> str:
+    """An exception in one line, with where it was raised."""
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
     return f"{type(exc).__name__}: {exc}{where}"

@@ -1,105 +1,25 @@
 """The NumPy ASGD reference (``optimizer_conformance.reference.ASGD``): goldens and rule.
 
-1. Every golden case, in float32 and float64, through the conformance runner: the reference must
-   pass all of them, skip none, and need no acceptable variant (its η and μ are doubles).
-2. Every golden case in float64, driven directly: params and state (step, eta, mu, ax) after each
-   step within 1e-13 of the exact values, relative to max(1, |expected|).
-3. Properties of the rule, for random inputs: η_t and μ_t follow their closed forms; ax is the
-   running mean of the iterates from step ⌊t0⌋ + 2 on, whatever the gradients; with λ = 0 ASGD is
-   exact gradient descent with step γ; maximizing g is minimizing −g, bit for bit.
+Every golden case runs through ``tests/test_reference.py`` (the runner, and 1e-13 in float64).
+Properties of the rule, for random inputs: η_t and μ_t follow their closed forms; ax is the
+running mean of the iterates from step ⌊t0⌋ + 2 on, whatever the gradients; with λ = 0 ASGD is
+exact gradient descent with step γ; maximizing g is minimizing −g, bit for bit.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from fractions import Fraction
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from optimizer_conformance.conformance.candidates import Candidate
-from optimizer_conformance.conformance.golden import Case, load_spec
-from optimizer_conformance.conformance.runner import run_case
 from optimizer_conformance.reference import ASGD
 
 DTYPES = ("float32", "float64")
-CASES = load_spec("asgd").cases
 
 
-def _relative_error(actual, expected) -> float:
-    actual, expected = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
-    return float(np.max(np.abs(actual - expected) / np.maximum(1.0, np.abs(expected)), initial=0.0))
-
-
-# -- 1. through the runner -------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_golden_case_passes_through_the_runner(case: Case, dtype: str) -> None:
-    cand = Candidate.from_path("optimizer_conformance.reference.ASGD")
-    assert cand.api == "numpy"
-    res = run_case(cand, load_spec("asgd"), case, dtype)
-    assert res.outcome == "passed", (case.id, dtype, res.reason, res.max_ratio, res.matches)
-    assert res.steps_run == case.n_steps > 0
-    assert not res.findings, res.findings  # exact η and μ: the spec itself, no acceptable variant
-    assert res.max_ratio <= 0.25, (case.id, dtype, res.max_ratio)
-
-
-# -- 2. directly against the goldens in float64 ----------------------------------------------
-
-
-def _drive(case: Case):
-    """Run ``case`` on the reference in float64: params and per-param state after each step."""
-    arrays = {p.name: p.initial.copy().reshape(p.shape) for p in case.params}
-    settings_ = [dict(g.hyperparameters) for g in case.groups]
-    opts = [ASGD([arrays[n] for n in g.params], **hp)
-            for g, hp in zip(case.groups, settings_, strict=True)]
-    params, states = [], []
-    for step in case.steps:
-        if step.reload_before:
-            for i, group in enumerate(case.groups):
-                sd = copy.deepcopy(opts[i].state_dict())
-                opts[i] = ASGD([arrays[n] for n in group.params], lr=settings_[i]["lr"])
-                opts[i].load_state_dict(sd)
-        for change in step.changes:
-            setattr(opts[change.group], change.name, change.value)
-        for opt, group in zip(opts, case.groups, strict=True):
-            opt.step([None if step.grads[n] is None else step.grads[n].reshape(arrays[n].shape)
-                      for n in group.params])
-        params.append({n: a.ravel().copy() for n, a in arrays.items()})
-        snapshot = {}
-        for opt, group in zip(opts, case.groups, strict=True):
-            for name, st_ in zip(group.params, opt.state, strict=True):
-                snapshot[name] = copy.deepcopy(st_)
-        states.append(snapshot)
-    return params, states
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_golden_case_float64_within_1e13(case: Case) -> None:
-    params, states = _drive(case)
-    for t in range(1, case.n_steps + 1):
-        for name, expected in case.expected.items():
-            err = _relative_error(params[t - 1][name], expected[t])
-            assert err < 1e-13, f"{case.id} step {t}, {name}: relative error {err:.3g}"
-            for key, rows in case.expected_state.get(name, {}).items():
-                row = rows[t]
-                mine = states[t - 1][name].get(key)
-                if np.isnan(row).all():
-                    assert mine is None, f"{case.id} step {t}: state[{name}][{key!r}] too early"
-                    continue
-                assert mine is not None, f"{case.id} step {t}: state[{name}] lacks {key!r}"
-                if key in case.counters:
-                    assert np.all(row == mine), (case.id, t, name, key, mine, row[0])
-                else:
-                    err = _relative_error(np.broadcast_to(np.ravel(mine), row.shape), row)
-                    assert err < 1e-13, f"{case.id} step {t}, state[{name}][{key!r}]: {err:.3g}"
-
-
-# -- 3. properties ---------------------------------------------------------------------------
+# -- properties ---------------------------------------------------------------------------
 
 
 @st.composite
