@@ -56,14 +56,9 @@ class Adafactor(NumpyOptimizer):
         self.maximize = maximize
 
     def step(self, grads: list[np.ndarray | None]) -> None:
-        self._check_grads(grads)
         lr, d, wd = float(self.lr), float(self.d), float(self.weight_decay)
-        for theta, grad, state in zip(self.params, grads, self.state, strict=True):
-            if grad is None:
-                continue
-            g = np.asarray(grad, dtype=theta.dtype)
-            if self.maximize:
-                g = -g
+        # params without a gradient are skipped: their value, state and step count stay
+        for theta, g, state in self._gradients(grads):
             eps1 = np.finfo(theta.dtype).eps if self.eps[0] is None else float(self.eps[0])
             eps2 = float(self.eps[1])
             factored = theta.ndim >= 2

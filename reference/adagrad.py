@@ -65,21 +65,13 @@ class Adagrad(NumpyOptimizer):
 
     def step(self, grads: list[np.ndarray | None]) -> None:
         """One update of every parameter whose gradient is not None (in place)."""
-        self._check_grads(grads)
         lr = float(self.lr)
         lr_decay = float(self.lr_decay)
         weight_decay = float(self.weight_decay)
         eps = float(self.eps)
 
-        for theta, grad, state in zip(self.params, grads, self.state, strict=True):
-            if grad is None:
-                continue  # no gradient: the parameter, its accumulator and its step count stay
-            # g is only read, never written: the caller's gradient is an input.
-            g = np.asarray(grad, dtype=theta.dtype)
-            if g.shape != theta.shape:
-                raise ValueError(f"gradient shape {g.shape} != parameter shape {theta.shape}")
-            if self.maximize:
-                g = -g
+        # params without a gradient are skipped: their value, state and step count stay
+        for theta, g, state in self._gradients(grads):
             if weight_decay != 0:
                 g = g + weight_decay * theta
 

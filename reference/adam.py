@@ -68,21 +68,13 @@ class Adam(NumpyOptimizer):
 
     def step(self, grads: list[np.ndarray | None]) -> None:
         """One update of every parameter whose gradient is not None (in place)."""
-        self._check_grads(grads)
         lr = float(self.lr)
         beta1, beta2 = (float(b) for b in self.betas)
         eps = float(self.eps)
         weight_decay = float(self.weight_decay)
 
-        for theta, grad, state in zip(self.params, grads, self.state, strict=True):
-            if grad is None:
-                continue  # no gradient: the parameter, its moments and its step count stay
-            # g is only read, never written: the caller's gradient is an input.
-            g = np.asarray(grad, dtype=theta.dtype)
-            if g.shape != theta.shape:
-                raise ValueError(f"gradient shape {g.shape} != parameter shape {theta.shape}")
-            if self.maximize:
-                g = -g
+        # params without a gradient are skipped: their value, state and step count stay
+        for theta, g, state in self._gradients(grads):
             if weight_decay != 0:
                 if self.decoupled_weight_decay:
                     theta *= 1 - lr * weight_decay  # AdamW: shrink theta before the step

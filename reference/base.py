@@ -28,6 +28,22 @@ class NumpyOptimizer:
         if len(grads) != len(self.params):
             raise ValueError(f"expected {len(self.params)} gradients, got {len(grads)}")
 
+    def _gradients(self, grads: list[np.ndarray | None]):
+        """``(theta, g, state)`` for every parameter that has a gradient on this step.
+
+        ``g`` is the gradient in the parameter's dtype, negated when the optimizer has
+        ``maximize`` set; it is a new array, so the caller's gradient is only read. A parameter
+        whose gradient is None is skipped: it, its state and its step count stay as they are.
+        """
+        self._check_grads(grads)
+        for theta, grad, state in zip(self.params, grads, self.state, strict=True):
+            if grad is None:
+                continue
+            g = np.asarray(grad, dtype=theta.dtype)
+            if g.shape != theta.shape:
+                raise ValueError(f"gradient shape {g.shape} != parameter shape {theta.shape}")
+            yield theta, (-g if getattr(self, "maximize", False) else g), state
+
     def state_dict(self) -> dict[str, Any]:
         """Hyperparameters and per-parameter state, as independent copies."""
         return {

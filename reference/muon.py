@@ -89,17 +89,12 @@ class Muon(NumpyOptimizer):
 
     def step(self, grads: list[np.ndarray | None]) -> None:
         """One update of every parameter whose gradient is not None (in place)."""
-        self._check_grads(grads)
         lr = float(self.lr)
         momentum = float(self.momentum)
         weight_decay = float(self.weight_decay)
 
-        for theta, grad, state in zip(self.params, grads, self.state, strict=True):
-            if grad is None:
-                continue  # no gradient: neither the parameter nor its buffer moves
-            g = np.asarray(grad, dtype=theta.dtype)  # read only: the caller's gradient is an input
-            if g.shape != theta.shape:
-                raise ValueError(f"gradient shape {g.shape} != parameter shape {theta.shape}")
+        # params without a gradient are skipped: their value, state and step count stay
+        for theta, g, state in self._gradients(grads):
             buf = state.setdefault("momentum_buffer", np.zeros_like(theta))
             buf += (1 - momentum) * (g - buf)  # in place
             direction = g + momentum * (buf - g) if self.nesterov else buf

@@ -58,19 +58,11 @@ class Rprop(NumpyOptimizer):
 
     def step(self, grads: list[np.ndarray | None]) -> None:
         """One update of every parameter whose gradient is not None (in place)."""
-        self._check_grads(grads)
         eta_minus, eta_plus = (float(e) for e in self.etas)
         step_size_min, step_size_max = (float(s) for s in self.step_sizes)
 
-        for theta, grad, state in zip(self.params, grads, self.state, strict=True):
-            if grad is None:
-                continue  # no gradient: the parameter, prev, its step sizes and its count stay
-            # g is only read, never written: the caller's gradient is an input.
-            g = np.asarray(grad, dtype=theta.dtype)
-            if g.shape != theta.shape:
-                raise ValueError(f"gradient shape {g.shape} != parameter shape {theta.shape}")
-            if self.maximize:
-                g = -g
+        # params without a gradient are skipped: their value, state and step count stay
+        for theta, g, state in self._gradients(grads):
 
             if not state:
                 state["step"] = 0
