@@ -48,4 +48,6 @@ def conformance(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
+    """The site, with the pages generated from derivations/ (docs/hooks/generated_pages.py):
+    re-proves the closed forms and runs the sweep for the conformance matrix while building."""
     session.run("mkdocs", "build", "--strict")
