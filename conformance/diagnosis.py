@@ -54,7 +54,13 @@ def diagnose(results: Iterable) -> Diagnosis:
         return Diagnosis("no cases ran", text="every case was skipped: nothing was checked")
     failed = [r for r in ran if r.outcome == "failed"]
     if not failed:
-        return Diagnosis("conforms", text=f"conforms: {len(ran)} case runs within tolerance of the spec")
+        text = f"conforms: {len(ran)} case runs within tolerance of the spec"
+        accepted = sorted({r.accepted for r in ran if getattr(r, "accepted", "")})
+        if accepted:
+            n = sum(1 for r in ran if getattr(r, "accepted", ""))
+            text += (f", {n} of them within tolerance of an acceptable or accepted variant instead "
+                     f"({', '.join(accepted)})")
+        return Diagnosis("conforms", variants=accepted, text=text)
     spec = load_spec(failed[0].spec)
     cases = {c.id: c for c in spec.cases}
     wrong_params = [r for r in failed if not r.params_conform]

@@ -32,13 +32,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--optimizer", metavar="DOTTED.PATH",
                     help="the candidate: an optimizer class or factory, e.g. torch.optim.Adam or pkg.mod:make_adam")
     group.addoption("--optimizer-spec", metavar="NAME",
-                    help="the spec to check against (sgd, adam, adamw); default: inferred from the class name")
+                    help="the spec to check against (a spec id such as adam, sgd, lbfgs); default: inferred from the class name")
     group.addoption("--optimizer-kwargs", metavar="JSON", default="{}",
                     help="""extra constructor kwargs for every case, e.g. '{"foreach": false}'""")
     group.addoption("--optimizer-dtype", metavar="DTYPE", action="append",
                     help="dtype(s) to run in, repeatable or comma-separated (default: float32,float64)")
     group.addoption("--optimizer-device", metavar="DEVICE", default="cpu",
                     help="device for torch candidates: cpu (default), cuda, cuda:N")
+    group.addoption("--optimizer-accept", metavar="VARIANT_ID", action="append",
+                    help="accept a catalogued variant as the candidate's declared convention (e.g. adam.eps_hat "
+                    "for a Keras-compatible Adam): cases that follow it pass as acceptable; repeatable")
     group.addoption("--optimizer-report", metavar="PATH", help="write a JSON report of the run here")
     group.addoption("--optimizer-timeout", metavar="SECONDS", type=float, default=60.0,
                     help="per-case time limit (needs pytest-timeout; default 60)")
@@ -75,6 +78,20 @@ def _dtypes(values: list[str] | None) -> list[str]:
             if d not in out:
                 out.append(d)
     return out
+
+
+def _accepted(values: list[str] | None, spec: Spec) -> tuple[str, ...]:
+    """--optimizer-accept: catalogued variant ids of this spec (usage error otherwise)."""
+    out: list[str] = []
+    for v in values or []:
+        for vid in (x.strip() for x in v.split(",")):
+            if vid not in spec.catalogued:
+                known = ", ".join(spec.catalogued) or "none"
+                raise _usage(f"--optimizer-accept={vid!r}: not a catalogued variant of spec {spec.id!r} "
+                             f"(its variants: {known})")
+            if vid not in out:
+                out.append(vid)
+    return tuple(out)
 
 
 def _check_device(device: str, cand: Candidate) -> str:
@@ -117,6 +134,7 @@ class ConformanceRun:
         if spec_id not in ids:
             raise UsageError(f"--optimizer-spec={spec_id!r}: unknown spec; known specs: {', '.join(ids)}")
         self.spec: Spec = load_spec(spec_id)
+        self.accept = _accepted(config.getoption("optimizer_accept"), self.spec)
         self.dtypes = _dtypes(config.getoption("optimizer_dtype"))
         self.device = _check_device(config.getoption("optimizer_device"), self.candidate)
         self.records: list[CaseRecord] = []
@@ -189,7 +207,8 @@ class ConformanceRun:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         path = self.config.getoption("optimizer_report")
         if path:
-            cand = {"path": self.candidate.path, "api": self.candidate.api, "kwargs": self.candidate.kwargs}
+            cand = {"path": self.candidate.path, "api": self.candidate.api, "kwargs": self.candidate.kwargs,
+                    "accept": list(self.accept)}
             doc = report_document(cand, self.spec.id, self.records, self.diagnosis,
                                   environment(self.device, self.dtypes))
             write_report(path, doc)
@@ -200,11 +219,16 @@ class ConformanceRun:
         tr = terminalreporter
         tr.section("optimizer conformance")
         counts = {k: sum(r.outcome == k for r in self.records) for k in ("passed", "failed", "skipped")}
+        if self.accept:
+            tr.line(f"accepted conventions (--optimizer-accept): {', '.join(self.accept)}")
         tr.line(f"candidate {self.candidate.path} against spec {self.spec.id!r} "
                 f"({', '.join(self.dtypes)} on {self.device}): "
                 f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped")
         verdict = self.diagnosis
-        if verdict.verdict == "conforms":
+        if verdict.verdict == "conforms" and verdict.variants:
+            tr.line("verdict: CONFORMS, ACCEPTABLE — every case within tolerance of the exact trajectory or of "
+                    f"an acceptable/accepted variant ({', '.join(verdict.variants)}): see the findings", green=True)
+        elif verdict.verdict == "conforms":
             tr.line("verdict: CONFORMS — every case within tolerance of the exact trajectory", green=True)
         elif verdict.verdict == "no cases ran":
             tr.line("verdict: FAILED — every case was skipped, nothing was checked", red=True)
@@ -256,7 +280,8 @@ class ConformanceCase(pytest.Item):
 
         self.user_properties.append((PENDING, {"spec": self.run.spec.id, "case": self.case.id,
                                                "dtype": self.dtype, "device": self.run.device}))
-        result = run_case(self.run.candidate, self.run.spec, self.case, self.dtype, self.run.device)
+        result = run_case(self.run.candidate, self.run.spec, self.case, self.dtype, self.run.device,
+                          accept=self.run.accept)
         self.run.freeze_imports()
         record = CaseRecord.from_result(result)
         self.user_properties.append((PROPERTY, record.to_json()))

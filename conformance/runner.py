@@ -97,7 +97,10 @@ def _compare(name, quantity, shape, expected, actual, tol, steps) -> tuple[np.nd
     return ratio, worst
 
 
-def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = "cpu") -> CaseResult:
+def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = "cpu",
+             accept: tuple[str, ...] = ()) -> CaseResult:
+    """Run one case on a fresh candidate. ``accept``: catalogued variants the user declared as
+    the candidate's convention (``--optimizer-accept``): a case following one passes as acceptable."""
     if getattr(case, "closed_loop", False):  # L-BFGS: the candidate drives a closure
         from .closed_loop import run_closed_loop_case
 
@@ -150,7 +153,7 @@ def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = 
     _score(res, case, dtype, shapes, state_rows)
     if res.outcome == "passed" and res.max_ratio > 1.0:
         res.outcome = "failed"
-        _accept(res, spec, case, dtype, shapes, state_rows)
+        _accept(res, spec, case, dtype, shapes, state_rows, accept)
     if res.outcome == "failed" and res.steps_run < case.n_steps:
         res.params_conform = False
     if res.outcome == "failed" and res.steps_run == case.n_steps and not res.params_conform:
@@ -161,22 +164,27 @@ def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = 
 
 
 ACCEPTED = "follows acceptable variant"  # the finding of a case passed through an acceptable variant
+CONVENTION = "follows the accepted convention"  # ... through a variant the user accepted
 
 
-def _accept(res: CaseResult, spec: Spec, case: Case, dtype: str, shapes, state_rows) -> None:
-    """A failed case passes when the candidate follows an acceptable variant (params and state)."""
+def _accept(res: CaseResult, spec: Spec, case: Case, dtype: str, shapes, state_rows,
+            accept: tuple[str, ...] = ()) -> None:
+    """A failed case passes when the candidate follows an acceptable variant (params and state),
+    or a catalogued variant the user accepted as its convention (params; its state is not
+    compared, since a convention may keep other quantities under torch's names)."""
     if res.steps_run < case.n_steps:
         return
     from .golden import load_variant
 
-    for vid in spec.acceptable:
+    for vid in [*spec.acceptable, *accept]:
         alt = CaseResult(res.spec, res.case, dtype, res.device)
         alt.actual, alt.steps_run = res.actual, res.steps_run
         _score(alt, load_variant(spec.id, vid)[case.id], dtype, shapes, state_rows)
         if alt.max_ratio <= 1.0:
             v = spec.variants[vid]
             res.outcome, res.accepted, res.accepted_ratio = "passed", vid, alt.max_ratio
-            res.findings = sorted({*res.findings, f"{ACCEPTED} {vid}: {v.title}"})
+            label = ACCEPTED if v.acceptable else f"{CONVENTION} (--optimizer-accept)"
+            res.findings = sorted({*res.findings, f"{label} {vid}: {v.title}"})
             return
 
 

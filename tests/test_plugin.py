@@ -139,6 +139,44 @@ def test_acceptable_variant_passes_with_a_named_finding(pytester):
     assert {c["accepted"] for c in accepted} == {"asgd.float32_eta_mu"}
 
 
+def test_accepting_a_convention_turns_a_keras_style_adam_acceptable(pytester):
+    """--optimizer-accept=adam.eps_hat: a Keras-compatible Adam is certified against its declared
+    convention. Without the option it fails (see the next test); with it every case passes, the
+    cases that follow ε̂ instead of the spec say so, and the report records the option."""
+    pytester.makepyfile(keras_adam=MUTANT_MODULE)
+    pytester.syspathinsert()
+    report = pytester.path / "report.json"
+    result = _run(pytester, "--optimizer=keras_adam.Adam", "--optimizer-accept=adam.eps_hat",
+                  f"--optimizer-report={report}")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines([
+        "*accepted conventions (--optimizer-accept): adam.eps_hat*",
+        "*verdict: CONFORMS, ACCEPTABLE*adam.eps_hat*",
+        "*finding (acceptable): follows the accepted convention (--optimizer-accept) adam.eps_hat: *",
+    ])
+    doc = json.loads(report.read_text())
+    assert doc["candidate"]["accept"] == ["adam.eps_hat"]
+    accepted = [c for c in doc["cases"] if c["accepted"]]
+    assert accepted and {c["accepted"] for c in accepted} == {"adam.eps_hat"}
+    assert all(c["outcome"] == "passed" for c in doc["cases"])
+    assert all(c["max_ratio"] > 1 for c in accepted)  # off the exact trajectory, on the convention's
+
+
+def test_accepting_another_convention_does_not_hide_the_variant(pytester):
+    """Accepting a convention the candidate does not follow changes nothing: it still fails, named."""
+    pytester.makepyfile(keras_adam=MUTANT_MODULE)
+    pytester.syspathinsert()
+    result = _run(pytester, "--optimizer=keras_adam.Adam", "--optimizer-accept=adam.eps_inside_sqrt")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*verdict: DOES NOT CONFORM*", "*trajectory matches adam.eps_hat*"])
+
+
+def test_accepting_an_unknown_variant_is_a_usage_error(pytester):
+    result = _run(pytester, "--optimizer=torch.optim.Adam", "--optimizer-accept=adam.no_such_thing")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--optimizer-accept='adam.no_such_thing': not a catalogued variant of spec 'adam'*"])
+
+
 # -- failures are diagnoses -------------------------------------------------------------------
 def test_keras_style_adam_fails_and_is_named(pytester):
     pytester.makepyfile(keras_adam=MUTANT_MODULE)
