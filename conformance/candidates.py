@@ -13,6 +13,18 @@ Two interfaces are understood:
   (the values add up), ``values`` of shape (nnz,). One instance per param group (every spec here is elementwise, so groups
   are independent). A hyperparameter change is ``setattr(opt, name, value)``; a resume case needs
   ``state_dict()``/``load_state_dict()``.
+* **functional** (optax-shaped) — a factory or class ``make(**hyperparameters)`` returning an
+  object with ``init(params) -> state`` and ``update(grads, state, params) -> (new_params,
+  new_state)`` over lists of NumPy arrays; one state per param group. A hyperparameter change
+  rebuilds the object through ``make`` with the new settings (the state is kept); a resume case
+  continues from a deep copy of the state.
+
+A factory's keyword arguments carry torch's names (``betas``, ``eps``, ``weight_decay``): it is
+where a third-party signature (``beta1``/``beta2``, ``epsilon``, ``decay``) is mapped. A
+conftest.py may instead build the candidate itself, per case, through the
+``pytest_optimizer_conformance_build`` hook (:mod:`optimizer_conformance.conformance.hookspecs`).
+The API is detected (a factory is probed once); a class or factory may declare it with an
+attribute ``conformance_api = "torch" | "numpy" | "functional"``.
 
 A hyperparameter the candidate does not accept is left out when the case sets it to its neutral
 value (feature off); otherwise the case is skipped with that reason.
@@ -73,18 +85,43 @@ def _is_torch_optimizer_class(obj: Any) -> bool:
     return inspect.isclass(obj) and issubclass(obj, torch.optim.Optimizer)
 
 
+APIS = ("torch", "numpy", "functional")
+
+
+def _is_functional(obj: Any) -> bool:
+    """An optax-shaped transformation (or its class): ``init`` and ``update``, no ``step``."""
+    return callable(getattr(obj, "init", None)) and callable(getattr(obj, "update", None)) \
+        and not hasattr(obj, "step")
+
+
 def detect_api(obj: Any) -> str:
+    declared = getattr(obj, "conformance_api", None)
+    if declared in APIS:
+        return declared
     if _is_torch_optimizer_class(obj):
         return "torch"
     if inspect.isclass(obj):
-        return "numpy"
-    # A factory: ask it for an optimizer over one throwaway parameter and look at what it returns.
+        return "functional" if _is_functional(obj) else "numpy"
+    # A factory: ask it for an optimizer over one throwaway parameter and look at what it returns
+    # (given a list of tensors, then a list of param groups as the harness passes them).
     try:
         import torch
 
-        probe = obj([torch.zeros(1, requires_grad=True)], lr=0.1)
-        if isinstance(probe, torch.optim.Optimizer):
-            return "torch"
+        for probe_params in ([torch.zeros(1, requires_grad=True)],
+                             [{"params": [torch.zeros(1, requires_grad=True)], "lr": 0.1}]):
+            try:
+                if isinstance(obj(probe_params, lr=0.1), torch.optim.Optimizer):
+                    return "torch"
+            except Exception:
+                pass
+    except ImportError:
+        pass
+    # ... then for a functional transformation from hyperparameters alone.
+    try:
+        params = inspect.signature(obj).parameters
+        lr = "lr" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+        if _is_functional(obj(**({"lr": 0.1} if lr else {}))):
+            return "functional"
     except Exception:
         pass
     return "numpy"
@@ -94,8 +131,10 @@ def detect_api(obj: Any) -> str:
 class Candidate:
     path: str
     target: Callable[..., Any]
-    api: str  # "torch" or "numpy"
+    api: str  # "torch", "numpy" or "functional"
     kwargs: dict[str, Any] = field(default_factory=dict)
+    # config.hook.pytest_optimizer_conformance_build, set by the plugin (None: no conftest hook)
+    hook: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_path(cls, path: str, kwargs: dict[str, Any] | None = None, api: str = "auto") -> Candidate:
@@ -123,10 +162,23 @@ class Candidate:
         params = sig.parameters
         return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
+    def hooked(self) -> bool:
+        """A conftest implements pytest_optimizer_conformance_build."""
+        return self.hook is not None and bool(self.hook.get_hookimpls())
+
     def unsupported(self, spec: Spec, case: Case, dtype: str) -> str | None:
         """Why this candidate cannot run this case, or None."""
-        if self.api == "numpy" and dtype not in ("float32", "float64"):
+        if self.api in ("numpy", "functional") and dtype not in ("float32", "float64"):
             return f"NumPy candidates run in float32/float64 only, not {dtype}"
+        closed = getattr(case, "closed_loop", False)
+        if self.api == "functional" and closed:
+            return "functional (init/update) candidates are not supported for closed-loop specs"
+        if self.hooked() and not closed:
+            return None  # the hook decides, per case; its fallback is checked in build()
+        return self.unsupported_settings(spec, case)
+
+    def unsupported_settings(self, spec: Spec, case: Case) -> str | None:
+        """Why the default construction cannot express this case's settings, or None."""
         names = {k for g in case.groups for k in g.hyperparameters}
         names |= {c.name for s in case.steps for c in s.changes}
         for name in sorted(names):
@@ -148,9 +200,25 @@ class Candidate:
         """The hyperparameters passed to the candidate: those it accepts (others are neutral)."""
         return {k: v for k, v in hyperparameters.items() if self.accepts(k)}
 
+    def build(self, spec: Spec, case: Case, params: list, hyperparameters: dict[str, Any], dtype: str,
+              device: str, default: Callable[[], Any]) -> Any:
+        """The conftest hook's optimizer for this case, else ``default()`` (the target called
+        with the settings it accepts), skipped if the case needs settings it does not accept."""
+        if self.hooked():
+            opt = self.hook(spec=spec, case=case, params=params, hyperparameters=dict(hyperparameters),
+                            dtype=dtype, device=device)
+            if opt is not None:
+                return opt
+            why = self.unsupported_settings(spec, case)
+            if why:
+                raise CaseSkipped(why)
+        return default()
+
     def driver(self, spec: Spec, case: Case, dtype: str, device: str) -> Driver:
         if self.api == "torch":
             return TorchDriver(self, spec, case, dtype, device)
+        if self.api == "functional":
+            return FunctionalDriver(self, spec, case, dtype, device)
         return NumpyDriver(self, spec, case, dtype, device)
 
 
@@ -180,6 +248,7 @@ class TorchDriver(Driver):
 
         self.torch = torch
         self.cand, self.spec, self.case = cand, spec, case
+        self.dtype_name, self.device_name = dtype, device
         self.dtype = getattr(torch, dtype)  # float64, float32, bfloat16, float16
         self.device = torch.device(device)
         self.tensors = {
@@ -191,16 +260,27 @@ class TorchDriver(Driver):
         self.opt = self._build()
 
     def _build(self):
-        groups = [
-            {"params": [self.tensors[n] for n in g.params], **self.cand.settings(self.spec, hps)}
-            for g, hps in zip(self.case.groups, self.groups, strict=True)
-        ]
-        first = {k: v for k, v in groups[0].items() if k != "params"}
-        return self.cand.target(groups, **{**first, **self.cand.kwargs})
+        def default():
+            groups = [
+                {"params": [self.tensors[n] for n in g.params], **self.cand.settings(self.spec, hps)}
+                for g, hps in zip(self.case.groups, self.groups, strict=True)
+            ]
+            first = {k: v for k, v in groups[0].items() if k != "params"}
+            return self.cand.target(groups, **{**first, **self.cand.kwargs})
+
+        full = [{"params": [self.tensors[n] for n in g.params], **hps}  # every setting, torch-named
+                for g, hps in zip(self.case.groups, self.groups, strict=True)]
+        return self.cand.build(self.spec, self.case, full, self.groups[0], self.dtype_name, self.device_name,
+                               default)
 
     def set_hyperparameter(self, group: int, name: str, value: Any) -> None:
         self.groups[group][name] = value
-        self.opt.param_groups[group][name] = value
+        pg = self.opt.param_groups[group]
+        if name in pg:
+            pg[name] = value
+        elif value != self.spec.neutral(name):  # never run on with the old setting
+            raise CaseSkipped(f"the candidate's param_groups[{group}] has no {name!r} to change between steps "
+                              f"(as a scheduler does)")
 
     def step(self, grads: dict[str, np.ndarray | None]) -> None:
         torch = self.torch
@@ -266,9 +346,12 @@ class NumpyDriver(Driver):
         self.opts = [self._build(i) for i in range(len(case.groups))]
 
     def _build(self, i: int):
-        names = self.case.groups[i].params
-        return self.cand.target([self.arrays[n] for n in names], **self.cand.settings(self.spec, self.groups[i]),
-                                **self.cand.kwargs)
+        arrays = [self.arrays[n] for n in self.case.groups[i].params]
+        return self.cand.build(self.spec, self.case, arrays, self.groups[i], self.dtype.name, "cpu",
+                               lambda: self._default(arrays, self.cand.settings(self.spec, self.groups[i])))
+
+    def _default(self, arrays: list[np.ndarray], settings: dict[str, Any]):
+        return self.cand.target(arrays, **settings, **self.cand.kwargs)
 
     def set_hyperparameter(self, group: int, name: str, value: Any) -> None:
         opt = self.opts[group]
@@ -297,6 +380,8 @@ class NumpyDriver(Driver):
         return g.astype(self.dtype).reshape(shape)
 
     def reload(self) -> None:
+        if not all(hasattr(o, "state_dict") and hasattr(o, "load_state_dict") for o in self.opts):
+            raise CaseSkipped("NumPy candidate has no state_dict()/load_state_dict(): resume cases need them")
         for i in range(len(self.opts)):
             sd = copy.deepcopy(self.opts[i].state_dict())
             hps = self.groups[i]
@@ -308,3 +393,56 @@ class NumpyDriver(Driver):
 
     def params(self) -> dict[str, np.ndarray]:
         return {n: np.asarray(a, dtype=np.float64).reshape(-1).copy() for n, a in self.arrays.items()}
+
+
+class FunctionalDriver(NumpyDriver):
+    """An optax-shaped candidate: ``tx = make(**hyperparameters)``, ``state = tx.init(params)``,
+    ``new_params, state = tx.update(grads, state, params)``; one ``tx`` and state per param group."""
+
+    def __init__(self, cand: Candidate, spec: Spec, case: Case, dtype: str, device: str):
+        super().__init__(cand, spec, case, dtype, device)  # self.opts: one transformation per group
+        self.states = [tx.init(self._arrays(i)) for i, tx in enumerate(self.opts)]
+
+    def _arrays(self, i: int) -> list[np.ndarray]:
+        return [self.arrays[n] for n in self.case.groups[i].params]
+
+    def _default(self, arrays: list[np.ndarray], settings: dict[str, Any]):
+        return self.cand.target(**settings, **self.cand.kwargs)
+
+    def set_hyperparameter(self, group: int, name: str, value: Any) -> None:
+        self.groups[group][name] = value
+        self.opts[group] = self._build(group)  # the new settings apply from the next update
+
+    def step(self, grads: dict[str, np.ndarray | None]) -> None:
+        for i, group in enumerate(self.case.groups):
+            given = [self._grad(grads[n], self.arrays[n].shape) for n in group.params]
+            copies = [copy.deepcopy(g) for g in given]
+            new_params, self.states[i] = self.opts[i].update(given, self.states[i], self._arrays(i))
+            for g, c in zip(given, copies, strict=True):
+                if g is not None and not _same(g, c):
+                    self.findings.add("update(grads, ...) modifies the gradient arrays in place")
+            for n, new in zip(group.params, new_params, strict=True):
+                self.arrays[n] = np.asarray(new)
+
+    def reload(self) -> None:
+        """Resume: a fresh transformation (current settings) continuing from a deep copy of the state."""
+        self.states = copy.deepcopy(self.states)
+        self.opts = [self._build(i) for i in range(len(self.opts))]
+
+    def state(self) -> dict[str, dict[str, np.ndarray]]:
+        """A state that is a mapping (or named tuple) of per-param lists exposes them by name:
+        those under torch's names (``exp_avg``, ``step``, ...) are compared."""
+        out: dict[str, dict[str, np.ndarray]] = {n: {} for n in self.arrays}
+        for i, group in enumerate(self.case.groups):
+            st = self.states[i]
+            st = st._asdict() if hasattr(st, "_asdict") else st
+            if not isinstance(st, dict):
+                continue
+            for key, value in st.items():
+                if not isinstance(value, (list, tuple)) or len(value) != len(group.params):
+                    continue
+                for n, v in zip(group.params, value, strict=True):
+                    if v is not None and isinstance(v, (int, float, np.ndarray, np.number)) \
+                            and not isinstance(v, bool):
+                        out[n][str(key)] = np.asarray(v, dtype=np.float64).copy()
+        return out

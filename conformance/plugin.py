@@ -27,6 +27,12 @@ PENDING = "optimizer_conformance_case"  # user_properties key: which case an ite
 ALL_DTYPES = ("float64", "float32", "bfloat16", "float16")
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("optimizer-conformance", "optimizer conformance (verified-reference goldens)")
     group.addoption("--optimizer", metavar="DOTTED.PATH",
@@ -45,6 +51,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--optimizer-report", metavar="PATH", help="write a JSON report of the run here")
     group.addoption("--optimizer-timeout", metavar="SECONDS", type=float, default=60.0,
                     help="per-case time limit (needs pytest-timeout; default 60)")
+    group.addoption("--optimizer-xfails", metavar="FILE",
+                    help="expected failures: a file of test-id prefixes (one per line, # comments), e.g. "
+                    "adam/large_eps or adam/large_eps[float32-cpu]; listed cases are marked xfail(strict)")
+    group.addoption("--optimizer-plots", metavar="DIR",
+                    help="write a PNG per failing case here: expected vs actual trajectory of the first "
+                    "diverging element, and its error vs the tolerance (needs matplotlib)")
+    group.addoption("--optimizer-contract", action="store_true",
+                    help="also check the optimizer contract a training loop relies on (zero_grad, "
+                    "step(closure), add_param_group, state_dict, hooks, ...): torch candidates only")
 
 
 def infer_spec(name: str, spec_ids: list[str]) -> str:
@@ -129,6 +144,7 @@ class ConformanceRun:
             raise UsageError("--optimizer-kwargs must be a JSON object, e.g. '{\"foreach\": false}'")
         path = config.getoption("optimizer")
         self.candidate = Candidate.from_path(path, kwargs)
+        self.candidate.hook = config.hook.pytest_optimizer_conformance_build  # a conftest may build it
         ids = spec_ids()
         spec_id = config.getoption("optimizer_spec") or infer_spec(self.candidate.name, ids)
         if spec_id not in ids:
@@ -140,6 +156,31 @@ class ConformanceRun:
         self.records: list[CaseRecord] = []
         self.diagnosis = None
         self._frozen = False
+        self._reporting_options(config)
+
+    def _reporting_options(self, config: pytest.Config) -> None:
+        """--optimizer-xfails (an unmatched line warns once: here, not in xdist workers) and
+        --optimizer-plots (a path relative to where pytest was invoked)."""
+        from .plots import PlotsUnavailable, require_matplotlib
+        from .xfails import read_xfails
+
+        base = config.invocation_params.dir
+        xfails = config.getoption("optimizer_xfails")
+        self.xfails = read_xfails(xfails, base) if xfails else None
+        self.xfails_unmatched = []
+        if self.xfails is not None:
+            ids = [item_id(c.id, d, self.device) for c in self.spec.cases for d in self.dtypes]
+            self.xfails_unmatched = [self.xfails.describe(e) for e in self.xfails.unmatched(ids)]
+            if getattr(config, "workerinput", None) is None:
+                for msg in self.xfails_unmatched:
+                    config.issue_config_time_warning(pytest.PytestWarning(msg), stacklevel=2)
+        plots = config.getoption("optimizer_plots")
+        self.plots = str(base / plots) if plots else None
+        if plots:
+            try:
+                require_matplotlib()
+            except PlotsUnavailable as exc:
+                raise _usage(str(exc)) from None
 
     def freeze_imports(self) -> None:
         """After the first case (the candidate's framework fully imported: torch loads dynamo on
@@ -157,7 +198,7 @@ class ConformanceRun:
         from .report import environment
 
         env = environment(self.device, self.dtypes)
-        versions = ", ".join(f"{k} {env[k]}" for k in ("torch", "numpy") if env.get(k))
+        versions = ", ".join(f"{k} {env[k]}" for k in ("torch", "numpy", "python") if env.get(k))
         kw = f" kwargs {json.dumps(self.candidate.kwargs)}" if self.candidate.kwargs else ""
         return [
             f"optimizer-conformance {env['optimizer-conformance']}: candidate {self.candidate.path} "
@@ -243,6 +284,22 @@ class ConformanceRun:
         skipped = sorted({r.reason for r in self.records if r.outcome == "skipped"})
         for reason in skipped:
             tr.line(f"skipped: {reason}")
+        self._feature_summary(tr)
+
+    def _feature_summary(self, tr) -> None:
+        """Features × outcomes (from the records: the same with pytest-xdist), and the
+        --optimizer-xfails lines that matched no case."""
+        from .summary import feature_table
+
+        listed = None
+        if self.xfails is not None:
+            xf = self.xfails
+            listed = lambda r: xf.listed(item_id(r.case, r.dtype, r.device))  # noqa: E731
+        features = {c.id: c.features for c in self.spec.cases}
+        for line in feature_table(self.records, features, listed):
+            tr.line(line)
+        for msg in self.xfails_unmatched:
+            tr.line(msg, yellow=True)
 
 
 class ConformanceSuite(pytest.Collector):
@@ -253,8 +310,17 @@ class ConformanceSuite(pytest.Collector):
     def collect(self):
         for case in self.run.spec.cases:
             for dtype in self.run.dtypes:
-                name = f"{case.id}[{dtype}-{self.run.device}]"
-                yield ConformanceCase.from_parent(self, name=name, case=case, dtype=dtype)
+                name = item_id(case.id, dtype, self.run.device)
+                item = ConformanceCase.from_parent(self, name=name, case=case, dtype=dtype)
+                if self.run.xfails is not None and self.run.xfails.listed(name):  # --optimizer-xfails
+                    item.add_marker(pytest.mark.xfail(reason=self.run.xfails.reason, strict=True))
+                yield item
+        yield from contract_items(self)
+
+
+def item_id(case_id: str, dtype: str, device: str) -> str:
+    """The name of a case's item (what -k, --optimizer-xfails and the report call it)."""
+    return f"{case_id}[{dtype}-{device}]"
 
 
 class CaseFailure(Exception):
@@ -288,6 +354,10 @@ class ConformanceCase(pytest.Item):
         if result.outcome == "skipped":
             pytest.skip(result.reason)
         if result.outcome == "failed":
+            if self.run.plots:  # --optimizer-plots: the process that ran the case draws it
+                from .plots import plot_failure
+
+                plot_failure(result, self.case, self.run.plots, self.run.candidate.path)
             raise CaseFailure(record)
 
     def repr_failure(self, excinfo, style=None):
@@ -303,6 +373,50 @@ class ConformanceCase(pytest.Item):
 
     def reportinfo(self):
         return self.path, None, f"{self.case.id} [{self.dtype}, {self.run.device}]"
+
+
+def contract_items(suite: ConformanceSuite):
+    """--optimizer-contract: one item per contract check and dtype (float32/float64), torch
+    candidates of stepwise specs only (``adam/contract/zero_grad[float32-cpu]``)."""
+    run = suite.run
+    if not suite.config.getoption("optimizer_contract"):
+        return
+    from .contract import CHECKS, applies
+
+    if not applies(run.candidate, run.spec):
+        return
+    for check in CHECKS:
+        for dtype in (d for d in run.dtypes if d in DTYPES):
+            name = item_id(f"{run.spec.id}/contract/{check.name}", dtype, run.device)
+            yield ContractItem.from_parent(suite, name=name, check=check.name, dtype=dtype)
+
+
+class ContractItem(pytest.Item):
+    """One contract check (conformance/contract.py) in one dtype."""
+
+    def __init__(self, *, check: str, dtype: str, **kw: Any):
+        super().__init__(**kw)
+        self.check, self.dtype, self.run = check, dtype, self.parent.run
+        self.add_marker(pytest.mark.timeout(self.config.getoption("optimizer_timeout")))
+        self.extra_keyword_matches.update({"contract", check, dtype})
+
+    def runtest(self) -> None:
+        from .contract import ContractSkipped, run_check
+
+        try:
+            run_check(self.check, self.run.candidate, self.run.spec, self.dtype, self.run.device)
+        except ContractSkipped as exc:
+            pytest.skip(f"contract {self.check}: {exc}")
+
+    def repr_failure(self, excinfo, style=None):
+        from .contract import ContractBroken
+
+        if isinstance(excinfo.value, ContractBroken):
+            return f"{self.run.candidate.path} [{self.dtype}, {self.run.device}]: {excinfo.value}"
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self):
+        return self.path, None, f"{self.run.spec.id}/contract/{self.check} [{self.dtype}, {self.run.device}]"
 
 
 def pytest_configure(config: pytest.Config) -> None:
