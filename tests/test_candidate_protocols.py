@@ -278,6 +278,15 @@ def test_functional_candidate_conforms(pytester):
     doc = json.loads(report.read_text())
     compared = {s for c in doc["cases"] for s in c.get("compared_state", [])}
     assert {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"} <= compared, compared
+    # the report of a functional candidate is valid against the published schema
+    from importlib import resources
+
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads(resources.files("optimizer_conformance.conformance").joinpath(
+        "schemas", "report.schema.json").read_text(encoding="utf-8"))
+    assert doc["candidate"]["api"] == "functional"
+    assert not list(Draft202012Validator(schema).iter_errors(doc))
 
 
 def test_functional_candidate_without_amsgrad_skips_with_the_reason(pytester):
