@@ -25,54 +25,14 @@ except ImportError:  # pragma: no cover - matplotlib is in the test extra
 
 
 
-def _warm_up_torch() -> None:
-    """torch imports dynamo and friends lazily on the first optimizer it builds, and an in-process
-    pytester run drops modules imported inside it (as in tests/test_plugin.py)."""
-    for kw in ({}, {"foreach": False}, {"foreach": True}):
-        p = torch.zeros(2, requires_grad=True)
-        p.grad = torch.ones(2)
-        torch.optim.Adam([p], lr=0.1, **kw).step()
-
-
-_warm_up_torch()
-
 needs_mpl = pytest.mark.skipif(not HAVE_MPL, reason="matplotlib is not installed")
 
-# the Keras-style Adam of tests/test_plugin.py (adam.eps_hat)
-MUTANT_MODULE = '''
-import torch
-
-class Adam(torch.optim.Adam):
-    """Keras-style: eps added to the raw sqrt(v), bias corrections folded into the step."""
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad.neg() if group["maximize"] else p.grad
-                if group["weight_decay"]:
-                    g = g.add(p, alpha=group["weight_decay"])
-                st = self.state[p]
-                if not st:
-                    st["step"] = torch.tensor(0.0)
-                    st["exp_avg"] = torch.zeros_like(p)
-                    st["exp_avg_sq"] = torch.zeros_like(p)
-                    if group["amsgrad"]:
-                        st["max_exp_avg_sq"] = torch.zeros_like(p)
-                st["step"] += 1
-                t = st["step"].item()
-                st["exp_avg"].lerp_(g, 1 - beta1)
-                st["exp_avg_sq"].mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                v = st["exp_avg_sq"]
-                if group["amsgrad"]:
-                    torch.maximum(st["max_exp_avg_sq"], v, out=st["max_exp_avg_sq"])
-                    v = st["max_exp_avg_sq"]
-                step_size = group["lr"] * (1 - beta2**t) ** 0.5 / (1 - beta1**t)
-                p.addcdiv_(st["exp_avg"], v.sqrt().add_(group["eps"]), value=-step_size)
-'''
+# the Keras-style Adam (adam.eps_hat), and torch warmed up once per process: shared with
+# tests/test_plugin.py (in-process pytester runs drop modules imported inside them)
+try:  # run from the repository root: tests/ is a namespace package
+    from tests.test_plugin import MUTANT_MODULE
+except ModuleNotFoundError:  # plain pytest puts tests/ itself on sys.path
+    from test_plugin import MUTANT_MODULE
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
