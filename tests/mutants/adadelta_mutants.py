@@ -12,27 +12,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .base import PerParameterOptimizer
 
-class Adadelta(torch.optim.Optimizer):
+
+class Adadelta(PerParameterOptimizer):
     """The spec: PyTorch's Adadelta with a learning rate, L2 weight decay and maximize."""
 
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maximize=False):
         defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:  # a param without a gradient is left alone, state included
-                    self._update(p, p.grad, group, self._state(p))
-        return loss
-
-    def _state(self, p: Tensor) -> dict:
+    def _state(self, p: Tensor, group: dict) -> dict:
         state = self.state[p]
         if len(state) == 0:
             state["step"] = torch.tensor(0.0, dtype=torch.float32)

@@ -16,8 +16,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .base import PerParameterOptimizer
 
-class Adam(torch.optim.Optimizer):
+
+class Adam(PerParameterOptimizer):
     """The spec: PyTorch's Adam with L2 weight decay, AMSGrad and maximize."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
@@ -25,18 +27,6 @@ class Adam(torch.optim.Optimizer):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize)
         super().__init__(params, defaults)
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:  # a param without a gradient is left alone, state included
-                    self._update(p, p.grad, group, self._state(p, group))
-        return loss
 
     def _state(self, p: Tensor, group: dict) -> dict:
         state = self.state[p]

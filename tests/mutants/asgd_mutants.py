@@ -19,8 +19,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .base import PerParameterOptimizer
 
-class ASGD(torch.optim.Optimizer):
+
+class ASGD(PerParameterOptimizer):
     """The spec: PyTorch's ASGD with L2 weight decay and maximize."""
 
     def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0,
@@ -28,18 +30,6 @@ class ASGD(torch.optim.Optimizer):
         defaults = dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay,
                         maximize=maximize)
         super().__init__(params, defaults)
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:  # a param without a gradient is left alone, state included
-                    self._update(p, p.grad, group, self._state(p, group))
-        return loss
 
     def _scalar_dtype(self, p: Tensor) -> torch.dtype:
         """The dtype of η and μ: float32 whatever the parameter's (torch's _get_scalar_dtype())."""

@@ -19,8 +19,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .base import PerParameterOptimizer
 
-class NAdam(torch.optim.Optimizer):
+
+class NAdam(PerParameterOptimizer):
     """The spec: PyTorch's NAdam with momentum decay, L2 or decoupled weight decay, maximize."""
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
@@ -30,19 +32,7 @@ class NAdam(torch.optim.Optimizer):
                         maximize=maximize)
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:  # a param without a gradient is left alone, state included
-                    self._update(p, p.grad, group, self._state(p))
-        return loss
-
-    def _state(self, p: Tensor) -> dict:
+    def _state(self, p: Tensor, group: dict) -> dict:
         state = self.state[p]
         if len(state) == 0:
             state["step"] = torch.tensor(0.0, dtype=torch.float32)

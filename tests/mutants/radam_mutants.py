@@ -12,8 +12,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .base import PerParameterOptimizer
 
-class RAdam(torch.optim.Optimizer):
+
+class RAdam(PerParameterOptimizer):
     """The spec: PyTorch's RAdam (ρ_t > 5, ε on the raw √v), L2 or decoupled decay, maximize."""
 
     #: rectify when ρ_t exceeds this
@@ -25,19 +27,7 @@ class RAdam(torch.optim.Optimizer):
                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:  # a param without a gradient is left alone, state included
-                    self._update(p, p.grad, group, self._state(p))
-        return loss
-
-    def _state(self, p: Tensor) -> dict:
+    def _state(self, p: Tensor, group: dict) -> dict:
         state = self.state[p]
         if len(state) == 0:
             state["step"] = torch.tensor(0.0, dtype=torch.float32)

@@ -13,8 +13,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .base import PerParameterOptimizer
 
-class RMSprop(torch.optim.Optimizer):
+
+class RMSprop(PerParameterOptimizer):
     """The spec: PyTorch's RMSprop with centering, momentum, L2 weight decay and maximize."""
 
     # Where the momentum buffer is kept in ``optimizer.state[p]``.
@@ -25,18 +27,6 @@ class RMSprop(torch.optim.Optimizer):
         defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
                         centered=centered, maximize=maximize)
         super().__init__(params, defaults)
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:  # a param without a gradient is left alone, state included
-                    self._update(p, p.grad, group, self._state(p, group))
-        return loss
 
     def _state(self, p: Tensor, group: dict) -> dict:
         state = self.state[p]
