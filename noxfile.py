@@ -1,9 +1,11 @@
-"""Sessions: ``nox -s tests golden lint benchmark sweep conformance docs``.
+"""Sessions: ``nox -s tests golden lint benchmark sweep conformance docs explore``.
 
 Every session runs in the current environment (``venv_backend="none"``): a fresh nox venv would
 resolve ``torch`` from the registry and download a multi-gigabyte CUDA build. Set up once with
 ``pip install torch==2.13.0 && pip install -e ".[test,docs]"``.
 """
+
+from pathlib import Path
 
 import nox
 
@@ -15,6 +17,19 @@ nox.options.sessions = ["lint", "golden", "tests"]
 def tests(session: nox.Session) -> None:
     """The project's own tests (the README's test command)."""
     session.run("pytest", "-n", "2", *session.posargs)
+
+
+@nox.session
+def explore(session: nox.Session) -> None:
+    """Property tests with fresh random examples, repeated (`nox -s explore -- 10` for ten rounds).
+
+    The default test command is derandomized (tests/conftest.py) so that CI is reproducible; this
+    session is where new counterexamples are looked for."""
+    rounds = int(session.posargs[0]) if session.posargs else 5
+    files = [str(p) for p in sorted(Path("tests").glob("test_*.py")) if "hypothesis" in p.read_text()]
+    for _ in range(rounds):
+        session.run("pytest", "-n", "2", "-q", "-p", "no:cacheprovider", *files,
+                    env={"HYPOTHESIS_PROFILE": "explore"})
 
 
 @nox.session

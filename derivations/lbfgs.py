@@ -514,7 +514,8 @@ CLOSED_FORMS = (
     ClosedForm(
         name="isotropic_contraction",
         statement="On f = a/2·‖x − c‖² in 2-D with lr = γ ∈ (0, 1), max_iter = 2, history_size = 1 and "
-        "a·‖x₀ − c‖₁ > 1: the first iteration moves by γ·(x₀ − c)/‖x₀ − c‖₁; from then on the "
+        "a·‖x₀ − c‖₁ > 1 and each |x₀ᵢ − cᵢ| > 1 (so ‖x₀ − c‖₁ > 2 > γ: the first iteration cannot "
+        "land on c and end the call): the first iteration moves by γ·(x₀ − c)/‖x₀ − c‖₁; from then on the "
         "two-loop recursion with H₀ = (yᵀs/yᵀy)·I returns exactly the Newton direction −(x − c), "
         "so every iteration contracts the error by 1 − γ: x_t − c = (1 − γ)^(2t−1)·(1 − γ/‖e₀‖₁)·e₀, "
         "d_t = −(1 − γ)^(2t−2)·(1 − γ/‖e₀‖₁)·e₀, func_evals = n_iter = 2t.",
