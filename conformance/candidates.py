@@ -214,7 +214,11 @@ class Candidate:
                 raise CaseSkipped(why)
         return default()
 
-    def driver(self, spec: Spec, case: Case, dtype: str, device: str) -> Driver:
+    def driver(self, spec: Spec, case: Case, dtype: str, device: str, mode: str = "eager") -> Driver:
+        if mode == "cuda_graph":
+            from .cuda_graph import GraphDriver
+
+            return GraphDriver(self, spec, case, dtype, device)
         if self.api == "torch":
             return TorchDriver(self, spec, case, dtype, device)
         if self.api == "functional":
@@ -266,12 +270,13 @@ class TorchDriver(Driver):
                 for g, hps in zip(self.case.groups, self.groups, strict=True)
             ]
             first = {k: v for k, v in groups[0].items() if k != "params"}
-            return self.cand.target(groups, **{**first, **self.cand.kwargs})
+            return self.cand.target(groups, **{**first, **self.cand.kwargs, **flags})
 
+        flags = getattr(self, "flags", {})  # implementation flags a mode needs (capturable for graphs)
         full = [{"params": [self.tensors[n] for n in g.params], **hps}  # every setting, torch-named
                 for g, hps in zip(self.case.groups, self.groups, strict=True)]
-        return self.cand.build(self.spec, self.case, full, self.groups[0], self.dtype_name, self.device_name,
-                               default)
+        return self.cand.build(self.spec, self.case, full, {**self.groups[0], **flags}, self.dtype_name,
+                               self.device_name, default)
 
     def set_hyperparameter(self, group: int, name: str, value: Any) -> None:
         self.groups[group][name] = value

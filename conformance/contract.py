@@ -13,6 +13,11 @@ gradient, an added group) they must agree bit for bit; where the layout of the t
 (strided or 0-d params, a complex param and its ``view_as_real`` twin, a tensor lr) they must
 agree within the case's golden tolerance.
 
+Every optimizer a check makes is built as for the golden cases (:meth:`Candidate.build`): by the
+conftest hook ``pytest_optimizer_conformance_build`` when one is implemented (handed every setting
+under torch's name, as the check sets it), else the target (class or factory) called with the
+settings it accepts.
+
 torch is imported when a check runs, never at import time.
 """
 
@@ -80,8 +85,12 @@ class Ctx:
         self.dtype_name = dtype
         self.dtype = getattr(torch, dtype)
         self.device = torch.device(device)
+        self.device_name = device
         self.case = base_case(cand, spec, dtype)
-        self.settings = cand.settings(spec, self.case.groups[0].hyperparameters)
+        hps = self.case.groups[0].hyperparameters
+        # a conftest hook builds from every setting under torch's names (as for the golden cases);
+        # the default construction takes those the target accepts
+        self.settings = dict(hps) if cand.hooked() else cand.settings(spec, hps)
         self.names = [p.name for p in self.case.params]
         self.shapes = {p.name: p.shape for p in self.case.params}
         self.n = self.case.n_steps
@@ -109,15 +118,41 @@ class Ctx:
         return tolerance(self.case.bound[name], self.dtype_name, self.case.bound_fixed.get(name))[t]
 
     # optimizers
-    def build(self, groups: list[tuple[list[Any], dict[str, Any]]]):
-        built = [{"params": list(ps), **s} for ps, s in groups]
-        first = {k: v for k, v in built[0].items() if k != "params"}
-        try:
+    def construct(self, groups: list[tuple[list[Any], dict[str, Any]]]):
+        """The candidate over these param groups, built as for the golden cases: by the conftest
+        hook when one is implemented (every setting under torch's name), else (or when it returns
+        None) the target called with the settings it accepts and ``--optimizer-kwargs``.
+        Exceptions propagate; a case the candidate cannot express is a ContractSkipped."""
+        from .candidates import CaseSkipped
+
+        full = [{"params": list(ps), **s} for ps, s in groups]
+
+        def default():
+            built = [{"params": list(ps), **self.cand.settings(self.spec, s)} for ps, s in groups]
+            first = {k: v for k, v in built[0].items() if k != "params"}
             return self.cand.target(built, **{**first, **self.cand.kwargs})
+
+        try:
+            return self.cand.build(self.spec, self.case, full, dict(groups[0][1]), self.dtype_name,
+                                   self.device_name, default)
+        except CaseSkipped as exc:
+            raise ContractSkipped(str(exc)) from None
+
+    def build(self, groups: list[tuple[list[Any], dict[str, Any]]]):
+        try:
+            return self.construct(groups)
         except ContractSkipped:
             raise
         except Exception as exc:
             raise Failure(f"constructing the candidate raised {_exc(exc)}") from exc
+
+    def new_group(self, params: list[Any], settings: dict[str, Any]) -> dict[str, Any]:
+        """The group dict ``add_param_group`` is given for these params and (torch-named)
+        settings. A hooked candidate may name its settings otherwise: its group is the one the
+        hook builds for them (taken from a throwaway optimizer over the same params)."""
+        if not self.cand.hooked():
+            return {"params": list(params), **settings}
+        return dict(self.build([(params, settings)]).param_groups[0])
 
     def opt(self, params: dict[str, Any], settings: dict[str, Any] | None = None):
         return self.build([(list(params.values()), dict(self.settings if settings is None else settings))])
@@ -295,11 +330,12 @@ def check_add_param_group(ctx: Ctx) -> None:
     params = ctx.params()
     opt = ctx.build([([params[n] for n in first], dict(ctx.settings))])
     ctx.run(opt, {n: params[n] for n in first}, range(ctx.k))
+    group = ctx.new_group([params[late]], s2)
     try:
-        opt.add_param_group({"params": [params[late]], **s2})
+        opt.add_param_group(group)
     except Exception as exc:
         raise Failure(f"add_param_group raised {_exc(exc)}") from exc
-    if len(opt.param_groups) != 2 or opt.param_groups[1].get("lr") != s2["lr"]:
+    if len(opt.param_groups) != 2 or opt.param_groups[1].get("lr") != group.get("lr"):
         raise Failure("after add_param_group, param_groups does not hold the new group with its lr")
     for t in range(ctx.k, ctx.n):
         ctx.feed(params, t)
@@ -326,7 +362,7 @@ def check_per_group(ctx: Ctx) -> None:
         raise ContractSkipped("the base case has a single param")
     first, second = ctx.names[:-1], ctx.names[-1]
     s2 = ctx.scaled(0.25)
-    if "weight_decay" in ctx.settings or ctx.cand.accepts("weight_decay"):
+    if "weight_decay" in ctx.settings or (not ctx.cand.hooked() and ctx.cand.accepts("weight_decay")):
         s2["weight_decay"] = float(ctx.settings.get("weight_decay", 0.0) or 0.0) + 0.0625
     params = ctx.params()
     opt = ctx.build([([params[n] for n in first], dict(ctx.settings)), ([params[second]], s2)])
@@ -382,7 +418,7 @@ def check_tensor_lr(ctx: Ctx) -> None:
     params = ctx.params()
     s = {**ctx.settings, "lr": torch.tensor(float(ctx.settings["lr"]), dtype=torch.float64)}
     try:
-        opt = ctx.cand.target([{"params": list(params.values()), **s}], **{**s, **ctx.cand.kwargs})
+        opt = ctx.construct([(list(params.values()), s)])
     except (ValueError, TypeError, RuntimeError) as exc:
         raise ContractSkipped(f"the candidate does not accept a tensor lr: {exc}") from None
     ref = ctx.params()
@@ -488,7 +524,7 @@ def _torch_takes_complex(ctx: Ctx) -> str | None:
     p = torch.zeros(2, dtype=torch.complex128 if ctx.dtype == torch.float64 else torch.complex64,
                     requires_grad=True)
     p.grad = torch.ones_like(p)
-    settings = ctx.cand.settings(ctx.spec, ctx.case.groups[0].hyperparameters)
+    settings = dict(ctx.settings)  # torch-named: all of them for a hooked candidate
     kwargs = dict(ctx.cand.kwargs)  # torch's own configuration where it takes them (fused=True)
     try:
         cls([p], **settings, **kwargs)

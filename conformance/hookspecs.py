@@ -21,6 +21,10 @@ def pytest_optimizer_conformance_build(spec: Any, case: Any, params: list, hyper
     "eps": 1e-8, "weight_decay": 0.0, "amsgrad": False, "maximize": False}``. ``dtype``:
     ``"float32"``, ...; ``device``: ``"cpu"``, ``"cuda:0"``, ...
 
+    A CUDA-graph case (``--optimizer-device=cuda``, conformance/cuda_graph.py) also has
+    ``"capturable": True`` in ``hyperparameters``: build the capturable implementation, or raise
+    ``CaseSkipped`` if there is none.
+
     Return the optimizer (torch ``Optimizer``, NumPy object with ``step(grads)``, or functional
     object with ``init``/``update``, as ``--optimizer`` is), or ``None`` for the default
     construction from ``--optimizer``. Raise

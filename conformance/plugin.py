@@ -109,9 +109,12 @@ def _accepted(values: list[str] | None, spec: Spec) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _check_device(device: str, cand: Candidate) -> str:
+def _check_device(device: str, cand: Candidate) -> tuple[str, str]:
+    """The device, and why its cases are skipped on this machine ("" when they can run). A
+    malformed device is a usage error; a CUDA device this machine lacks skips every case with
+    the reason (as GPU tests do on a machine without one) and the verdict says nothing was checked."""
     if device == "cpu":
-        return device
+        return device, ""
     if cand.api != "torch":
         raise _usage(f"--optimizer-device={device}: only torch candidates run on a device other than cpu")
     import torch
@@ -122,10 +125,10 @@ def _check_device(device: str, cand: Candidate) -> str:
         raise _usage(f"--optimizer-device={device!r}: {exc}") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise _usage(f"--optimizer-device={device}: CUDA is not available on this machine")
+            return device, f"--optimizer-device={device}: CUDA is not available on this machine"
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise _usage(f"--optimizer-device={device}: only {torch.cuda.device_count()} CUDA device(s)")
-    return device
+            return device, f"--optimizer-device={device}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+    return device, ""
 
 
 class ConformanceRun:
@@ -152,7 +155,7 @@ class ConformanceRun:
         self.spec: Spec = load_spec(spec_id)
         self.accept = _accepted(config.getoption("optimizer_accept"), self.spec)
         self.dtypes = _dtypes(config.getoption("optimizer_dtype"))
-        self.device = _check_device(config.getoption("optimizer_device"), self.candidate)
+        self.device, self.unavailable = _check_device(config.getoption("optimizer_device"), self.candidate)
         self.records: list[CaseRecord] = []
         self.diagnosis = None
         self._frozen = False
@@ -169,7 +172,7 @@ class ConformanceRun:
         self.xfails = read_xfails(xfails, base) if xfails else None
         self.xfails_unmatched = []
         if self.xfails is not None:
-            ids = [item_id(c.id, d, self.device) for c in self.spec.cases for d in self.dtypes]
+            ids = [item_id(c.id, d, self.device, m) for c, m in self.case_modes() for d in self.dtypes]
             self.xfails_unmatched = [self.xfails.describe(e) for e in self.xfails.unmatched(ids)]
             if getattr(config, "workerinput", None) is None:
                 for msg in self.xfails_unmatched:
@@ -192,6 +195,16 @@ class ConformanceRun:
 
             gc.freeze()
             self._frozen = True
+
+    def case_modes(self) -> list[tuple[Case, str]]:
+        """(case, mode) pairs to run: every case eagerly; on CUDA, for a candidate with a
+        capturable implementation, the cases a CUDA graph can replay once more as graph cases."""
+        from .cuda_graph import MODE, candidate_ineligible, graph_ineligible
+
+        out = [(c, "eager") for c in self.spec.cases]
+        if not self.unavailable and candidate_ineligible(self.candidate, self.device) is None:
+            out += [(c, MODE) for c in self.spec.cases if graph_ineligible(c) is None]
+        return out
 
     # -- header, collection -------------------------------------------------------------------
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
@@ -242,9 +255,9 @@ class ConformanceRun:
 
         if getattr(self.config, "workerinput", None) is not None:
             return  # a pytest-xdist worker: the controller reports
-        self.records.sort(key=lambda r: (r.case, r.dtype))
+        self.records.sort(key=lambda r: (r.case, r.mode, r.dtype))
         self.diagnosis = diagnose(self.records)
-        if self.records and all(r.outcome == "skipped" for r in self.records):
+        if self.records and all(r.outcome == "skipped" for r in self.records) and not self.unavailable:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         path = self.config.getoption("optimizer_report")
         if path:
@@ -271,6 +284,8 @@ class ConformanceRun:
                     f"an acceptable/accepted variant ({', '.join(verdict.variants)}): see the findings", green=True)
         elif verdict.verdict == "conforms":
             tr.line("verdict: CONFORMS — every case within tolerance of the exact trajectory", green=True)
+        elif verdict.verdict == "no cases ran" and self.unavailable:
+            tr.line(f"verdict: NOT CHECKED — {self.unavailable}: every case skipped", yellow=True)
         elif verdict.verdict == "no cases ran":
             tr.line("verdict: FAILED — every case was skipped, nothing was checked", red=True)
         else:
@@ -294,7 +309,7 @@ class ConformanceRun:
         listed = None
         if self.xfails is not None:
             xf = self.xfails
-            listed = lambda r: xf.listed(item_id(r.case, r.dtype, r.device))  # noqa: E731
+            listed = lambda r: xf.listed(item_id(r.case, r.dtype, r.device, r.mode))  # noqa: E731
         features = {c.id: c.features for c in self.spec.cases}
         for line in feature_table(self.records, features, listed):
             tr.line(line)
@@ -308,19 +323,20 @@ class ConformanceSuite(pytest.Collector):
         self.run = run
 
     def collect(self):
-        for case in self.run.spec.cases:
+        for case, mode in self.run.case_modes():
             for dtype in self.run.dtypes:
-                name = item_id(case.id, dtype, self.run.device)
-                item = ConformanceCase.from_parent(self, name=name, case=case, dtype=dtype)
+                name = item_id(case.id, dtype, self.run.device, mode)
+                item = ConformanceCase.from_parent(self, name=name, case=case, dtype=dtype, mode=mode)
                 if self.run.xfails is not None and self.run.xfails.listed(name):  # --optimizer-xfails
                     item.add_marker(pytest.mark.xfail(reason=self.run.xfails.reason, strict=True))
                 yield item
         yield from contract_items(self)
 
 
-def item_id(case_id: str, dtype: str, device: str) -> str:
-    """The name of a case's item (what -k, --optimizer-xfails and the report call it)."""
-    return f"{case_id}[{dtype}-{device}]"
+def item_id(case_id: str, dtype: str, device: str, mode: str = "eager") -> str:
+    """The name of a case's item (what -k, --optimizer-xfails and the report call it):
+    ``adam/amsgrad[float32-cpu]``; a CUDA-graph case ``adam/amsgrad[float32-cuda-cuda_graph]``."""
+    return f"{case_id}[{dtype}-{device}]" if mode == "eager" else f"{case_id}[{dtype}-{device}-{mode}]"
 
 
 class CaseFailure(Exception):
@@ -330,24 +346,30 @@ class CaseFailure(Exception):
 
 
 class ConformanceCase(pytest.Item):
-    def __init__(self, *, case: Case, dtype: str, **kw: Any):
+    def __init__(self, *, case: Case, dtype: str, mode: str = "eager", **kw: Any):
         super().__init__(**kw)
         self.case = case
         self.dtype = dtype
+        self.mode = mode
         self.run = self.parent.run
         self.add_marker(pytest.mark.timeout(self.config.getoption("optimizer_timeout")))
-        # -k can select by feature (amsgrad, weight_decay, grad_none, ...) and dtype
+        # -k can select by feature (amsgrad, weight_decay, grad_none, ...), dtype and mode
         self.extra_keyword_matches.update(case.features)
-        self.extra_keyword_matches.add(dtype)
+        self.extra_keyword_matches.update({dtype, mode})
 
     def runtest(self) -> None:
         from .report import PROPERTY, CaseRecord
-        from .runner import run_case
+        from .runner import CaseResult, run_case
 
         self.user_properties.append((PENDING, {"spec": self.run.spec.id, "case": self.case.id,
-                                               "dtype": self.dtype, "device": self.run.device}))
-        result = run_case(self.run.candidate, self.run.spec, self.case, self.dtype, self.run.device,
-                          accept=self.run.accept)
+                                               "dtype": self.dtype, "device": self.run.device,
+                                               "mode": self.mode}))
+        if self.run.unavailable:
+            result = CaseResult(self.run.spec.id, self.case.id, self.dtype, self.run.device, "skipped",
+                                self.run.unavailable, mode=self.mode)
+        else:
+            result = run_case(self.run.candidate, self.run.spec, self.case, self.dtype, self.run.device,
+                              accept=self.run.accept, mode=self.mode)
         self.run.freeze_imports()
         record = CaseRecord.from_result(result)
         self.user_properties.append((PROPERTY, record.to_json()))
@@ -372,7 +394,8 @@ class ConformanceCase(pytest.Item):
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self):
-        return self.path, None, f"{self.case.id} [{self.dtype}, {self.run.device}]"
+        graph = ", CUDA graph" if self.mode != "eager" else ""
+        return self.path, None, f"{self.case.id} [{self.dtype}, {self.run.device}{graph}]"
 
 
 def contract_items(suite: ConformanceSuite):
@@ -403,6 +426,8 @@ class ContractItem(pytest.Item):
     def runtest(self) -> None:
         from .contract import ContractSkipped, run_check
 
+        if self.run.unavailable:
+            pytest.skip(self.run.unavailable)
         try:
             run_check(self.check, self.run.candidate, self.run.spec, self.dtype, self.run.device)
         except ContractSkipped as exc:

@@ -35,6 +35,7 @@ class CaseRecord:
     findings: list[str] = field(default_factory=list)
     compared_state: list[str] = field(default_factory=list)
     accepted: str = ""  # the acceptable variant the case followed, if it passed that way
+    mode: str = "eager"  # or "cuda_graph" (conformance/cuda_graph.py)
 
     @property
     def first_divergent_step(self) -> int | None:
@@ -44,7 +45,7 @@ class CaseRecord:
     def from_result(cls, r: CaseResult) -> CaseRecord:
         return cls(r.spec, r.case, r.dtype, r.device, r.outcome, r.reason, r.max_error,
                    r.tolerance_at_max, r.max_ratio, r.params_conform, r.first_divergence,
-                   list(r.matches), list(r.findings), list(r.compared_state), r.accepted)
+                   list(r.matches), list(r.findings), list(r.compared_state), r.accepted, r.mode)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -104,7 +105,8 @@ def describe_case(case: Case) -> list[str]:
 def failure_message(rec: CaseRecord, candidate: str) -> str:
     spec = load_spec(rec.spec)
     case = next(c for c in spec.cases if c.id == rec.case)
-    head = f"{rec.case} [{rec.dtype}, {rec.device}]: {candidate} does not conform to spec {rec.spec!r}"
+    where = f"{rec.dtype}, {rec.device}" + (", step() captured in a CUDA graph" if rec.mode == "cuda_graph" else "")
+    head = f"{rec.case} [{where}]: {candidate} does not conform to spec {rec.spec!r}"
     lines = [head]
     if rec.reason:
         lines.append(f"  {rec.reason}")

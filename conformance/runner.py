@@ -54,6 +54,7 @@ class CaseResult:
     findings: list[str] = field(default_factory=list)  # acceptable, but worth knowing
     accepted: str = ""  # the acceptable variant a failing trajectory follows (then it passes)
     accepted_ratio: float = 0.0  # worst error / tolerance against that variant
+    mode: str = "eager"  # or "cuda_graph": steps after the warm-up replay a captured step()
     actual: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
@@ -98,14 +99,15 @@ def _compare(name, quantity, shape, expected, actual, tol, steps) -> tuple[np.nd
 
 
 def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = "cpu",
-             accept: tuple[str, ...] = ()) -> CaseResult:
+             accept: tuple[str, ...] = (), mode: str = "eager") -> CaseResult:
     """Run one case on a fresh candidate. ``accept``: catalogued variants the user declared as
-    the candidate's convention (``--optimizer-accept``): a case following one passes as acceptable."""
+    the candidate's convention (``--optimizer-accept``): a case following one passes as acceptable.
+    ``mode="cuda_graph"``: step() captured in a CUDA graph and replayed (conformance/cuda_graph.py)."""
     if getattr(case, "closed_loop", False):  # L-BFGS: the candidate drives a closure
         from .closed_loop import run_closed_loop_case
 
         return run_closed_loop_case(cand, spec, case, dtype, device)
-    res = CaseResult(spec.id, case.id, dtype, device)
+    res = CaseResult(spec.id, case.id, dtype, device, mode=mode)
     why = cand.unsupported(spec, case, dtype)
     if why:
         res.outcome, res.reason = "skipped", why
@@ -114,7 +116,7 @@ def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = 
     actual = {p.name: [p.initial.copy()] for p in case.params}
     state_rows: dict[str, dict[str, list[np.ndarray]]] = {p.name: {} for p in case.params}
     try:
-        driver = cand.driver(spec, case, dtype, device)
+        driver = cand.driver(spec, case, dtype, device, mode)
     except CaseSkipped as exc:
         res.outcome, res.reason = "skipped", str(exc)
         return res
@@ -136,6 +138,11 @@ def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = 
             return res
         except Exception as exc:
             action = "state_dict/load_state_dict" if step.reload_before else "step()"
+            if mode == "cuda_graph" and action == "step()":
+                from .cuda_graph import WARMUP
+
+                action += " (captured in a CUDA graph)" if t == WARMUP + 1 else \
+                    " (replayed from the CUDA graph)" if t > WARMUP else " (eager warm-up, capturable=True)"
             res.outcome, res.reason = "failed", f"step {t}: {action} raised {exc_line(exc)}"
             break
         res.steps_run = t

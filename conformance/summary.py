@@ -23,7 +23,8 @@ def feature_table(records: Iterable[CaseRecord], features: Mapping[str, Iterable
         col = rec.outcome if rec.outcome in OUTCOMES else "failed"
         if col == "failed" and xfailed is not None and xfailed(rec):
             col = "xfailed"
-        for feat in sorted(set(features.get(rec.case, ()))) or [NO_FEATURE]:
+        feats = set(features.get(rec.case, ())) | ({"cuda_graph"} if rec.mode == "cuda_graph" else set())
+        for feat in sorted(feats) or [NO_FEATURE]:
             rows.setdefault(feat, dict.fromkeys(cols, 0))[col] += 1
         total[col] += 1
     if not any(total.values()):

@@ -1,9 +1,11 @@
 """Every ``torch.optim`` optimizer against its spec: ``python -m optimizer_conformance.conformance.sweep``.
 
 For each spec of the golden index, the torch class it names is run in every implementation it
-offers on the CPU — the for-loop (``foreach=False``), ``foreach=True`` and ``fused=True`` where
-its constructor takes those flags (an implementation torch refuses on this device is reported as
-such) — in float32 and float64, through the same runner as ``pytest --optimizer``. Prints a
+offers on the device — the for-loop (``foreach=False``), ``foreach=True`` and ``fused=True`` where
+its constructor takes those flags, and on CUDA also ``capturable=True`` and the CUDA-graph mode
+(conformance/cuda_graph.py: step() captured once and replayed, on the cases a graph can replay);
+an implementation torch refuses on this device is reported as such — in float32 and float64,
+through the same runner as ``pytest --optimizer``. Prints a
 table (markdown with ``--markdown``) of verdicts with the acceptable findings named, and writes it
 as JSON with ``--json PATH`` (the docs' conformance matrix is generated from that file). Exit 1 if
 any run does not pass.
@@ -20,6 +22,8 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from .candidates import Candidate
+from .cuda_graph import MODE as GRAPH
+from .cuda_graph import graph_ineligible
 from .golden import index, load_spec
 from .runner import run_case
 
@@ -28,14 +32,17 @@ DTYPES = ("float32", "float64")
 ALSO = {"adamw": [("torch.optim.Adam", {"decoupled_weight_decay": True})]}
 
 
-def implementations(cls: type) -> list[tuple[str, dict]]:
-    """(label, constructor flags) of the implementations a torch optimizer class offers."""
+def implementations(cls: type, device: str = "cpu") -> list[tuple[str, dict]]:
+    """(label, constructor flags) of the implementations a torch optimizer class offers on the
+    device; the label ``cuda_graph`` is a mode (the driver adds capturable=True), not a flag."""
     params = inspect.signature(cls).parameters
     out = []
     if "foreach" in params:
         out += [("forloop", {"foreach": False}), ("foreach", {"foreach": True})]
     if "fused" in params:
         out.append(("fused", {"fused": True}))
+    if device.startswith("cuda") and "capturable" in params:
+        out += [("capturable", {"capturable": True}), (GRAPH, {})]
     return out or [("default", {})]
 
 
@@ -65,14 +72,18 @@ def sweep_spec(spec_id: str, device: str = "cpu") -> list[Run]:
     runs = []
     for path, extra in candidates:
         cls = Candidate.from_path(path).target
-        for label, flags in implementations(cls):
+        for label, flags in implementations(cls, device):
             kwargs = {**extra, **flags}
             name = path + ("" if not extra else "(" + ", ".join(f"{k}={v}" for k, v in extra.items()) + ")")
             cand = Candidate(path, cls, "torch", kwargs)
             for dtype in DTYPES:
                 start = time.perf_counter()
                 try:
-                    results = [run_case(cand, spec, case, dtype, device) for case in spec.cases]
+                    if label == GRAPH:
+                        results = [run_case(cand, spec, case, dtype, device, mode=GRAPH)
+                                   for case in spec.cases if graph_ineligible(case) is None]
+                    else:
+                        results = [run_case(cand, spec, case, dtype, device) for case in spec.cases]
                 except (RuntimeError, torch.cuda.CudaError) as exc:  # pragma: no cover - defensive
                     runs.append(Run(spec_id, name, label, flags, dtype, "unsupported", detail=str(exc)))
                     continue
@@ -130,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="write the runs as JSON here")
     args = parser.parse_args(argv)
     import torch
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print(f"--device {args.device}: CUDA is not available on this machine", file=sys.stderr)
+        return 2
 
     start = time.perf_counter()
     runs = [run for spec_id in (args.spec or list(index()["specs"])) for run in sweep_spec(spec_id, args.device)]

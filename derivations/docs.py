@@ -538,13 +538,38 @@ def matrix_page(specs: Iterable[str] | None = None) -> Page:
             f"**{n_pass} pass**, {n_fail} fail, {n_unsup} unsupported.", "",
             "A cell reads verdict and cases passed / run; *(acceptable)* marks a run in which some case "
             f"followed an acceptable variant, named under findings ([Findings]({FINDINGS})).", ""]
+    out += _matrix_tables(runs, "##", sweep)
+    out += ["## CUDA", ""]
+    if not torch.cuda.is_available():
+        out += ['!!! warning "Not run: no CUDA device"',
+                "    The machine that built this site has no CUDA device (`torch.cuda.is_available()` is "
+                "False), so this page has no CUDA rows. Built on a GPU machine, the same page adds them: "
+                "every implementation torch offers there (for-loop, foreach, fused, `capturable=True`) and "
+                "the CUDA-graph mode (`step()` captured once and replayed; see "
+                "[Check your optimizer](check-your-optimizer.md#gpus-and-cuda-graphs)). Print them with "
+                "`python -m optimizer_conformance.conformance.sweep --device cuda --markdown`.", ""]
+        return Page(MATRIX_PAGE, "\n".join(out) + "\n")
+    start = time.perf_counter()
+    cuda = {sid: sweep.sweep_spec(sid, "cuda") for sid in ids}
+    wall = time.perf_counter() - start
+    flat = [r for rs in cuda.values() for r in rs]
+    out += [f"Device **{_e(torch.cuda.get_device_name())}** (CUDA {_e(torch.version.cuda)}) · "
+            f"{len(flat)} runs in {wall:.1f} s: **{sum(r.verdict == 'pass' for r in flat)} pass**, "
+            f"{sum(r.verdict == 'fail' for r in flat)} fail, {sum(r.verdict == 'unsupported' for r in flat)} "
+            "unsupported. The `cuda_graph` rows run only the cases a graph can replay.", ""]
+    out += _matrix_tables(cuda, "###", sweep)
+    return Page(MATRIX_PAGE, "\n".join(out) + "\n")
+
+
+def _matrix_tables(runs: Mapping[str, list], level: str, sweep) -> list[str]:
+    out = []
     for sid, rs in runs.items():
-        out += [f"## [`{sid}`]({OPTIMIZERS_DIR}/{sid}.md)", "", sweep.table(rs, markdown=True), ""]
+        out += [f"{level} [`{sid}`]({OPTIMIZERS_DIR}/{sid}.md)", "", sweep.table(rs, markdown=True), ""]
         bad = [r for r in rs if r.verdict != "pass"]
         out += [f"- **{r.verdict}** {r.optimizer} [{r.implementation}, {r.dtype}]: {_e(r.detail)}" for r in bad]
         if bad:
             out.append("")
-    return Page(MATRIX_PAGE, "\n".join(out) + "\n")
+    return out
 
 
 # -- the golden JSON Schema ----------------------------------------------------------------------

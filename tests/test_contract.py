@@ -141,3 +141,134 @@ def test_plugin_reports_a_broken_contract(pytester):
 def test_plugin_skips_the_contract_for_closed_loop_specs(pytester):
     result = _run(pytester, "--optimizer=torch.optim.LBFGS", "--optimizer-contract", "--collect-only", "-q")
     assert "contract" not in result.stdout.str()
+
+
+# -- a third-party signature: the checks build the candidate through the hook or the factory ------
+# torch's Adam behind other names (beta1/beta2, epsilon, decay), in its constructor and in the
+# groups it is given (add_param_group maps them): it keeps every contract torch's Adam keeps.
+NAMED_ADAM = '''
+import torch
+
+def torch_named(group, defaults):
+    group = dict(group)
+    if "beta1" in group or "beta2" in group:
+        b1, b2 = defaults["betas"]
+        group["betas"] = (group.pop("beta1", b1), group.pop("beta2", b2))
+    for mine, theirs in (("epsilon", "eps"), ("decay", "weight_decay")):
+        if mine in group:
+            group[theirs] = group.pop(mine)
+    return group
+
+class NamedAdam(torch.optim.Adam):
+    def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, decay=0.0, amsgrad=False,
+                 maximize=False):
+        super().__init__(params, lr=lr, betas=(beta1, beta2), eps=epsilon, weight_decay=decay,
+                         amsgrad=amsgrad, maximize=maximize)
+
+    def add_param_group(self, param_group):
+        super().add_param_group(torch_named(param_group, self.defaults))
+
+def third_party(lr, betas, eps, weight_decay, **rest):
+    """torch's names -> NamedAdam's (every one required: a missing setting is a TypeError)."""
+    return dict(rest, lr=lr, beta1=betas[0], beta2=betas[1], epsilon=eps, decay=weight_decay)
+
+def make_named_adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
+                    maximize=False):
+    """The factory form: torch's names, each group's settings over the factory's."""
+    first = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize)
+    return NamedAdam([third_party(**{**first, **group}) for group in params])
+'''
+
+# BREAK selects a deliberate breakage of the hook's optimizer; every call is counted in calls.txt.
+NAMED_HOOK_CONFTEST = '''
+from pathlib import Path
+
+from named_adam import NamedAdam, third_party
+
+BREAK = {breakage!r}
+
+def pytest_optimizer_conformance_build(spec, case, params, hyperparameters, dtype, device):
+    assert spec.id == "adam" and hyperparameters == {{k: v for k, v in params[0].items() if k != "params"}}
+    with open(Path(__file__).parent / "calls.txt", "a") as f:
+        f.write(sorted(hyperparameters)[0] + "\\n")
+    if BREAK == "per_group":  # every group gets the first group's settings
+        return NamedAdam([third_party(**{{**hyperparameters, "params": g["params"]}}) for g in params])
+    opt = NamedAdam([third_party(**group) for group in params])
+    if BREAK == "zero_grad":  # zero_grad() does nothing
+        opt.zero_grad = lambda set_to_none=True: None
+    return opt
+'''
+
+
+def _named_run(pytester: pytest.Pytester, optimizer: str, keyword: str = "contract") -> pytest.RunResult:
+    pytester.makepyfile(named_adam=NAMED_ADAM)
+    pytester.syspathinsert()
+    return _run(pytester, f"--optimizer={optimizer}", "--optimizer-spec=adam", "--optimizer-contract",
+                "-k", keyword, "-rs")
+
+
+def test_torch_adam_on_the_cpu_keeps_every_contract():
+    """The reference for the third-party runs below: torch's Adam with its defaults (no foreach on
+    the CPU) skips no check, so neither may they."""
+    cand = Candidate.from_path("torch.optim.Adam")
+    assert {n: _outcome(n, cand, "adam", dt)[0] for n in NAMES for dt in DTYPES} == \
+        {n: "passed" for n in NAMES}
+
+
+def test_third_party_names_through_the_conftest_hook_keep_the_contract(pytester):
+    pytester.makeconftest(NAMED_HOOK_CONFTEST.format(breakage=None))
+    result = _named_run(pytester, "named_adam.NamedAdam")
+    result.assert_outcomes(passed=2 * len(NAMES))
+    # the hook built the optimizers, from every setting under torch's names
+    calls = (pytester.path / "calls.txt").read_text().split()
+    assert len(calls) >= 2 * len(NAMES) and set(calls) == {"amsgrad"}
+
+
+def test_third_party_names_through_a_factory_keep_the_contract(pytester):
+    result = _named_run(pytester, "named_adam:make_named_adam")
+    result.assert_outcomes(passed=2 * len(NAMES))
+
+
+@pytest.mark.parametrize("broken", ["zero_grad", "per_group"])
+def test_the_checks_check_the_optimizer_the_hook_built(pytester, broken):
+    pytester.makeconftest(NAMED_HOOK_CONFTEST.format(breakage=broken))
+    result = _named_run(pytester, "named_adam.NamedAdam")
+    result.assert_outcomes(passed=2 * (len(NAMES) - 1), failed=2)
+    result.stdout.fnmatch_lines([f"*named_adam.NamedAdam ?float32, cpu?: contract {broken} broken: *",
+                                 f"*named_adam.NamedAdam ?float64, cpu?: contract {broken} broken: *"])
+
+
+def test_a_case_the_hook_skips_skips_the_checks_with_its_reason(pytester):
+    pytester.makeconftest('''
+from optimizer_conformance.conformance.candidates import CaseSkipped
+
+def pytest_optimizer_conformance_build(spec, case, params, hyperparameters, dtype, device):
+    raise CaseSkipped("NamedAdam is not built here")
+''')
+    result = _named_run(pytester, "named_adam.NamedAdam")
+    result.assert_outcomes(skipped=2 * len(NAMES))
+    result.stdout.fnmatch_lines(["*contract zero_grad: NamedAdam is not built here*"])
+
+
+def test_a_hook_returning_none_falls_back_to_the_class(pytester):
+    """torch's Adam under a conftest hook that builds nothing: the default construction, every
+    check passing; a third-party signature cannot express the base case's settings: skipped with
+    the reason, never run with the class's own defaults."""
+    pytester.makeconftest("def pytest_optimizer_conformance_build(spec, case, params, hyperparameters, "
+                          "dtype, device):\n    return None\n")
+    _named_run(pytester, "torch.optim.Adam").assert_outcomes(passed=2 * len(NAMES))
+    result = _named_run(pytester, "named_adam.NamedAdam")
+    result.assert_outcomes(skipped=2 * len(NAMES))
+    result.stdout.fnmatch_lines(["*contract zero_grad: candidate does not accept 'betas'*"])
+
+
+def test_a_construction_that_raises_is_a_broken_contract(pytester):
+    pytester.makeconftest('''
+def pytest_optimizer_conformance_build(spec, case, params, hyperparameters, dtype, device):
+    raise ValueError("no such optimizer")
+''')
+    result = _named_run(pytester, "named_adam.NamedAdam", "contract and float32")
+    # as for a class that raises: tensor_lr takes a ValueError for "no tensor lr" and skips
+    result.assert_outcomes(failed=len(NAMES) - 1, skipped=1)
+    result.stdout.fnmatch_lines(["*contract zero_grad broken: constructing the candidate raised ValueError: "
+                                 "no such optimizer*"])

@@ -249,15 +249,6 @@ def test_usage_errors_are_one_clear_line(pytester, args, message):
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
 
 
-def test_cuda_without_cuda_is_a_usage_error(pytester):
-    torch = pytest.importorskip("torch")
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
-    result = _run(pytester, "--optimizer=torch.optim.Adam", "--optimizer-device=cuda")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: *CUDA is not available*"])
-
-
 def test_ambiguous_name_is_a_usage_error():
     from optimizer_conformance.conformance.candidates import UsageError
     from optimizer_conformance.conformance.plugin import infer_spec
