@@ -28,6 +28,9 @@ from .golden import index, load_spec
 from .runner import run_case
 
 DTYPES = ("float32", "float64")
+# How torch says an implementation does not exist for this device or dtype (every case refused
+# before its first step): reported as "unsupported", not as a failure.
+REFUSALS = ("not supported", "Could not run", "NotImplementedError", "supported devices")
 # Specs whose torch class is checked a second way as well (same spec, another spelling).
 ALSO = {"adamw": [("torch.optim.Adam", {"decoupled_weight_decay": True})]}
 
@@ -97,7 +100,8 @@ def sweep_spec(spec_id: str, device: str = "cpu") -> list[Run]:
                         run.accepted = sorted({*run.accepted, r.accepted})
                     if r.outcome == "passed":
                         run.worst = max(run.worst, r.accepted_ratio if r.accepted else r.max_ratio)
-                refused = [r.reason for r in results if r.outcome == "failed" and "not supported" in r.reason]
+                refused = [r.reason for r in results if r.outcome == "failed" and r.steps_run == 0
+                           and any(m in r.reason for m in REFUSALS)]
                 if refused and len(refused) == len(results):
                     run.verdict, run.detail = "unsupported", refused[0]
                 elif run.failed or not run.passed:

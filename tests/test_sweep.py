@@ -21,3 +21,32 @@ def test_asgd_passes_everywhere_and_names_its_acceptable_variants():
     assert f64 == {"forloop": ["asgd.float32_eta_mu"], "foreach": ["asgd.float32_eta_arithmetic"]}
     text = table(runs, markdown=True)
     assert "pass (acceptable)" in text and "asgd.float32_eta_mu" in text
+
+
+def test_on_cuda_the_capturable_implementation_and_graph_mode_are_listed():
+    labels = [label for label, _ in implementations(torch.optim.Adam, "cuda:0")]
+    assert labels == ["forloop", "foreach", "fused", "capturable", "cuda_graph"]
+    assert [label for label, _ in implementations(torch.optim.SGD, "cuda")] == ["forloop", "foreach", "fused"]
+
+
+class _FusedMissingHere(torch.optim.SGD):
+    """An implementation torch does not have for this device: every step raises as torch does."""
+
+    def step(self, closure=None):
+        if self.defaults.get("fused"):
+            raise NotImplementedError("Could not run 'aten::_fused_sgd_' with arguments from the 'CUDA' backend.")
+        return super().step(closure)
+
+
+def test_an_implementation_torch_refuses_is_unsupported_not_failed(monkeypatch):
+    from optimizer_conformance.conformance import sweep
+    from optimizer_conformance.conformance.candidates import Candidate
+
+    real = Candidate.from_path
+    monkeypatch.setattr(Candidate, "from_path", staticmethod(
+        lambda path, kwargs=None: Candidate(path, _FusedMissingHere, "torch", kwargs or {})
+        if path == "torch.optim.SGD" else real(path, kwargs)))
+    runs = {(r.implementation, r.dtype): r for r in sweep.sweep_spec("sgd")}
+    assert runs[("fused", "float32")].verdict == "unsupported"
+    assert "Could not run" in runs[("fused", "float32")].detail
+    assert runs[("forloop", "float32")].verdict == "pass"
