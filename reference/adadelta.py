@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import NumpyOptimizer
+from .base import NumpyOptimizer, nonnegative
 
 
 class Adadelta(NumpyOptimizer):
@@ -42,14 +42,9 @@ class Adadelta(NumpyOptimizer):
         weight_decay: float = 0.0,
         maximize: bool = False,
     ):
-        if lr < 0:
-            raise ValueError(f"invalid learning rate: {lr}")
+        nonnegative(lr=lr, eps=eps, weight_decay=weight_decay)
         if not 0 <= rho <= 1:
             raise ValueError(f"invalid rho: {rho}")
-        if eps < 0:
-            raise ValueError(f"invalid epsilon: {eps}")
-        if weight_decay < 0:
-            raise ValueError(f"invalid weight_decay: {weight_decay}")
         super().__init__(params)
         self.lr = lr
         self.rho = rho

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import NumpyOptimizer
+from .base import NumpyOptimizer, nonnegative
 
 
 def rms(x: np.ndarray) -> float:
@@ -41,8 +41,9 @@ class Adafactor(NumpyOptimizer):
     def __init__(self, params: list[np.ndarray], lr: float = 1e-2, beta2_decay: float = -0.8,
                  eps: tuple[float | None, float] = (None, 1e-3), d: float = 1.0, weight_decay: float = 0.0,
                  maximize: bool = False):
-        if lr < 0:
-            raise ValueError(f"invalid learning rate: {lr}")
+        nonnegative(lr=lr, weight_decay=weight_decay, eps2=eps[1])
+        if eps[0] is not None:
+            nonnegative(eps1=eps[0])
         if beta2_decay > 0:
             raise ValueError(f"beta2_decay must be <= 0, got {beta2_decay}")
         if d < 1:

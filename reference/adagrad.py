@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import NumpyOptimizer
+from .base import NumpyOptimizer, nonnegative
 
 
 class Adagrad(NumpyOptimizer):
@@ -45,16 +45,8 @@ class Adagrad(NumpyOptimizer):
         eps: float = 1e-10,
         maximize: bool = False,
     ):
-        if lr < 0:
-            raise ValueError(f"invalid learning rate: {lr}")
-        if lr_decay < 0:
-            raise ValueError(f"invalid lr_decay: {lr_decay}")
-        if weight_decay < 0:
-            raise ValueError(f"invalid weight_decay: {weight_decay}")
-        if initial_accumulator_value < 0:
-            raise ValueError(f"invalid initial_accumulator_value: {initial_accumulator_value}")
-        if eps < 0:
-            raise ValueError(f"invalid epsilon: {eps}")
+        nonnegative(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                    initial_accumulator_value=initial_accumulator_value, eps=eps)
         super().__init__(params)
         self.lr = lr
         self.lr_decay = lr_decay

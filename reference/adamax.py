@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import NumpyOptimizer
+from .base import NumpyOptimizer, betas_in_range, nonnegative
 
 
 class Adamax(NumpyOptimizer):
@@ -41,14 +41,8 @@ class Adamax(NumpyOptimizer):
         weight_decay: float = 0.0,
         maximize: bool = False,
     ):
-        if lr < 0:
-            raise ValueError(f"invalid learning rate: {lr}")
-        if eps < 0:
-            raise ValueError(f"invalid epsilon: {eps}")
-        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
-            raise ValueError(f"invalid betas: {betas}")
-        if weight_decay < 0:
-            raise ValueError(f"invalid weight_decay: {weight_decay}")
+        nonnegative(lr=lr, eps=eps, weight_decay=weight_decay)
+        betas_in_range(betas)
         super().__init__(params)
         self.lr = lr
         self.betas = tuple(betas)

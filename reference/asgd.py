@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import NumpyOptimizer
+from .base import NumpyOptimizer, nonnegative
 
 
 class ASGD(NumpyOptimizer):
@@ -51,10 +51,7 @@ class ASGD(NumpyOptimizer):
         weight_decay: float = 0.0,
         maximize: bool = False,
     ):
-        if lr < 0:
-            raise ValueError(f"invalid learning rate: {lr}")
-        if weight_decay < 0:
-            raise ValueError(f"invalid weight_decay: {weight_decay}")
+        nonnegative(lr=lr, weight_decay=weight_decay)
         super().__init__(params)
         self.lr = lr
         self.lambd = lambd

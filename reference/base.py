@@ -7,6 +7,19 @@ from typing import Any
 import numpy as np
 
 
+def nonnegative(**values: float) -> None:
+    """Raise ValueError naming the first hyperparameter that is negative (as torch's constructors do)."""
+    for name, value in values.items():
+        if value < 0:
+            raise ValueError(f"invalid {name}: {value}")
+
+
+def betas_in_range(betas: tuple[float, float]) -> None:
+    """Raise ValueError unless both decay rates are in [0, 1)."""
+    if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
+        raise ValueError(f"invalid betas: {betas}")
+
+
 class NumpyOptimizer:
     """Holds ``params`` (updated in place) and per-parameter ``state`` dicts under torch's names.
 

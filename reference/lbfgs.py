@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import NumpyOptimizer
+from .base import NumpyOptimizer, nonnegative
 
 Closure = Callable[[], tuple[Any, list[np.ndarray | None]]]
 
@@ -141,8 +141,7 @@ class LBFGS(NumpyOptimizer):
         history_size: int = 100,
         line_search_fn: str | None = None,
     ):
-        if lr < 0:
-            raise ValueError(f"invalid learning rate: {lr}")
+        nonnegative(lr=lr)
         if line_search_fn not in (None, "strong_wolfe"):
             raise ValueError("only 'strong_wolfe' is supported")
         super().__init__(params)

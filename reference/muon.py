@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from .base import NumpyOptimizer
+from .base import NumpyOptimizer, nonnegative
 
 
 def newton_schulz(u: np.ndarray, coefficients: tuple[float, float, float], steps: int, eps: float) -> np.ndarray:
@@ -60,12 +60,7 @@ class Muon(NumpyOptimizer):
         ns_steps: int = 5,
         adjust_lr_fn: str | None = None,
     ):
-        if lr < 0:
-            raise ValueError(f"invalid learning rate: {lr}")
-        if momentum < 0:
-            raise ValueError(f"invalid momentum: {momentum}")
-        if weight_decay < 0:
-            raise ValueError(f"invalid weight_decay: {weight_decay}")
+        nonnegative(lr=lr, momentum=momentum, weight_decay=weight_decay)
         if adjust_lr_fn not in (None, "original", "match_rms_adamw"):
             raise ValueError(f"unknown adjust_lr_fn: {adjust_lr_fn!r}")
         super().__init__(params)

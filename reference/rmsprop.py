@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import NumpyOptimizer
+from .base import NumpyOptimizer, nonnegative
 
 
 class RMSprop(NumpyOptimizer):
@@ -51,16 +51,9 @@ class RMSprop(NumpyOptimizer):
         centered: bool = False,
         maximize: bool = False,
     ):
-        if lr < 0:
-            raise ValueError(f"invalid learning rate: {lr}")
+        nonnegative(lr=lr, eps=eps, weight_decay=weight_decay, momentum=momentum)
         if not 0 <= alpha <= 1:
             raise ValueError(f"invalid alpha: {alpha}")
-        if eps < 0:
-            raise ValueError(f"invalid epsilon: {eps}")
-        if weight_decay < 0:
-            raise ValueError(f"invalid weight_decay: {weight_decay}")
-        if momentum < 0:
-            raise ValueError(f"invalid momentum: {momentum}")
         super().__init__(params)
         self.lr = lr
         self.alpha = alpha

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import NumpyOptimizer
+from .base import NumpyOptimizer, nonnegative
 
 
 class Rprop(NumpyOptimizer):
@@ -46,8 +46,7 @@ class Rprop(NumpyOptimizer):
         step_sizes: tuple[float, float] = (1e-6, 50.0),
         maximize: bool = False,
     ):
-        if lr < 0:
-            raise ValueError(f"invalid learning rate: {lr}")
+        nonnegative(lr=lr)
         if not 0 < etas[0] < 1 < etas[1]:
             raise ValueError(f"invalid etas: {etas}")
         super().__init__(params)

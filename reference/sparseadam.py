@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from .base import NumpyOptimizer
+from .base import NumpyOptimizer, betas_in_range, nonnegative
 
 
 def coalesce(indices: np.ndarray, values: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -43,12 +43,8 @@ class SparseAdam(NumpyOptimizer):
 
     def __init__(self, params: list[np.ndarray], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, maximize: bool = False):
-        if lr < 0:
-            raise ValueError(f"invalid learning rate: {lr}")
-        if eps < 0:
-            raise ValueError(f"invalid epsilon: {eps}")
-        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
-            raise ValueError(f"invalid betas: {betas}")
+        nonnegative(lr=lr, eps=eps)
+        betas_in_range(betas)
         super().__init__(params)
         self.lr = lr
         self.betas = tuple(betas)

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 from fractions import Fraction
 
 import numpy as np
@@ -440,3 +441,35 @@ def test_adamw_decay_is_decoupled_and_scaled_by_lr():
         assert theta.tolist() == [3.0 * 0.875**t, -5.0 * 0.875**t]
     assert np.array_equal(opt.state[0]["exp_avg"], np.zeros(2))
     assert opt.state[0]["step"] == 3
+
+
+REFERENCES = {spec_id: getattr(reference, meta["torch_class"].rpartition(".")[2])
+              for spec_id, meta in index()["specs"].items()}
+
+
+@pytest.mark.parametrize("spec_id", sorted(REFERENCES))
+def test_constructors_refuse_what_torch_refuses(spec_id: str) -> None:
+    """A negative lr, eps, weight_decay, ... or betas outside [0, 1) is a ValueError naming it
+    (before anything is built) wherever torch's constructor refuses it too."""
+    torch = pytest.importorskip("torch")
+    cls = REFERENCES[spec_id]
+    torch_cls = Candidate.from_path(index()["specs"][spec_id]["torch_class"]).target
+    sig = inspect.signature(cls)
+    base = {} if sig.parameters["lr"].default is not inspect.Parameter.empty else {"lr": 0.1}
+    bad = {"lr": -1.0, "eps": -1.0, "weight_decay": -0.5, "momentum": -0.5, "lr_decay": -1.0,
+           "initial_accumulator_value": -1.0, "momentum_decay": -1.0, "betas": (0.9, 1.0)}
+    tried = 0
+    for name, value in bad.items():
+        if name not in sig.parameters or type(sig.parameters[name].default) is not type(value):
+            continue
+        try:
+            torch_cls([torch.zeros(2, 2, requires_grad=True)], **{**base, name: value})
+            cls([np.zeros((2, 2))], **{**base, name: value})  # torch takes it (Muon's eps): so does ours
+            continue
+        except ValueError:
+            pass
+        with pytest.raises(ValueError, match=f"invalid {name}"):
+            cls([np.zeros((2, 2))], **{**base, name: value})
+        tried += 1
+    assert tried >= 1
+    cls([np.zeros((2, 2))], **base)  # the defaults are valid
