@@ -247,6 +247,9 @@ GRADIENT_MODIFIED = "step() modifies p.grad in place"
 
 
 class TorchDriver(Driver):
+    # constructor flags a driver mode adds to every build (the CUDA-graph driver: capturable=True)
+    flags: dict[str, Any] = {}
+
     def __init__(self, cand: Candidate, spec: Spec, case: Case, dtype: str, device: str):
         import torch
 
@@ -272,7 +275,7 @@ class TorchDriver(Driver):
             first = {k: v for k, v in groups[0].items() if k != "params"}
             return self.cand.target(groups, **{**first, **self.cand.kwargs, **flags})
 
-        flags = getattr(self, "flags", {})  # implementation flags a mode needs (capturable for graphs)
+        flags = self.flags
         full = [{"params": [self.tensors[n] for n in g.params], **hps}  # every setting, torch-named
                 for g, hps in zip(self.case.groups, self.groups, strict=True)]
         return self.cand.build(self.spec, self.case, full, {**self.groups[0], **flags}, self.dtype_name,
