@@ -38,6 +38,7 @@ from __future__ import annotations
 import copy
 import importlib
 import inspect
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,18 +56,36 @@ class CaseSkipped(Exception):
     """The candidate cannot express this case (the reason says why)."""
 
 
-def resolve(path: str) -> Any:
-    """``pkg.mod.Name`` or ``pkg.mod:factory`` → the object."""
+def resolve(path: str, search: tuple[str, ...] = ()) -> Any:
+    """``pkg.mod.Name`` or ``pkg.mod:factory`` → the object.
+
+    ``search``: folders made importable first, as ``python -m pytest`` makes the current
+    directory importable (the plugin passes the invocation directory and pytest's rootdir), so
+    ``pytest --optimizer=scratch_adam.Adam`` finds ``./scratch_adam.py``. Any exception the module
+    raises while importing is a usage error naming it, never a traceback."""
     if ":" in path:
         module_name, _, attr = path.partition(":")
     else:
         module_name, _, attr = path.rpartition(".")
     if not module_name or not attr:
         raise UsageError(f"--optimizer={path!r}: expected a dotted path such as torch.optim.Adam or pkg.mod:factory")
+    for folder in reversed(search):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
     try:
         obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UsageError(f"--optimizer={path!r}: cannot import module {module_name!r} ({exc})") from None
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not module_name.startswith(exc.name):
+            raise UsageError(f"--optimizer={path!r}: importing module {module_name!r} failed: "
+                             f"{_one_line(exc)}") from None
+        looked = f" (looked in {', '.join(dict.fromkeys(search))} and sys.path)" if search else ""
+        raise UsageError(
+            f"--optimizer={path!r}: cannot import module {module_name!r}: no module named "
+            f"{exc.name!r}{looked}; run pytest in the folder that holds {exc.name.split('.')[0]}.py "
+            f"(or its package), or add that folder to PYTHONPATH") from None
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:  # the module's own code failed
+        raise UsageError(f"--optimizer={path!r}: importing module {module_name!r} raised "
+                         f"{_one_line(exc)}") from None
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
@@ -75,6 +94,14 @@ def resolve(path: str) -> Any:
     if not callable(obj):
         raise UsageError(f"--optimizer={path!r}: {type(obj).__name__} object is not callable")
     return obj
+
+
+def _one_line(exc: BaseException) -> str:
+    """``TypeName: first line of the message`` (a SyntaxError with its file and line)."""
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError: {exc.msg} ({exc.filename}, line {exc.lineno})"
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _is_torch_optimizer_class(obj: Any) -> bool:
@@ -137,8 +164,9 @@ class Candidate:
     hook: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def from_path(cls, path: str, kwargs: dict[str, Any] | None = None, api: str = "auto") -> Candidate:
-        target = resolve(path)
+    def from_path(cls, path: str, kwargs: dict[str, Any] | None = None, api: str = "auto",
+                  search: tuple[str, ...] = ()) -> Candidate:
+        target = resolve(path, search)
         api = detect_api(target) if api == "auto" else api
         return cls(path, target, api, dict(kwargs or {}))
 

@@ -129,9 +129,7 @@ def load_closed_loop_spec(spec_id: str, meta: dict, doc: dict) -> Spec:
         id=spec_id, title=meta["title"], torch_class=meta["torch_class"],
         hyperparameters=doc["hyperparameters"],
         cases=[_case(spec_id, c, with_state=True) for c in doc["cases"]],
-        variants={v["id"]: VariantInfo(v["id"], v["title"], v["summary"], v["who"], list(v["sources"]),
-                                       v["file"], bool(v.get("acceptable", False)))
-                  for v in meta["variants"]},
+        variants={v["id"]: VariantInfo.from_index(v) for v in meta["variants"]},
     )
 
 

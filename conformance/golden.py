@@ -133,6 +133,14 @@ class VariantInfo:
     sources: list[str]
     file: str
     acceptable: bool = False  # a documented deviation that passes as a named finding
+    # the rule lines it changes, as text: {"label", "doc", "spec", "variant"} (None: no such line)
+    lines: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def from_index(cls, v: dict) -> VariantInfo:
+        """A variant entry of index.json."""
+        return cls(v["id"], v["title"], v["summary"], v["who"], list(v["sources"]), v["file"],
+                   bool(v.get("acceptable", False)), list(v.get("lines", [])))
 
 
 @dataclass
@@ -258,11 +266,7 @@ def load_spec(spec_id: str) -> Spec:
         torch_class=meta["torch_class"],
         hyperparameters=doc["hyperparameters"],
         cases=[_case(spec_id, c, counters, with_state=True) for c in doc["cases"]],
-        variants={
-            v["id"]: VariantInfo(v["id"], v["title"], v["summary"], v["who"], list(v["sources"]), v["file"],
-                                 bool(v.get("acceptable", False)))
-            for v in meta["variants"]
-        },
+        variants={v["id"]: VariantInfo.from_index(v) for v in meta["variants"]},
     )
 
 

@@ -146,7 +146,9 @@ class ConformanceRun:
         if not isinstance(kwargs, dict):
             raise UsageError("--optimizer-kwargs must be a JSON object, e.g. '{\"foreach\": false}'")
         path = config.getoption("optimizer")
-        self.candidate = Candidate.from_path(path, kwargs)
+        # the candidate imports from where the user stands, as under ``python -m pytest``
+        search = tuple(dict.fromkeys(str(d) for d in (config.invocation_params.dir, config.rootpath)))
+        self.candidate = Candidate.from_path(path, kwargs, search=search)
         self.candidate.hook = config.hook.pytest_optimizer_conformance_build  # a conftest may build it
         ids = spec_ids()
         spec_id = config.getoption("optimizer_spec") or infer_spec(self.candidate.name, ids)
@@ -444,9 +446,28 @@ class ContractItem(pytest.Item):
         return self.path, None, f"{self.run.spec.id}/contract/{self.check} [{self.dtype}, {self.run.device}]"
 
 
+# Plugins that serve only other tests and cost a conformance run time for nothing: Hypothesis'
+# pytest plugin imports all of Hypothesis (~0.7 s) in its terminal summary of every run.
+IDLE_PLUGINS = ("hypothesispytest",)
+
+
+def _drop_idle_plugins(config: pytest.Config) -> None:
+    """A conformance run collects only its own cases, none of them a Hypothesis test: leave out
+    the plugins listed in IDLE_PLUGINS unless their library is already in use."""
+    import sys
+
+    if "hypothesis" in sys.modules:
+        return
+    for name in IDLE_PLUGINS:
+        plugin = config.pluginmanager.get_plugin(name)
+        if plugin is not None:
+            config.pluginmanager.unregister(plugin)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if not config.getoption("optimizer", None):
         return
+    _drop_idle_plugins(config)
     from .candidates import UsageError
 
     try:

@@ -3,9 +3,11 @@ the failure message, and the JSON report (``--optimizer-report``)."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import platform
 import sys
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
@@ -132,8 +134,10 @@ def _variant_lines(spec: Spec, rec: CaseRecord) -> list[str]:
         for vid in rec.matches:
             v = spec.variants[vid]
             out += [f"  trajectory matches variant {vid}: {v.title}",
-                    f"    {v.summary}",
-                    f"    known in: {v.who}; sources: {', '.join(v.sources)}"]
+                    f"    {v.summary}"]
+            for line in v.lines:
+                out += rule_line_diff(line, indent="    ")
+            out.append(f"    known in: {v.who}; sources: {', '.join(v.sources)}")
         return out
     if rec.first_divergence is not None and rec.outcome == "failed":
         if rec.params_conform:
@@ -141,6 +145,49 @@ def _variant_lines(spec: Spec, rec: CaseRecord) -> list[str]:
             return [f"  the parameters follow the spec; only {what} differs"]
         return ["  trajectory matches no catalogued variant of this spec"]
     return []
+
+
+def rule_line_diff(line: dict, indent: str = "") -> list[str]:
+    """The spec's rule line above the variant's, the differing characters marked with ``^``::
+
+        rule line bias_correction_v (bias-corrected second moment):
+          spec     v̂ ← (vₘₐₓ if amsgrad else v)/(1 − β₂ᵗ)
+                                               ^^^^^^^^^^^
+          variant  v̂ ← (vₘₐₓ if amsgrad else v)
+    """
+    spec, variant = line["spec"], line["variant"]
+    head = f"{indent}rule line {line['label']} ({line['doc']}):" if line.get("doc") else \
+        f"{indent}rule line {line['label']}:"
+    if spec is None or variant is None:
+        return [head, f"{indent}  spec     {spec if spec is not None else '(no such line)'}",
+                f"{indent}  variant  {variant if variant is not None else '(no such line: removed)'}"]
+    if spec == variant:
+        return [head, f"{indent}  spec     {spec}",
+                f"{indent}  variant  the same line, at another place in the algorithm"]
+    spec_marks, variant_marks = _marks(spec, variant)
+    out = [head, f"{indent}  spec     {spec}"]
+    if spec_marks.strip():
+        out.append(f"{indent}           {spec_marks}".rstrip())
+    out.append(f"{indent}  variant  {variant}")
+    if variant_marks.strip():
+        out.append(f"{indent}           {variant_marks}".rstrip())
+    return out
+
+
+def _marks(a: str, b: str) -> tuple[str, str]:
+    """Marker lines for ``a`` and ``b``: ``^`` under every character not in their common
+    subsequence, in terminal columns (a combining accent, as in m̂, takes no column)."""
+    matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
+    keep_a, keep_b = set(), set()
+    for blk in matcher.get_matching_blocks():
+        keep_a.update(range(blk.a, blk.a + blk.size))
+        keep_b.update(range(blk.b, blk.b + blk.size))
+
+    def under(text: str, keep: set[int]) -> str:
+        return "".join("" if unicodedata.combining(c) else (" " if i in keep else "^")
+                       for i, c in enumerate(text))
+
+    return under(a, keep_a), under(b, keep_b)
 
 
 def environment(device: str, dtypes: list[str]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from .cases import CaseDesign, SparseGrad, exact_decimal
 from .evaluate import Snapshot, evaluate
 from .rule import Hyperparameter, Rule, Variant
 from .spec import Spec
+from .text import changed_lines_text
 
 SCHEMA_ID = "optimizer-conformance/golden/v1"
 DIGITS = 40
@@ -229,7 +230,9 @@ def index_document(specs: Iterable[Spec]) -> dict:
             **({"kind": spec.kind} if getattr(spec, "kind", "update") != "update" else {}),  # closed_loop
             "hyperparameters": hyperparameters_document(spec),
             "cases": [c.id for c in spec.cases],
-            "variants": [{**variant_meta(v), "file": f"{spec.id}/{v.id}.json"} for v in spec.variants],
+            "variants": [{**variant_meta(v), "file": f"{spec.id}/{v.id}.json",
+                          "lines": changed_lines_text(spec.rule, v.rule_for(spec.rule))}
+                         for v in spec.variants],
         }
     return out
 

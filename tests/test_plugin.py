@@ -233,7 +233,7 @@ def test_candidate_with_every_case_skipped_fails(pytester):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--optimizer=nosuchmodule.Adam"], "*cannot import module 'nosuchmodule'*"),
+        (["--optimizer=nosuchmodule.Adam"], "*cannot import module 'nosuchmodule'*looked in*PYTHONPATH"),
         (["--optimizer=torch.optim.NoSuchAdam"], "*has no attribute 'NoSuchAdam'*"),
         (["--optimizer=torch.optim.Optimizer"], "*cannot infer the spec*one of: sgd, adam, adamw*"),
         (["--optimizer=torch.optim.Adam", "--optimizer-spec=lion"], "*unknown spec*sgd, adam, adamw*"),
@@ -244,6 +244,26 @@ def test_candidate_with_every_case_skipped_fails(pytester):
 )
 def test_usage_errors_are_one_clear_line(pytester, args, message):
     result = _run(pytester, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("raise RuntimeError('no GPU found')", "*importing module 'bad_at_import' raised RuntimeError: no GPU found"),
+        ("def broken(:\n    pass", "*importing module 'bad_at_import' raised SyntaxError: *bad_at_import.py, line 1)"),
+        ("import sys\nsys.exit(3)", "*importing module 'bad_at_import' raised SystemExit: 3"),
+        ("import no_such_dependency_xyz", "*importing module 'bad_at_import' failed: ModuleNotFoundError*"),
+    ],
+)
+def test_a_module_failing_at_import_is_a_usage_error(pytester, source, message):
+    """Whatever the candidate's module raises while importing, the run stops before any case
+    with one line naming the error (the folder pytest runs in is importable, as under
+    ``python -m pytest``: no sys.path set-up here)."""
+    pytester.makepyfile(bad_at_import=source)
+    result = _run(pytester, "--optimizer=bad_at_import.Adam")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
