@@ -1,0 +1,195 @@
+"""The third-party board: library optimizers checked against the specs they are named after.
+
+``python -m optimizer_conformance.conformance.board [--json PATH] [--markdown] [--only LIB]``
+runs every entry of :data:`LIBRARY_OPTIMIZERS` whose library is installed, each in a fresh
+``pytest --optimizer=... --optimizer-report=...`` process (third-party code never runs inside
+this one, so a crash or a hang is that entry's verdict), and tabulates library × optimizer ×
+dtype → verdict, diagnosis, findings and the library's version. Libraries that are not installed
+are listed as such; nothing is mocked.
+
+The curated list says, per entry, which constructor settings select the spec's convention where a
+library offers several (``kwargs``), and ``why``: the library's own source for the choice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+DTYPES = ("float32", "float64")
+
+
+@dataclass(frozen=True)
+class LibraryOptimizer:
+    """One implementation a library ships: ``path`` as ``--optimizer`` takes it."""
+
+    library: str  # the distribution's name on the package index
+    path: str
+    spec: str
+    kwargs: dict = field(default_factory=dict)
+    why: str = ""  # the library's source for the kwargs / the mapping
+
+
+# The curated list. A library's module path is the one its documentation gives, except timm's:
+# timm's package __init__ imports torchvision (for its models), so its optimizers are named by
+# their module (timm.optim.lion.Lion) and loaded through :func:`preload` where torchvision cannot
+# be imported.
+LIBRARY_OPTIMIZERS: tuple[LibraryOptimizer, ...] = (
+    LibraryOptimizer("pytorch-optimizer", "pytorch_optimizer.AdaMax", "adamax",
+                     why="pytorch_optimizer/optimizer/adamax.py AdaMax"),
+    LibraryOptimizer("pytorch-optimizer", "pytorch_optimizer.RAdam", "radam",
+                     why="pytorch_optimizer/optimizer/radam.py RAdam"),
+    LibraryOptimizer("pytorch-optimizer", "pytorch_optimizer.AdamW", "adamw",
+                     why="pytorch_optimizer/optimizer/adamw.py AdamW"),
+    LibraryOptimizer("pytorch-optimizer", "pytorch_optimizer.Muon", "muon",
+                     why="pytorch_optimizer/optimizer/muon.py Muon"),
+    LibraryOptimizer("timm", "timm.optim.nadamw.NAdamW", "nadam",
+                     why="timm/optim/nadamw.py NAdamW (decoupled decay; checked against NAdam with weight_decay 0 cases)"),
+    LibraryOptimizer("timm", "timm.optim.rmsprop_tf.RMSpropTF", "rmsprop",
+                     why="timm/optim/rmsprop_tf.py RMSpropTF"),
+    LibraryOptimizer("timm", "timm.optim.radam.RAdamLegacy", "radam",
+                     why="timm/optim/radam.py RAdamLegacy"),
+    LibraryOptimizer("timm", "timm.optim.adafactor.Adafactor", "adafactor",
+                     why="timm/optim/adafactor.py Adafactor (fairseq/HF form)"),
+    LibraryOptimizer("timm", "timm.optim.sgdw.SGDW", "sgd",
+                     why="timm/optim/sgdw.py SGDW (decoupled decay)"),
+    LibraryOptimizer("torch-optimizer", "torch_optimizer.AdaMod", "adam",
+                     why="not an Adam: a control that must fail"),
+)
+
+
+@dataclass
+class BoardRun:
+    library: str
+    version: str | None
+    optimizer: str
+    spec: str
+    kwargs: dict
+    dtype: str
+    verdict: str  # "conforms" | "does not conform" | "not installed" | "cannot run" | "crashed"
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    diagnosis: str = ""
+    findings: list[str] = field(default_factory=list)
+    why: str = ""
+    seconds: float = 0.0
+
+
+def version_of(library: str) -> str | None:
+    try:
+        return metadata.version(library)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def preload() -> None:
+    """Make ``timm.optim.<module>`` importable where ``import timm`` fails on torchvision (the
+    only torchvision wheels a CPU-only torch build may find are built against CUDA torch): the
+    packages ``timm`` and ``timm.optim`` are entered without running their ``__init__``, so the
+    optimizer modules themselves (which need only torch) load and run as shipped."""
+    import importlib.util
+    import types
+
+    try:
+        import timm  # noqa: F401
+        return
+    except Exception:  # torchvision missing or built against another torch
+        for name in [m for m in sys.modules if m == "timm" or m.startswith("timm.")]:
+            del sys.modules[name]
+    spec = importlib.util.find_spec("timm")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    root = Path(next(iter(spec.submodule_search_locations)))
+    for name, folder in (("timm", root), ("timm.optim", root / "optim")):
+        pkg = types.ModuleType(name)
+        pkg.__path__ = [str(folder)]
+        pkg.__package__ = name
+        sys.modules[name] = pkg
+
+
+def run_entry(entry: LibraryOptimizer, dtype: str, timeout: float = 600.0) -> BoardRun:
+    version = version_of(entry.library)
+    run = BoardRun(entry.library, version, entry.path, entry.spec, dict(entry.kwargs), dtype, "not installed",
+                   why=entry.why)
+    if version is None:
+        return run
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.json"
+        (Path(tmp) / "conftest.py").write_text(
+            "from optimizer_conformance.conformance.board import preload\npreload()\n", encoding="utf-8")
+        cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", f"--rootdir={tmp}",
+               f"--optimizer={entry.path}", f"--optimizer-spec={entry.spec}", f"--optimizer-dtype={dtype}",
+               f"--optimizer-kwargs={json.dumps(entry.kwargs)}", f"--optimizer-report={report}"]
+        env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+        try:
+            proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            run.verdict, run.diagnosis = "crashed", f"did not finish within {timeout:g} s"
+            return run
+        run.seconds = time.perf_counter() - start
+        if proc.returncode == 4 or not report.exists():
+            lines = [x for x in (proc.stderr + proc.stdout).strip().splitlines() if x.strip()]
+            run.verdict = "cannot run"
+            run.diagnosis = lines[-1].removeprefix("ERROR: ") if lines else f"exit {proc.returncode}"
+            return run
+        doc = json.loads(report.read_text(encoding="utf-8"))
+    summary, diag = doc["summary"], doc["diagnosis"]
+    run.passed, run.failed, run.skipped = summary["passed"], summary["failed"], summary["skipped"]
+    run.verdict = "conforms" if diag["verdict"] == "conforms" else "does not conform"
+    run.diagnosis = " ".join(diag["text"].split()) if diag["verdict"] != "conforms" else ", ".join(diag["variants"])
+    run.findings = list(doc.get("findings", []))
+    return run
+
+
+def board(entries=LIBRARY_OPTIMIZERS, dtypes=DTYPES, progress=None) -> list[BoardRun]:
+    runs = []
+    for entry in entries:
+        for dtype in dtypes:
+            runs.append(run_entry(entry, dtype))
+            if progress is not None:
+                progress(runs[-1])
+    return runs
+
+
+def markdown(runs: list[BoardRun]) -> str:
+    lines = ["| library | version | optimizer | spec | dtype | verdict | cases (pass/fail/skip) | diagnosis |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        kw = f" `{json.dumps(r.kwargs)}`" if r.kwargs else ""
+        lines.append(f"| {r.library} | {r.version or '—'} | `{r.optimizer}`{kw} | `{r.spec}` | {r.dtype} | "
+                     f"{r.verdict} | {r.passed}/{r.failed}/{r.skipped} | {r.diagnosis.replace('|', '/')} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m optimizer_conformance.conformance.board", description=__doc__)
+    parser.add_argument("--json", metavar="PATH", help="write the runs as JSON")
+    parser.add_argument("--markdown", action="store_true", help="print a markdown table")
+    parser.add_argument("--only", metavar="LIBRARY", action="append", help="only these libraries")
+    args = parser.parse_args(argv)
+    entries = [e for e in LIBRARY_OPTIMIZERS if not args.only or e.library in args.only]
+    start = time.perf_counter()
+    runs = board(entries, progress=lambda r: print(f"{r.library} {r.optimizer} [{r.dtype}]: {r.verdict}",
+                                                     file=sys.stderr, flush=True))
+    if args.json:
+        Path(args.json).write_text(json.dumps([asdict(r) for r in runs], indent=1) + "\n", encoding="utf-8")
+    if args.markdown:
+        print(markdown(runs))
+    ran = [r for r in runs if r.verdict != "not installed"]
+    print(f"{len(ran)} runs of {len({(r.library, r.optimizer) for r in ran})} library optimizers "
+          f"in {time.perf_counter() - start:.1f} s; {sum(r.verdict == 'conforms' for r in ran)} conform")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
