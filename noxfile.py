@@ -1,4 +1,4 @@
-"""Sessions: ``nox -s tests golden lint benchmark sweep conformance docs explore``.
+"""Sessions: ``nox -s tests golden lint benchmark startup sweep conformance docs explore``.
 
 Every session runs in the current environment (``venv_backend="none"``): a fresh nox venv would
 resolve ``torch`` from the registry and download a multi-gigabyte CUDA build. Set up once with
@@ -47,6 +47,13 @@ def lint(session: nox.Session) -> None:
 def benchmark(session: nox.Session) -> None:
     """Worst error of correct implementations / tolerance; variant margins over tolerance."""
     session.run("python", "-m", "optimizer_conformance.conformance.benchmark", *session.posargs)
+
+
+@nox.session
+def startup(session: nox.Session) -> None:
+    """What a verdict costs over `import torch` (and over torch's first optimizer construction):
+    medians of alternating rounds in fresh processes (`nox -s startup -- --pairs 9 --json out.json`)."""
+    session.run("python", "-m", "optimizer_conformance.conformance.startup", *session.posargs)
 
 
 @nox.session

@@ -150,8 +150,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--device {args.device}: CUDA is not available on this machine", file=sys.stderr)
         return 2
 
+    from tqdm import tqdm
+
     start = time.perf_counter()
-    runs = [run for spec_id in (args.spec or list(index()["specs"])) for run in sweep_spec(spec_id, args.device)]
+    runs = []
+    # progress on stderr, shown on a terminal only (disable=None): captured output stays clean
+    with tqdm(args.spec or list(index()["specs"]), desc="sweep", unit="spec", disable=None, leave=False) as bar:
+        for spec_id in bar:
+            bar.set_postfix_str(spec_id)
+            runs += sweep_spec(spec_id, args.device)
     wall = time.perf_counter() - start
     print(table(runs, args.markdown))
     bad = [r for r in runs if r.verdict == "fail"]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import SPECS
 from .golden import write_all
+from .spec import Spec
 
 
 def _shipped_dir() -> Path:
@@ -37,6 +38,21 @@ def compare(a: Path, b: Path) -> list[str]:
     return diffs
 
 
+def _write_with_progress(specs: list[Spec], out: Path, index_specs) -> list[Path]:
+    """``write_all`` one spec at a time, with a progress bar on stderr (shown on a terminal only:
+    ``disable=None``), so that logs and captured output stay clean. Each call also rewrites the
+    index, which is built from ``index_specs`` alone: the same bytes every time."""
+    from tqdm import tqdm
+
+    index_specs = list(index_specs)
+    written: dict[Path, None] = {}
+    with tqdm(specs, desc="goldens", unit="spec", disable=None, leave=False) as bar:
+        for spec in bar:
+            bar.set_postfix_str(spec.id)
+            written.update(dict.fromkeys(write_all([spec], out, index_specs=index_specs)))
+    return list(written)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m optimizer_conformance.derivations", description=__doc__)
     parser.add_argument("--out", type=Path, help="write here instead of the shipped golden folder")
@@ -50,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     if args.check:
         with tempfile.TemporaryDirectory() as tmp:
-            write_all(specs, Path(tmp))
+            _write_with_progress(specs, Path(tmp), index_specs=specs)
             diffs = compare(Path(tmp), shipped)
         if diffs:
             print("golden vectors differ from a fresh regeneration:", *diffs, sep="\n  ")
@@ -64,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         for folder in [out / s.id for s in specs] if args.spec else [out]:
             if folder.exists():
                 shutil.rmtree(folder)
-    written = write_all(specs, out, index_specs=SPECS.values())
+    written = _write_with_progress(specs, out, index_specs=SPECS.values())
     print(f"wrote {len(written)} files to {out} in {time.perf_counter() - start:.1f} s")
     return 0
 
