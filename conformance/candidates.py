@@ -105,11 +105,9 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _is_torch_optimizer_class(obj: Any) -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return inspect.isclass(obj) and issubclass(obj, torch.optim.Optimizer)
+    # a torch optimizer's module has imported torch: a candidate that has not costs no torch import
+    torch = sys.modules.get("torch")
+    return torch is not None and inspect.isclass(obj) and issubclass(obj, torch.optim.Optimizer)
 
 
 APIS = ("torch", "numpy", "functional")
@@ -131,6 +129,7 @@ def detect_api(obj: Any) -> str:
         return "functional" if _is_functional(obj) else "numpy"
     # A factory: ask it for an optimizer over one throwaway parameter and look at what it returns
     # (given a list of tensors, then a list of param groups as the harness passes them).
+    # (A class was decided above without importing torch; a factory may import it lazily.)
     try:
         import torch
 

@@ -42,3 +42,15 @@ def test_a_verdict_loads_no_heavy_library(tmp_path):
     loaded = set(json.loads((tmp_path / "loaded.json").read_text()))
     assert "hypothesis" not in loaded
     assert loaded - _loaded_by_torch_itself() == set()
+
+
+def test_a_numpy_verdict_does_not_import_torch(tmp_path):
+    (tmp_path / "conftest.py").write_text(CONFTEST.replace(f"{HEAVY!r}", repr(HEAVY + ("torch",))),
+                                          encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                             "--optimizer=optimizer_conformance.reference.Adam"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "verdict: CONFORMS" in result.stdout
+    assert json.loads((tmp_path / "loaded.json").read_text()) == []
