@@ -1,25 +1,47 @@
 """Each optimizer's update rule, written once in SymPy: the single source of truth.
 
-Goldens, closed-form proofs and the formulas in the docs are all derived from the specs listed
+Goldens, closed-form proofs and the formulas in the docs are all derived from the specs found
 here. This package is for generation time: the pytest plugin never imports it.
+
+Adding an optimizer is adding a module beside the others that defines ``SPEC`` (a
+:class:`~.spec.Spec`): every module of this package that is not one of the shared building
+blocks in :data:`INFRASTRUCTURE` is imported and must define one. Specs are listed by id, in
+alphabetical order (the order of the golden index and of the docs).
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 from .spec import Spec
 
-# One module per optimizer, each defining SPEC; this order is the order of the index and the docs.
-MODULES: list[str] = ["sgd", "adam", "adamw"]
-MODULES += ["rmsprop", "adagrad", "adadelta"]
-MODULES += ["adamax", "nadam", "radam"]
-MODULES += ["asgd", "rprop"]
-MODULES += ["sparseadam", "adafactor", "muon", "lbfgs"]
+# The shared building blocks: every other module of the package is one optimizer's derivation.
+INFRASTRUCTURE = frozenset({
+    "__main__", "cases", "closed_loop", "docs", "error_bound", "evaluate", "golden", "proofs", "rule",
+    "spec", "tensor", "text",
+})
 
-SPECS: dict[str, Spec] = {}
-for _name in MODULES:
-    _spec = importlib.import_module(f"{__name__}.{_name}").SPEC
-    SPECS[_spec.id] = _spec
 
-__all__ = ["MODULES", "SPECS", "Spec"]
+def spec_modules() -> list[str]:
+    """The names of the modules that define a spec (discovered, not listed)."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in INFRASTRUCTURE)
+
+
+def _discover() -> dict[str, Spec]:
+    found: dict[str, Spec] = {}
+    for name in spec_modules():
+        spec = getattr(importlib.import_module(f"{__name__}.{name}"), "SPEC", None)
+        if spec is None:  # a Spec, or a duck-typed one (closed_loop.ClosedLoopSpec)
+            raise TypeError(f"{__name__}.{name} defines no SPEC: an optimizer module must define one "
+                            f"(or, if it is a shared building block, be listed in INFRASTRUCTURE)")
+        if spec.id in found:
+            raise ValueError(f"spec id {spec.id!r} defined twice ({name} and another module)")
+        found[spec.id] = spec
+    return dict(sorted(found.items()))
+
+
+SPECS: dict[str, Spec] = _discover()
+MODULES: list[str] = spec_modules()
+
+__all__ = ["INFRASTRUCTURE", "MODULES", "SPECS", "Spec", "spec_modules"]

@@ -30,6 +30,8 @@ class Adadelta(NumpyOptimizer):
     its own step count, which advances only on steps where it has a gradient.
     """
 
+    conformance_spec = "adadelta"  # the spec this class implements (how the registry finds it)
+
     COUNTERS = ("step",)
     HYPERPARAMETERS = ("lr", "rho", "eps", "weight_decay", "maximize")
 

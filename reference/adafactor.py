@@ -35,6 +35,8 @@ def rms(x: np.ndarray) -> float:
 class Adafactor(NumpyOptimizer):
     """Adafactor, PyTorch's definition; ``params`` updated in place by :meth:`step`."""
 
+    conformance_spec = "adafactor"  # the spec this class implements (how the registry finds it)
+
     COUNTERS = ("step",)
     HYPERPARAMETERS = ("lr", "beta2_decay", "eps", "d", "weight_decay", "maximize")
 

@@ -31,6 +31,8 @@ class Adagrad(NumpyOptimizer):
     keeps its own step count, which advances only on steps where it has a gradient.
     """
 
+    conformance_spec = "adagrad"  # the spec this class implements (how the registry finds it)
+
     COUNTERS = ("step",)
     HYPERPARAMETERS = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps",
                        "maximize")

@@ -34,6 +34,8 @@ class Adam(NumpyOptimizer):
     its own step count, which advances only on steps where it has a gradient.
     """
 
+    conformance_spec = "adam"  # the spec this class implements (how the registry finds it)
+
     COUNTERS = ("step",)
     HYPERPARAMETERS = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize")
 

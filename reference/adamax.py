@@ -29,6 +29,8 @@ class Adamax(NumpyOptimizer):
     its own step count, which advances only on steps where it has a gradient.
     """
 
+    conformance_spec = "adamax"  # the spec this class implements (how the registry finds it)
+
     COUNTERS = ("step",)
     HYPERPARAMETERS = ("lr", "betas", "eps", "weight_decay", "maximize")
 

@@ -26,6 +26,8 @@ from .adam import Adam
 class AdamW(Adam):
     """AdamW, PyTorch's definition: Adam with theta *= (1 - lr * weight_decay) before each step."""
 
+    conformance_spec = "adamw"  # the spec this class implements (how the registry finds it)
+
     decoupled_weight_decay = True
 
     def __init__(

@@ -37,6 +37,8 @@ class ASGD(NumpyOptimizer):
     its own step count, which advances only on steps where it has a gradient.
     """
 
+    conformance_spec = "asgd"  # the spec this class implements (how the registry finds it)
+
     COUNTERS = ("step",)
     SCALARS = ("eta", "mu")  # per-parameter scalars, kept as Python floats
     HYPERPARAMETERS = ("lr", "lambd", "alpha", "t0", "weight_decay", "maximize")

@@ -126,6 +126,8 @@ class LBFGS(NumpyOptimizer):
     """L-BFGS, PyTorch's definition. ``step(closure)``: ``closure()`` returns ``(loss, grads)``
     at the current values of ``params`` (updated in place; ``grads[i]`` None: a zero gradient)."""
 
+    conformance_spec = "lbfgs"  # the spec this class implements (how the registry finds it)
+
     HYPERPARAMETERS = ("lr", "max_iter", "max_eval", "tolerance_grad", "tolerance_change",
                        "history_size", "line_search_fn")
     COUNTERS = ("func_evals", "n_iter")

@@ -45,6 +45,8 @@ class Muon(NumpyOptimizer):
     The hyperparameters are plain attributes and may be changed between steps.
     """
 
+    conformance_spec = "muon"  # the spec this class implements (how the registry finds it)
+
     HYPERPARAMETERS = ("lr", "weight_decay", "momentum", "nesterov", "ns_coefficients", "eps", "ns_steps",
                        "adjust_lr_fn")
 

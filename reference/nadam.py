@@ -38,6 +38,8 @@ class NAdam(NumpyOptimizer):
     its own step count and μ product, which advance only on steps where it has a gradient.
     """
 
+    conformance_spec = "nadam"  # the spec this class implements (how the registry finds it)
+
     COUNTERS = ("step",)
     HYPERPARAMETERS = ("lr", "betas", "eps", "weight_decay", "momentum_decay",
                        "decoupled_weight_decay", "maximize")

@@ -44,6 +44,8 @@ class RAdam(NumpyOptimizer):
     own branch.
     """
 
+    conformance_spec = "radam"  # the spec this class implements (how the registry finds it)
+
     COUNTERS = ("step",)
     HYPERPARAMETERS = ("lr", "betas", "eps", "weight_decay", "decoupled_weight_decay", "maximize")
 

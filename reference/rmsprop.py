@@ -37,6 +37,8 @@ class RMSprop(NumpyOptimizer):
     its own step count, which advances only on steps where it has a gradient.
     """
 
+    conformance_spec = "rmsprop"  # the spec this class implements (how the registry finds it)
+
     COUNTERS = ("step",)
     HYPERPARAMETERS = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize")
 

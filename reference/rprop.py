@@ -35,6 +35,8 @@ class Rprop(NumpyOptimizer):
     its own step count, which advances only on steps where it has a gradient.
     """
 
+    conformance_spec = "rprop"  # the spec this class implements (how the registry finds it)
+
     COUNTERS = ("step",)
     HYPERPARAMETERS = ("lr", "etas", "step_sizes", "maximize")
 

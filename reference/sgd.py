@@ -33,6 +33,8 @@ class SGD(NumpyOptimizer):
     hyperparameters are plain attributes and may be changed between steps.
     """
 
+    conformance_spec = "sgd"  # the spec this class implements (how the registry finds it)
+
     HYPERPARAMETERS = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
 
     def __init__(

@@ -38,6 +38,8 @@ def coalesce(indices: np.ndarray, values: np.ndarray, shape: tuple[int, ...]) ->
 class SparseAdam(NumpyOptimizer):
     """SparseAdam, PyTorch's definition; ``step(grads)`` takes ``(indices, values)`` pairs or None."""
 
+    conformance_spec = "sparseadam"  # the spec this class implements (how the registry finds it)
+
     COUNTERS = ("step",)
     HYPERPARAMETERS = ("lr", "betas", "eps", "maximize")
 

@@ -4,38 +4,27 @@
 variant's formula; the core Adam variants are registered under both ``adam`` and ``adamw``.
 ``CONTROLS[spec_id]`` is the unmutated implementation of the spec.
 
-Each module of :data:`MODULES` after the first two defines ``CONTROLS = {spec_id: cls}`` and
-``MUTANTS = {(spec_id, variant_id): cls}``; add one line per module.
+Every module ``<name>_mutants.py`` of this package is found by discovery and defines
+``CONTROLS = {spec_id: cls}`` and ``MUTANTS = {(spec_id, variant_id): cls}``: adding an
+optimizer's mutants is adding one such module.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 import torch
 
-from . import adam_mutants, sgd_mutants
+CONTROLS: dict[str, type[torch.optim.Optimizer]] = {}
+MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {}
 
-CONTROLS: dict[str, type[torch.optim.Optimizer]] = {
-    "sgd": sgd_mutants.CONTROL,
-    **adam_mutants.CONTROLS,
-}
-
-MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {
-    **{("sgd", vid): cls for vid, cls in sgd_mutants.MUTANTS.items()},
-    **{("adam", vid): cls for vid, cls in adam_mutants.ADAM_MUTANTS.items()},
-    **{("adamw", vid): cls for vid, cls in adam_mutants.ADAMW_MUTANTS.items()},
-}
-
-MODULES: list[str] = []
-MODULES += ["rmsprop_mutants", "adagrad_mutants", "adadelta_mutants"]
-MODULES += ["adamax_mutants", "nadam_mutants", "radam_mutants"]
-MODULES += ["asgd_mutants", "rprop_mutants"]
-MODULES += ["sparseadam_mutants", "adafactor_mutants", "muon_mutants", "lbfgs_mutants"]
-
+# contract_mutants.py holds mutants of the optimizer contract (tests/test_contract.py), not of specs
+MODULES: list[str] = sorted(m.name for m in pkgutil.iter_modules(__path__)
+                            if m.name.endswith("_mutants") and m.name != "contract_mutants")
 for _name in MODULES:
     _module = importlib.import_module(f"{__name__}.{_name}")
     CONTROLS.update(_module.CONTROLS)
     MUTANTS.update(_module.MUTANTS)
 
-__all__ = ["CONTROLS", "MUTANTS"]
+__all__ = ["CONTROLS", "MODULES", "MUTANTS"]

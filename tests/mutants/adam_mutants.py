@@ -267,3 +267,8 @@ ADAMW_MUTANTS: dict[str, type[torch.optim.Optimizer]] = {
     "adamw.decay_not_scaled_by_lr": AdamWDecayNotScaledByLr,
     "adamw.decay_after_step": AdamWDecayAfterStep,
 }
+
+MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {
+    **{("adam", vid): cls for vid, cls in ADAM_MUTANTS.items()},
+    **{("adamw", vid): cls for vid, cls in ADAMW_MUTANTS.items()},
+}

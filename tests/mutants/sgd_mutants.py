@@ -127,11 +127,11 @@ class SGDNesterovLookahead(SGD):
         p.add_(velocity, alpha=group["momentum"]).add_(grad, alpha=-group["lr"])
 
 
-CONTROL = SGD
+CONTROLS: dict[str, type[torch.optim.Optimizer]] = {"sgd": SGD}
 
-MUTANTS: dict[str, type[torch.optim.Optimizer]] = {
-    "sgd.momentum_ema": SGDMomentumEMA,
-    "sgd.dampening_on_first_step": SGDDampeningOnFirstStep,
-    "sgd.momentum_lr_in_buffer": SGDMomentumLrInBuffer,
-    "sgd.nesterov_lookahead": SGDNesterovLookahead,
+MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {
+    ("sgd", "sgd.momentum_ema"): SGDMomentumEMA,
+    ("sgd", "sgd.dampening_on_first_step"): SGDDampeningOnFirstStep,
+    ("sgd", "sgd.momentum_lr_in_buffer"): SGDMomentumLrInBuffer,
+    ("sgd", "sgd.nesterov_lookahead"): SGDNesterovLookahead,
 }
