@@ -27,7 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .candidates import Candidate
-from .golden import load_spec, spec_ids
+from .golden import spec_ids
+from .kinds import load_spec
 from .runner import run_case
 
 CORRECT_TARGET = 0.25

@@ -1,4 +1,4 @@
-"""Candidates: what ``--optimizer`` names, and how one case drives it.
+"""Candidates: what ``--optimizer`` names, and what it can express.
 
 Two interfaces are understood:
 
@@ -29,13 +29,14 @@ attribute ``conformance_api = "torch" | "numpy" | "functional"``.
 A hyperparameter the candidate does not accept is left out when the case sets it to its neutral
 value (feature off); otherwise the case is skipped with that reason.
 
-Closed-loop specs (LBFGS) drive the candidate through ``step(closure)`` instead: see
-:mod:`optimizer_conformance.conformance.closed_loop` for both protocols.
+How a case drives each interface is in :mod:`optimizer_conformance.conformance.drivers` (the CUDA-graph
+driver in :mod:`~optimizer_conformance.conformance.cuda_graph`). Closed-loop specs (LBFGS) drive the
+candidate through ``step(closure)`` instead: see :mod:`optimizer_conformance.conformance.closed_loop`
+for both protocols.
 """
 
 from __future__ import annotations
 
-import copy
 import importlib
 import inspect
 import sys
@@ -43,9 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from .golden import Case, SparseGrad, Spec
+from .golden import Case, Spec
 
 
 class UsageError(Exception):
@@ -240,244 +239,3 @@ class Candidate:
             if why:
                 raise CaseSkipped(why)
         return default()
-
-    def driver(self, spec: Spec, case: Case, dtype: str, device: str, mode: str = "eager") -> Driver:
-        if mode == "cuda_graph":
-            from .cuda_graph import GraphDriver
-
-            return GraphDriver(self, spec, case, dtype, device)
-        if self.api == "torch":
-            return TorchDriver(self, spec, case, dtype, device)
-        if self.api == "functional":
-            return FunctionalDriver(self, spec, case, dtype, device)
-        return NumpyDriver(self, spec, case, dtype, device)
-
-
-class Driver:
-    """Runs one case against one fresh candidate.
-
-    ``findings`` collects behaviour that is not a wrong number but that a user should know about
-    (e.g. step() writing into the gradients it was given).
-    """
-
-    findings: set[str]
-
-    def set_hyperparameter(self, group: int, name: str, value: Any) -> None: ...
-    def step(self, grads: dict[str, np.ndarray | None]) -> None: ...
-    def reload(self) -> None: ...
-    def params(self) -> dict[str, np.ndarray]: ...
-    def state(self) -> dict[str, dict[str, np.ndarray]]:
-        return {}
-
-
-GRADIENT_MODIFIED = "step() modifies p.grad in place"
-
-
-class TorchDriver(Driver):
-    # constructor flags a driver mode adds to every build (the CUDA-graph driver: capturable=True)
-    flags: dict[str, Any] = {}
-
-    def __init__(self, cand: Candidate, spec: Spec, case: Case, dtype: str, device: str):
-        import torch
-
-        self.torch = torch
-        self.cand, self.spec, self.case = cand, spec, case
-        self.dtype_name, self.device_name = dtype, device
-        self.dtype = getattr(torch, dtype)  # float64, float32, bfloat16, float16
-        self.device = torch.device(device)
-        self.tensors = {
-            p.name: torch.tensor(p.initial, dtype=self.dtype, device=self.device).reshape(p.shape).requires_grad_(True)
-            for p in case.params
-        }
-        self.groups = [dict(g.hyperparameters) for g in case.groups]
-        self.findings = set()
-        self.opt = self._build()
-
-    def _build(self):
-        def default():
-            groups = [
-                {"params": [self.tensors[n] for n in g.params], **self.cand.settings(self.spec, hps)}
-                for g, hps in zip(self.case.groups, self.groups, strict=True)
-            ]
-            first = {k: v for k, v in groups[0].items() if k != "params"}
-            return self.cand.target(groups, **{**first, **self.cand.kwargs, **flags})
-
-        flags = self.flags
-        full = [{"params": [self.tensors[n] for n in g.params], **hps}  # every setting, torch-named
-                for g, hps in zip(self.case.groups, self.groups, strict=True)]
-        return self.cand.build(self.spec, self.case, full, {**self.groups[0], **flags}, self.dtype_name,
-                               self.device_name, default)
-
-    def set_hyperparameter(self, group: int, name: str, value: Any) -> None:
-        self.groups[group][name] = value
-        pg = self.opt.param_groups[group]
-        if name in pg:
-            pg[name] = value
-        elif value != self.spec.neutral(name):  # never run on with the old setting
-            raise CaseSkipped(f"the candidate's param_groups[{group}] has no {name!r} to change between steps "
-                              f"(as a scheduler does)")
-
-    def step(self, grads: dict[str, np.ndarray | None]) -> None:
-        torch = self.torch
-        given = {}
-        for name, t in self.tensors.items():
-            g = grads[name]
-            if g is None:
-                t.grad = None
-            elif isinstance(g, SparseGrad):
-                t.grad = torch.sparse_coo_tensor(torch.from_numpy(g.indices), torch.tensor(g.values, dtype=self.dtype),
-                                                 t.shape, device=self.device, check_invariants=True)
-                given[name] = t.grad.detach().clone()
-            else:
-                t.grad = torch.tensor(g, dtype=self.dtype, device=self.device).reshape(t.shape)
-                given[name] = t.grad.detach().clone()
-        self.opt.step()
-        for name, g in given.items():
-            now = self.tensors[name].grad
-            if now is not None and g.is_sparse:
-                now, g = now.to_dense(), g.to_dense()
-            if now is not None and not torch.equal(now, g):
-                self.findings.add(GRADIENT_MODIFIED)
-
-    def reload(self) -> None:
-        sd = copy.deepcopy(self.opt.state_dict())
-        self.opt = self._build()
-        self.opt.load_state_dict(sd)
-
-    def params(self) -> dict[str, np.ndarray]:
-        return {n: t.detach().to("cpu", self.torch.float64).numpy().reshape(-1).copy() for n, t in self.tensors.items()}
-
-    def state(self) -> dict[str, dict[str, np.ndarray]]:
-        out = {}
-        for name, t in self.tensors.items():
-            st = self.opt.state.get(t, {})
-            entries = {}
-            for key, value in st.items():
-                if isinstance(value, self.torch.Tensor) and not value.is_sparse:
-                    # shape kept: a factored statistic (Adafactor's row_var) broadcasts to the param
-                    entries[key] = value.detach().to("cpu", self.torch.float64).numpy().copy()
-                elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                    entries[key] = np.array([float(value)])
-            out[name] = entries
-        return out
-
-
-def _same(a, b) -> bool:
-    """Equal gradients: arrays, or (indices, values) tuples of sparse ones."""
-    if isinstance(a, tuple):
-        return all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
-    return np.array_equal(a, b)
-
-
-class NumpyDriver(Driver):
-    def __init__(self, cand: Candidate, spec: Spec, case: Case, dtype: str, device: str):
-        if device != "cpu":
-            raise CaseSkipped(f"NumPy candidates run on the CPU, not {device}")
-        self.cand, self.spec, self.case = cand, spec, case
-        self.dtype = np.dtype(dtype)
-        self.arrays = {p.name: p.initial.astype(self.dtype).reshape(p.shape) for p in case.params}
-        self.groups = [dict(g.hyperparameters) for g in case.groups]
-        self.findings = set()
-        self.opts = [self._build(i) for i in range(len(case.groups))]
-
-    def _build(self, i: int):
-        arrays = [self.arrays[n] for n in self.case.groups[i].params]
-        return self.cand.build(self.spec, self.case, arrays, self.groups[i], self.dtype.name, "cpu",
-                               lambda: self._default(arrays, self.cand.settings(self.spec, self.groups[i])))
-
-    def _default(self, arrays: list[np.ndarray], settings: dict[str, Any]):
-        return self.cand.target(arrays, **settings, **self.cand.kwargs)
-
-    def set_hyperparameter(self, group: int, name: str, value: Any) -> None:
-        opt = self.opts[group]
-        if not hasattr(opt, name):
-            raise CaseSkipped(f"NumPy candidate has no attribute {name!r} to change between steps")
-        setattr(opt, name, value)
-        self.groups[group][name] = value
-
-    def step(self, grads: dict[str, np.ndarray | None]) -> None:
-        for i, group in enumerate(self.case.groups):
-            given = [self._grad(grads[n], self.arrays[n].shape) for n in group.params]
-            copies = [copy.deepcopy(g) for g in given]
-            result = self.opts[i].step(given)
-            for g, c in zip(given, copies, strict=True):
-                if g is not None and not _same(g, c):
-                    self.findings.add("step(grads) modifies the gradient arrays in place")
-            if result is not None:
-                for n, new in zip(group.params, result, strict=True):
-                    self.arrays[n] = np.asarray(new)
-
-    def _grad(self, g, shape):
-        if g is None:
-            return None
-        if isinstance(g, SparseGrad):
-            return (g.indices.copy(), g.values.astype(self.dtype))
-        return g.astype(self.dtype).reshape(shape)
-
-    def reload(self) -> None:
-        if not all(hasattr(o, "state_dict") and hasattr(o, "load_state_dict") for o in self.opts):
-            raise CaseSkipped("NumPy candidate has no state_dict()/load_state_dict(): resume cases need them")
-        for i in range(len(self.opts)):
-            sd = copy.deepcopy(self.opts[i].state_dict())
-            hps = self.groups[i]
-            self.opts[i] = self._build(i)
-            for k, v in hps.items():  # current settings, as a scheduler left them
-                if hasattr(self.opts[i], k):
-                    setattr(self.opts[i], k, v)
-            self.opts[i].load_state_dict(sd)
-
-    def params(self) -> dict[str, np.ndarray]:
-        return {n: np.asarray(a, dtype=np.float64).reshape(-1).copy() for n, a in self.arrays.items()}
-
-
-class FunctionalDriver(NumpyDriver):
-    """An optax-shaped candidate: ``tx = make(**hyperparameters)``, ``state = tx.init(params)``,
-    ``new_params, state = tx.update(grads, state, params)``; one ``tx`` and state per param group."""
-
-    def __init__(self, cand: Candidate, spec: Spec, case: Case, dtype: str, device: str):
-        super().__init__(cand, spec, case, dtype, device)  # self.opts: one transformation per group
-        self.states = [tx.init(self._arrays(i)) for i, tx in enumerate(self.opts)]
-
-    def _arrays(self, i: int) -> list[np.ndarray]:
-        return [self.arrays[n] for n in self.case.groups[i].params]
-
-    def _default(self, arrays: list[np.ndarray], settings: dict[str, Any]):
-        return self.cand.target(**settings, **self.cand.kwargs)
-
-    def set_hyperparameter(self, group: int, name: str, value: Any) -> None:
-        self.groups[group][name] = value
-        self.opts[group] = self._build(group)  # the new settings apply from the next update
-
-    def step(self, grads: dict[str, np.ndarray | None]) -> None:
-        for i, group in enumerate(self.case.groups):
-            given = [self._grad(grads[n], self.arrays[n].shape) for n in group.params]
-            copies = [copy.deepcopy(g) for g in given]
-            new_params, self.states[i] = self.opts[i].update(given, self.states[i], self._arrays(i))
-            for g, c in zip(given, copies, strict=True):
-                if g is not None and not _same(g, c):
-                    self.findings.add("update(grads, ...) modifies the gradient arrays in place")
-            for n, new in zip(group.params, new_params, strict=True):
-                self.arrays[n] = np.asarray(new)
-
-    def reload(self) -> None:
-        """Resume: a fresh transformation (current settings) continuing from a deep copy of the state."""
-        self.states = copy.deepcopy(self.states)
-        self.opts = [self._build(i) for i in range(len(self.opts))]
-
-    def state(self) -> dict[str, dict[str, np.ndarray]]:
-        """A state that is a mapping (or named tuple) of per-param lists exposes them by name:
-        those under torch's names (``exp_avg``, ``step``, ...) are compared."""
-        out: dict[str, dict[str, np.ndarray]] = {n: {} for n in self.arrays}
-        for i, group in enumerate(self.case.groups):
-            st = self.states[i]
-            st = st._asdict() if hasattr(st, "_asdict") else st
-            if not isinstance(st, dict):
-                continue
-            for key, value in st.items():
-                if not isinstance(value, (list, tuple)) or len(value) != len(group.params):
-                    continue
-                for n, v in zip(group.params, value, strict=True):
-                    if v is not None and isinstance(v, (int, float, np.ndarray, np.number)) \
-                            and not isinstance(v, bool):
-                        out[n][str(key)] = np.asarray(v, dtype=np.float64).copy()
-        return out

@@ -28,22 +28,38 @@ Candidate protocols (as for the other specs, see ``candidates.py``):
 The comparison: params and the returned loss within the tolerance ``K·u·B`` of the golden bound
 (``conformance/tolerance.py``; ``B`` is the first-order rounding-error bound of the whole closed
 loop, see ``derivations/closed_loop.py``), counters exactly. A failing case is matched against the
-variants' parameter trajectories (``diagnosis.py``), as for every spec.
+variants' parameter trajectories (``diagnosis.py``, by ``runner.run_case``), as for every spec.
+
+This module owns the kind: loading its documents (:func:`load_spec`, :func:`load_variant`),
+running a case (:func:`run_case`) and scoring it; it is registered in ``kinds.py``.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import numpy as np
 
 from .candidates import Candidate, CaseSkipped
-from .golden import Case, Change, Group, ParamInput, Spec, Step, VariantInfo
-from .runner import CaseResult, Divergence, _compare, exc_line, first_divergence
+from .golden import (
+    Case,
+    Change,
+    Group,
+    Spec,
+    Step,
+    VariantInfo,
+    floats,
+    param_inputs,
+    read_document,
+    variant_infos,
+)
+from .scoring import CaseResult, Divergence, compare, exc_line, first_divergence, score_params
 from .tolerance import tolerance
 
+NAME = "closed_loop"
 COUNTERS = ("func_evals", "n_iter")
 
 
@@ -58,10 +74,6 @@ def hyperparameter_value(raw: Any) -> Any:
         except ValueError:
             return raw
     return raw
-
-
-def _floats(values) -> np.ndarray:
-    return np.array([float(x) for x in values], dtype=np.float64)
 
 
 @dataclass
@@ -89,7 +101,7 @@ def _objective(raw: dict) -> dict:
 
 
 def _case(spec_id: str, doc: dict, with_state: bool) -> ClosedLoopCase:
-    params = [ParamInput(p["name"], tuple(p["shape"]), _floats(p["values"])) for p in doc["params"]]
+    params = param_inputs(doc)
     groups = [Group(list(g["params"]), {k: hyperparameter_value(v) for k, v in g["hyperparameters"].items()},
                     dict(g["hyperparameters"])) for g in doc["param_groups"]]
     objective = _objective(doc["objective"])
@@ -102,8 +114,8 @@ def _case(spec_id: str, doc: dict, with_state: bool) -> ClosedLoopCase:
         steps.append(Step([Change(c["group"], c["name"], hyperparameter_value(c["value"]), c["value"])
                            for c in s["changes"]], s["reload_before"], dict(closure_grad)))
         for name, values in s["expected"]["params"].items():
-            traj[name].append(_floats(values))
-            bound[name].append(_floats(s["bound"]["params"][name]))
+            traj[name].append(floats(values))
+            bound[name].append(floats(s["bound"]["params"][name]))
         loss.append(float(s["expected"]["loss"]))
         loss_bound.append(float(s["bound"]["loss"]))
         if with_state:
@@ -123,19 +135,26 @@ def _case(spec_id: str, doc: dict, with_state: bool) -> ClosedLoopCase:
     )
 
 
-def load_closed_loop_spec(spec_id: str, meta: dict, doc: dict) -> Spec:
-    """The spec document of a closed-loop spec (``"kind": "closed_loop"``)."""
+def load_spec(spec_id: str, meta: dict, doc: dict) -> Spec:
+    """The spec document of a closed-loop spec (``"kind": "closed_loop"``; ``meta``: its entry
+    in the index)."""
     return Spec(
         id=spec_id, title=meta["title"], torch_class=meta["torch_class"],
         hyperparameters=doc["hyperparameters"],
         cases=[_case(spec_id, c, with_state=True) for c in doc["cases"]],
-        variants={v["id"]: VariantInfo.from_index(v) for v in meta["variants"]},
+        variants=variant_infos(meta),
+        kind=NAME,
     )
 
 
-def load_closed_loop_cases(spec_id: str, doc: dict) -> dict[str, ClosedLoopCase]:
+def load_variant(spec_id: str, info: VariantInfo) -> dict[str, ClosedLoopCase]:
     """A variant document's cases (params and loss of the variant; no counters), by case id."""
-    return {c["id"]: _case(spec_id, c, with_state=False) for c in doc["cases"]}
+    return _variant_cases(spec_id, info.file)
+
+
+@cache
+def _variant_cases(spec_id: str, file: str) -> dict[str, ClosedLoopCase]:
+    return {c["id"]: _case(spec_id, c, with_state=False) for c in read_document(file)["cases"]}
 
 
 # -- the objectives, in any array namespace (NumPy, torch) ----------------------------------------
@@ -299,8 +318,12 @@ class LossDivergence(Divergence):
         return "the loss step() returned"
 
 
-def run_closed_loop_case(cand: Candidate, spec: Spec, case: ClosedLoopCase, dtype: str,
-                         device: str = "cpu") -> CaseResult:
+def run_case(cand: Candidate, spec: Spec, case: ClosedLoopCase, dtype: str, device: str = "cpu",
+             accept: tuple[str, ...] = (), mode: str = "eager") -> CaseResult:
+    """Run one case on a fresh candidate and score it (not yet matched against the variants:
+    ``runner.run_case`` does that). A closed-loop case runs eagerly (a CUDA graph cannot call a
+    closure: ``cuda_graph.graph_ineligible``) and against the spec only: ``accept`` and ``mode``
+    are the open-loop kind's and change nothing here."""
     res = CaseResult(spec.id, case.id, dtype, device)
     why = cand.unsupported(spec, case, dtype)
     if why:
@@ -346,10 +369,6 @@ def run_closed_loop_case(cand: Candidate, spec: Spec, case: ClosedLoopCase, dtyp
         res.outcome = "failed"
     if res.outcome == "failed" and res.steps_run < case.n_steps:
         res.params_conform = False
-    if res.outcome == "failed" and res.steps_run == case.n_steps and not res.params_conform:
-        from .diagnosis import matching_variants
-
-        res.matches = matching_variants(spec, case, res.actual, dtype)
     return res
 
 
@@ -361,24 +380,12 @@ def _score(res: CaseResult, case: ClosedLoopCase, dtype: str, losses: list[float
     per_step: list[list[Divergence]] = [[] for _ in range(steps)]
     shapes = {p.name: p.shape for p in case.params}
     for name, expected in case.expected.items():
-        tol = tolerance(case.bound[name], dtype)
-        ratio, worst = _compare(name, "param", shapes[name], expected, res.actual[name], tol, steps)
-        err = np.abs(res.actual[name][1: steps + 1] - expected[1: steps + 1])
-        if err.size:
-            res.max_error = max(res.max_error, float(np.nanmax(np.where(np.isfinite(err), err, np.inf))))
-        if ratio.size and float(ratio.max()) > 1.0:
-            res.params_conform = False
-        if ratio.size and float(ratio.max()) >= res.max_ratio:
-            res.max_ratio = float(ratio.max())
-            res.tolerance_at_max = float(tol[:steps].flat[int(np.argmax(ratio))])
-        for s, d in enumerate(worst):
-            if d:
-                per_step[s].append(d)
+        score_params(res, name, shapes[name], expected, tolerance(case.bound[name], dtype), per_step)
     # the loss each call returned (a (T + 1, 1) trajectory with an unused row 0)
     exp_loss = np.concatenate([[np.nan], case.loss]).reshape(-1, 1)
     act_loss = np.concatenate([[np.nan], losses]).reshape(-1, 1)
     tol = tolerance(case.loss_bound, dtype).reshape(-1, 1)
-    ratio, worst = _compare("step()", "loss", (), exp_loss, act_loss, tol, steps)
+    ratio, worst = compare("step()", "loss", (), exp_loss, act_loss, tol, steps)
     res.max_ratio = max(res.max_ratio, float(ratio.max()))
     for s, d in enumerate(worst):
         if d:
@@ -391,7 +398,7 @@ def _score(res: CaseResult, case: ClosedLoopCase, dtype: str, losses: list[float
         compared.append(key)
         exp_rows = np.concatenate([[np.nan], exp]).reshape(-1, 1).astype(float)
         act_rows = np.concatenate([[np.nan], act]).reshape(-1, 1)
-        ratio, worst = _compare(case.first_param, key, (), exp_rows, act_rows, np.full((steps, 1), 0.5), steps)
+        ratio, worst = compare(case.first_param, key, (), exp_rows, act_rows, np.full((steps, 1), 0.5), steps)
         res.max_ratio = max(res.max_ratio, float(ratio.max()))
         for s, d in enumerate(worst):
             if d:

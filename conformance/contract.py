@@ -33,6 +33,7 @@ import numpy as np
 
 from .candidates import Candidate
 from .golden import Case, Spec
+from .scoring import exc_line
 from .tolerance import tolerance
 
 
@@ -174,8 +175,6 @@ class Failure(Exception):
 
 
 def _exc(exc: BaseException) -> str:
-    from .runner import exc_line
-
     return exc_line(exc)
 
 

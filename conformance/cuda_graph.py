@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from .candidates import Candidate, CaseSkipped, TorchDriver
+from .candidates import Candidate, CaseSkipped
+from .drivers import TorchDriver
 from .golden import Case, SparseGrad, Spec
 
 MODE = "cuda_graph"  # CaseResult.mode / CaseRecord.mode of a graph case ("eager" otherwise)

@@ -17,7 +17,8 @@ from functools import cache
 
 import numpy as np
 
-from .golden import Case, Spec, load_spec, load_variant
+from .golden import Case, Spec
+from .kinds import load_spec, load_variant
 from .tolerance import CATCH_MARGIN, tolerance
 
 

@@ -1,10 +1,15 @@
-"""Load the golden vectors shipped with the package (plain JSON → NumPy; no SymPy, no mpmath)."""
+"""The golden vectors shipped with the package: reading them, and the structures every kind of
+case shares (plain JSON → NumPy; no SymPy, no mpmath).
+
+A spec's documents are parsed by its *kind* (``"kind"`` of the golden document: ``open_loop``
+when absent, ``closed_loop`` for L-BFGS), see ``kinds.py``; this module knows no kind.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import cache, lru_cache
+from functools import lru_cache
 from importlib import resources
 from typing import Any
 
@@ -19,7 +24,8 @@ def _golden_file(rel: str):
     return resources.files("optimizer_conformance.conformance").joinpath("golden", *rel.split("/"))
 
 
-def _read(rel: str) -> dict:
+def read_document(rel: str) -> dict:
+    """A golden document by its path relative to the golden folder (as the index names it)."""
     with _golden_file(rel).open("r", encoding="utf-8") as fh:
         doc = json.load(fh)
     if doc.get("schema") != SCHEMA_ID:
@@ -27,7 +33,8 @@ def _read(rel: str) -> dict:
     return doc
 
 
-def _floats(values) -> np.ndarray:
+def floats(values) -> np.ndarray:
+    """Decimal strings → float64 values."""
     return np.array([float(x) for x in values], dtype=np.float64)
 
 
@@ -151,6 +158,7 @@ class Spec:
     hyperparameters: list[dict]
     cases: list[Case]
     variants: dict[str, VariantInfo]
+    kind: str  # the kind of its cases (kinds.py): "open_loop" or "closed_loop"
 
     @property
     def acceptable(self) -> list[str]:
@@ -171,115 +179,18 @@ class Spec:
 
 @lru_cache(maxsize=1)
 def index() -> dict:
-    return _read("index.json")
+    return read_document("index.json")
 
 
 def spec_ids() -> list[str]:
     return list(index()["specs"])
 
 
-def _grad(raw) -> np.ndarray | SparseGrad | None:
-    if raw is None:
-        return None
-    if isinstance(raw, dict):
-        return SparseGrad(np.array(raw["indices"], dtype=np.int64).reshape(len(raw["indices"]), -1),
-                          _floats(raw["values"]))
-    return _floats(raw)
+def param_inputs(doc: dict) -> list[ParamInput]:
+    """A case document's initial params."""
+    return [ParamInput(p["name"], tuple(p["shape"]), floats(p["values"])) for p in doc["params"]]
 
 
-def _case(spec_id: str, doc: dict, counters: set[str], with_state: bool) -> Case:
-    params = [ParamInput(p["name"], tuple(p["shape"]), _floats(p["values"])) for p in doc["params"]]
-    groups = [
-        Group(list(g["params"]), {k: hyperparameter_value(v) for k, v in g["hyperparameters"].items()},
-              dict(g["hyperparameters"]))
-        for g in doc["param_groups"]
-    ]
-    steps, traj = [], {p.name: [p.initial] for p in params}
-    bound: dict[str, list] = {p.name: [] for p in params}
-    fixed: dict[str, dict[str, list]] = {p.name: {} for p in params}
-    state: dict[str, dict[str, list]] = {p.name: {} for p in params}
-    state_b: dict[str, dict[str, list]] = {p.name: {} for p in params}
-    n = {p.name: p.initial.size for p in params}
-    for t, s in enumerate(doc["steps"], start=1):
-        steps.append(
-            Step(
-                changes=[Change(c["group"], c["name"], hyperparameter_value(c["value"]), c["value"])
-                         for c in s["changes"]],
-                reload_before=s["reload_before"],
-                grads={k: _grad(v) for k, v in s["grads"].items()},
-            )
-        )
-        for name, values in s["expected"]["params"].items():
-            traj[name].append(_floats(values))
-            bound[name].append(_floats(s["bound"]["params"][name]))
-            for fixed_dtype, by_param in s["bound"].get("fixed", {}).items():
-                fixed[name].setdefault(fixed_dtype, []).append(_floats(by_param["params"][name]))
-        if not with_state:
-            continue
-        for name, st in s["expected"].get("state", {}).items():
-            for key, values in st.items():
-                rows = state[name].setdefault(key, [np.full(n[name], np.nan)] * t)
-                rows.append(np.full(n[name], float(values)) if key in counters else _floats(values))
-                brows = state_b[name].setdefault(key, [np.full(n[name], np.nan)] * (t - 1))
-                b = s["bound"]["state"][name].get(key)
-                brows.append(np.zeros(n[name]) if b is None else _floats(b))
-        for name in state:  # state that did not advance this step keeps its rows aligned
-            for rows in state[name].values():
-                if len(rows) < t + 1:
-                    rows.append(rows[-1])
-            for brows in state_b[name].values():
-                if len(brows) < t:
-                    brows.append(brows[-1])
-    return Case(
-        spec=spec_id,
-        id=doc["id"],
-        title=doc.get("title", ""),
-        purpose=doc.get("purpose", ""),
-        features=list(doc.get("features", [])),
-        catches=list(doc.get("catches", [])),
-        separation={v: {d: float(x) for d, x in s.items()} for v, s in doc.get("separation", {}).items()},
-        params=params,
-        groups=groups,
-        steps=steps,
-        expected={k: np.vstack(v) for k, v in traj.items()},
-        bound={k: np.vstack(v) for k, v in bound.items()},
-        bound_fixed={k: {d: np.vstack(rows) for d, rows in by_dtype.items()} for k, by_dtype in fixed.items()
-                     if by_dtype},
-        expected_state={k: {s: np.vstack(r) for s, r in st.items()} for k, st in state.items()},
-        state_bound={k: {s: np.vstack(r) for s, r in st.items()} for k, st in state_b.items()},
-        counters=frozenset(counters),
-    )
-
-
-@cache
-def load_spec(spec_id: str) -> Spec:
-    meta = index()["specs"][spec_id]
-    doc = _read(meta["file"])
-    if doc.get("kind") == "closed_loop":  # L-BFGS: cases driven through a closure
-        from .closed_loop import load_closed_loop_spec
-
-        return load_closed_loop_spec(spec_id, meta, doc)
-    counters = {s["name"] for s in doc["state"] if s["count"]}
-    return Spec(
-        id=spec_id,
-        title=meta["title"],
-        torch_class=meta["torch_class"],
-        hyperparameters=doc["hyperparameters"],
-        cases=[_case(spec_id, c, counters, with_state=True) for c in doc["cases"]],
-        variants={v["id"]: VariantInfo.from_index(v) for v in meta["variants"]},
-    )
-
-
-@cache
-def load_variant(spec_id: str, variant_id: str) -> dict[str, Case]:
-    """The params a variant would produce (``expected``, ``bound``), by case id.
-
-    An acceptable variant's file also holds its state (compared like the spec's)."""
-    info = load_spec(spec_id).variants[variant_id]
-    doc = _read(info.file)
-    if doc.get("kind") == "closed_loop":
-        from .closed_loop import load_closed_loop_cases
-
-        return load_closed_loop_cases(spec_id, doc)
-    counters = {s["name"] for s in doc["state"] if s["count"]}
-    return {c["id"]: _case(spec_id, c, counters, with_state=info.acceptable) for c in doc["cases"]}
+def variant_infos(meta: dict) -> dict[str, VariantInfo]:
+    """The variants of a spec, from its entry in the index."""
+    return {v["id"]: VariantInfo.from_index(v) for v in meta["variants"]}

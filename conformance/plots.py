@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .golden import Case
-from .runner import CaseResult
+from .scoring import CaseResult
 from .tolerance import tolerance
 
 
@@ -36,7 +36,7 @@ def plot_name(case_id: str, dtype: str) -> str:
 
 
 def _tolerances(case: Case, dtype: str) -> dict[str, np.ndarray]:
-    """Per param, (T, n): as the runner scores them (runner._score), bound_fixed included."""
+    """Per param, (T, n): as the runner scores them (open_loop._score), bound_fixed included."""
     return {name: tolerance(case.bound[name], dtype, case.bound_fixed.get(name)) for name in case.expected}
 
 

@@ -136,7 +136,8 @@ class ConformanceRun:
 
     def __init__(self, config: pytest.Config):
         from .candidates import Candidate, UsageError
-        from .golden import load_spec, spec_ids
+        from .golden import spec_ids
+        from .kinds import load_spec
 
         self.config = config
         try:
@@ -361,7 +362,8 @@ class ConformanceCase(pytest.Item):
 
     def runtest(self) -> None:
         from .report import PROPERTY, CaseRecord
-        from .runner import CaseResult, run_case
+        from .runner import run_case
+        from .scoring import CaseResult
 
         self.user_properties.append((PENDING, {"spec": self.run.spec.id, "case": self.case.id,
                                                "dtype": self.dtype, "device": self.run.device,

@@ -13,8 +13,9 @@ from importlib import metadata
 from typing import Any
 
 from .diagnosis import Diagnosis
-from .golden import Case, Spec, load_spec
-from .runner import CaseResult, Divergence
+from .golden import Case, Spec
+from .kinds import load_spec
+from .scoring import CaseResult, Divergence
 
 REPORT_SCHEMA_ID = "optimizer-conformance/report/v1"
 PROPERTY = "optimizer_conformance"  # the user_properties key a record travels under

@@ -24,7 +24,8 @@ from dataclasses import asdict, dataclass, field
 from .candidates import Candidate
 from .cuda_graph import MODE as GRAPH
 from .cuda_graph import graph_ineligible
-from .golden import index, load_spec
+from .golden import index
+from .kinds import load_spec
 from .runner import run_case
 
 DTYPES = ("float32", "float64")

@@ -432,7 +432,7 @@ def _plot(spec) -> tuple[list[str], dict[str, str]]:
     try:
         import matplotlib
         import numpy as np
-        from optimizer_conformance.conformance.golden import load_spec, load_variant
+        from optimizer_conformance.conformance.kinds import load_spec, load_variant
 
         matplotlib.use("Agg")
         from matplotlib import pyplot as plt

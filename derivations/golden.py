@@ -7,8 +7,9 @@ Layout under the output folder (by default the conformance package's ``golden/``
                                and ``catches``: the variants the case separates from the spec
     <spec>/<variant id>.json   the same cases' inputs with the params that variant would produce
 
-The format is described by ``conformance/schemas/golden.schema.json``. Everything here is
-deterministic: regenerating on a clean checkout changes no byte.
+The format is described by ``conformance/schemas/golden.schema.json`` (its shared parts are
+``golden_format.py``; a closed-loop spec's documents are ``closed_loop_golden.py``'s). Everything
+here is deterministic: regenerating on a clean checkout changes no byte.
 """
 
 from __future__ import annotations
@@ -17,29 +18,24 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-import mpmath
 import numpy as np
 from optimizer_conformance.conformance.tolerance import CATCH_MARGIN, tolerance
 
 from .cases import CaseDesign, SparseGrad, exact_decimal
+from .closed_loop_golden import spec_documents as closed_loop_documents
 from .evaluate import Snapshot, evaluate
-from .rule import Hyperparameter, Rule, Variant
+from .golden_format import (
+    DIGITS,
+    DTYPES,
+    SCHEMA_ID,
+    fmt,
+    fmt_bound,
+    hyperparameters_document,
+    variant_meta,
+)
+from .rule import Rule
 from .spec import Spec
 from .text import changed_lines_text
-
-SCHEMA_ID = "optimizer-conformance/golden/v1"
-DIGITS = 40
-DTYPES = ("float32", "float64")
-
-
-def fmt(x) -> str:
-    """An mpf as a decimal string with DIGITS significant digits."""
-    return mpmath.libmp.to_str(mpmath.mpf(x)._mpf_, DIGITS)
-
-
-def fmt_bound(x: float) -> str:
-    """An error bound: three significant digits are plenty."""
-    return f"{x:.3g}"
 
 
 def _plain(value):
@@ -151,8 +147,6 @@ def separation(case: CaseDesign, spec_traj: list[Snapshot], var_traj: list[Snaps
 def spec_documents(spec: Spec) -> dict[str, dict]:
     """All documents of one spec: {relative path: JSON document}."""
     if getattr(spec, "kind", "update") == "closed_loop":  # L-BFGS: driven through a closure
-        from .closed_loop import spec_documents as closed_loop_documents
-
         return closed_loop_documents(spec)
     defaults = spec.defaults()
     cases = [builder.build(defaults) for builder in spec.cases]
@@ -196,27 +190,6 @@ def spec_documents(spec: Spec) -> dict[str, dict]:
             ],
         }
     return docs
-
-
-def variant_meta(v: Variant) -> dict:
-    return {"id": v.id, "title": v.title, "summary": v.summary, "who": v.who,
-            "acceptable": v.acceptable, "sources": list(v.sources)}
-
-
-def _declared(hp: Hyperparameter, value) -> object:
-    """A declared default or neutral value: numbers as decimal strings unless the setting is a count."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, tuple):
-        return [_declared(hp, x) for x in value]
-    return int(value) if hp.integer else str(value)
-
-
-def hyperparameters_document(spec: Spec) -> list[dict]:
-    return [
-        {"name": hp.name, "default": _declared(hp, hp.default), "neutral": _declared(hp, hp.neutral), "doc": hp.doc}
-        for hp in spec.rule.hyperparameters
-    ]
 
 
 def index_document(specs: Iterable[Spec]) -> dict:

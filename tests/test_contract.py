@@ -11,7 +11,7 @@ import optimizer_conformance.conformance.report  # noqa: F401
 import pytest
 import torch  # noqa: F401
 from optimizer_conformance.conformance.candidates import Candidate
-from optimizer_conformance.conformance.golden import load_spec
+from optimizer_conformance.conformance.kinds import load_spec
 
 try:  # run from the repository root (python -m pytest): tests/ is a namespace package
     from tests.mutants import contract_mutants

@@ -19,7 +19,7 @@ import pytest
 import torch
 from optimizer_conformance.conformance import cuda_graph
 from optimizer_conformance.conformance.candidates import Candidate
-from optimizer_conformance.conformance.golden import load_spec
+from optimizer_conformance.conformance.kinds import load_spec
 from optimizer_conformance.conformance.runner import run_case
 
 HAS_CUDA = torch.cuda.is_available()

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from optimizer_conformance.conformance.candidates import Candidate
 from optimizer_conformance.conformance.closed_loop import value_and_grad
-from optimizer_conformance.conformance.golden import load_spec
+from optimizer_conformance.conformance.kinds import load_spec
 from optimizer_conformance.conformance.runner import run_case
 from optimizer_conformance.derivations import lbfgs as L
 from optimizer_conformance.derivations.closed_loop import (

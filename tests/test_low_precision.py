@@ -7,7 +7,7 @@ import pytest
 import torch
 from optimizer_conformance.conformance.candidates import Candidate
 from optimizer_conformance.conformance.diagnosis import _separation, separated
-from optimizer_conformance.conformance.golden import load_spec
+from optimizer_conformance.conformance.kinds import load_spec
 from optimizer_conformance.conformance.runner import run_case
 from optimizer_conformance.conformance.sweep import implementations
 

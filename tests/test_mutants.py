@@ -17,8 +17,10 @@ import pytest
 import torch
 from optimizer_conformance.conformance.candidates import Candidate
 from optimizer_conformance.conformance.diagnosis import diagnose
-from optimizer_conformance.conformance.golden import index, load_spec
-from optimizer_conformance.conformance.runner import CaseResult, run_case
+from optimizer_conformance.conformance.golden import index
+from optimizer_conformance.conformance.kinds import load_spec
+from optimizer_conformance.conformance.runner import run_case
+from optimizer_conformance.conformance.scoring import CaseResult
 
 try:  # run from the repository root (python -m pytest): tests/ is a namespace package
     from tests.mutants import CONTROLS, MUTANTS

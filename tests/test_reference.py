@@ -21,7 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from optimizer_conformance import reference
 from optimizer_conformance.conformance.candidates import Candidate
-from optimizer_conformance.conformance.golden import Case, SparseGrad, index, load_spec
+from optimizer_conformance.conformance.golden import Case, SparseGrad, index
+from optimizer_conformance.conformance.kinds import load_spec
 from optimizer_conformance.conformance.runner import run_case
 from optimizer_conformance.reference import SGD, Adam, AdamW
 

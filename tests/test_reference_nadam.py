@@ -20,7 +20,7 @@ import copy
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from optimizer_conformance.conformance.golden import load_spec, load_variant
+from optimizer_conformance.conformance.kinds import load_spec, load_variant
 from optimizer_conformance.reference import NAdam
 
 DTYPES = ("float32", "float64")

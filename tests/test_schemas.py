@@ -19,7 +19,8 @@ import pytest
 from jsonschema import Draft202012Validator
 from optimizer_conformance.conformance.candidates import Candidate
 from optimizer_conformance.conformance.diagnosis import diagnose
-from optimizer_conformance.conformance.golden import index, load_spec
+from optimizer_conformance.conformance.golden import index
+from optimizer_conformance.conformance.kinds import load_spec
 from optimizer_conformance.conformance.report import CaseRecord, environment, report_document
 from optimizer_conformance.conformance.runner import run_case
 from optimizer_conformance.conformance.tolerance import CATCH_MARGIN, K

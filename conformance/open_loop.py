@@ -1,0 +1,285 @@
+"""The open-loop kind of case (every spec but L-BFGS): the harness feeds the gradients.
+
+A golden case of this kind holds initial params, param groups, and per step the gradients to
+feed, the setting changes and state_dict reloads before it, and the expected params and state
+after it. This module owns the kind: loading its documents (:func:`load_spec`,
+:func:`load_variant`), running a case on a candidate (:func:`run_case`, through a driver of
+``drivers.py``, or the CUDA-graph driver of ``cuda_graph.py``), and scoring every step against
+the goldens (params and the state kept under torch's names). It is registered in ``kinds.py``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+
+from .candidates import Candidate, CaseSkipped
+from .cuda_graph import MODE as GRAPH
+from .cuda_graph import WARMUP, GraphDriver
+from .drivers import Driver, eager_driver
+from .golden import (
+    Case,
+    Change,
+    Group,
+    SparseGrad,
+    Spec,
+    Step,
+    VariantInfo,
+    floats,
+    hyperparameter_value,
+    param_inputs,
+    read_document,
+    variant_infos,
+)
+from .scoring import CaseResult, Divergence, compare, exc_line, first_divergence, score_params
+from .tolerance import tolerance
+
+NAME = "open_loop"
+
+# -- loading -------------------------------------------------------------------------------------
+
+
+def _grad(raw) -> np.ndarray | SparseGrad | None:
+    if raw is None:
+        return None
+    if isinstance(raw, dict):
+        return SparseGrad(np.array(raw["indices"], dtype=np.int64).reshape(len(raw["indices"]), -1),
+                          floats(raw["values"]))
+    return floats(raw)
+
+
+def _case(spec_id: str, doc: dict, counters: set[str], with_state: bool) -> Case:
+    params = param_inputs(doc)
+    groups = [
+        Group(list(g["params"]), {k: hyperparameter_value(v) for k, v in g["hyperparameters"].items()},
+              dict(g["hyperparameters"]))
+        for g in doc["param_groups"]
+    ]
+    steps, traj = [], {p.name: [p.initial] for p in params}
+    bound: dict[str, list] = {p.name: [] for p in params}
+    fixed: dict[str, dict[str, list]] = {p.name: {} for p in params}
+    state: dict[str, dict[str, list]] = {p.name: {} for p in params}
+    state_b: dict[str, dict[str, list]] = {p.name: {} for p in params}
+    n = {p.name: p.initial.size for p in params}
+    for t, s in enumerate(doc["steps"], start=1):
+        steps.append(
+            Step(
+                changes=[Change(c["group"], c["name"], hyperparameter_value(c["value"]), c["value"])
+                         for c in s["changes"]],
+                reload_before=s["reload_before"],
+                grads={k: _grad(v) for k, v in s["grads"].items()},
+            )
+        )
+        for name, values in s["expected"]["params"].items():
+            traj[name].append(floats(values))
+            bound[name].append(floats(s["bound"]["params"][name]))
+            for fixed_dtype, by_param in s["bound"].get("fixed", {}).items():
+                fixed[name].setdefault(fixed_dtype, []).append(floats(by_param["params"][name]))
+        if not with_state:
+            continue
+        for name, st in s["expected"].get("state", {}).items():
+            for key, values in st.items():
+                rows = state[name].setdefault(key, [np.full(n[name], np.nan)] * t)
+                rows.append(np.full(n[name], float(values)) if key in counters else floats(values))
+                brows = state_b[name].setdefault(key, [np.full(n[name], np.nan)] * (t - 1))
+                b = s["bound"]["state"][name].get(key)
+                brows.append(np.zeros(n[name]) if b is None else floats(b))
+        for name in state:  # state that did not advance this step keeps its rows aligned
+            for rows in state[name].values():
+                if len(rows) < t + 1:
+                    rows.append(rows[-1])
+            for brows in state_b[name].values():
+                if len(brows) < t:
+                    brows.append(brows[-1])
+    return Case(
+        spec=spec_id,
+        id=doc["id"],
+        title=doc.get("title", ""),
+        purpose=doc.get("purpose", ""),
+        features=list(doc.get("features", [])),
+        catches=list(doc.get("catches", [])),
+        separation={v: {d: float(x) for d, x in s.items()} for v, s in doc.get("separation", {}).items()},
+        params=params,
+        groups=groups,
+        steps=steps,
+        expected={k: np.vstack(v) for k, v in traj.items()},
+        bound={k: np.vstack(v) for k, v in bound.items()},
+        bound_fixed={k: {d: np.vstack(rows) for d, rows in by_dtype.items()} for k, by_dtype in fixed.items()
+                     if by_dtype},
+        expected_state={k: {s: np.vstack(r) for s, r in st.items()} for k, st in state.items()},
+        state_bound={k: {s: np.vstack(r) for s, r in st.items()} for k, st in state_b.items()},
+        counters=frozenset(counters),
+    )
+
+
+def load_spec(spec_id: str, meta: dict, doc: dict) -> Spec:
+    """The spec document of an open-loop spec (``meta``: its entry in the index)."""
+    counters = {s["name"] for s in doc["state"] if s["count"]}
+    return Spec(
+        id=spec_id,
+        title=meta["title"],
+        torch_class=meta["torch_class"],
+        hyperparameters=doc["hyperparameters"],
+        cases=[_case(spec_id, c, counters, with_state=True) for c in doc["cases"]],
+        variants=variant_infos(meta),
+        kind=NAME,
+    )
+
+
+def load_variant(spec_id: str, info: VariantInfo) -> dict[str, Case]:
+    """The params a variant would produce (``expected``, ``bound``), by case id.
+
+    An acceptable variant's file also holds its state (compared like the spec's)."""
+    return _variant_cases(spec_id, info.file, info.acceptable)
+
+
+@cache
+def _variant_cases(spec_id: str, file: str, with_state: bool) -> dict[str, Case]:
+    doc = read_document(file)
+    counters = {s["name"] for s in doc["state"] if s["count"]}
+    return {c["id"]: _case(spec_id, c, counters, with_state=with_state) for c in doc["cases"]}
+
+
+# -- running -------------------------------------------------------------------------------------
+
+
+def driver(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str, mode: str = "eager") -> Driver:
+    """The driver of a case run: eager in the candidate's interface, or ``mode="cuda_graph"``."""
+    if mode == GRAPH:
+        return GraphDriver(cand, spec, case, dtype, device)
+    return eager_driver(cand, spec, case, dtype, device)
+
+
+def _as_elements(value: np.ndarray, shape: tuple[int, ...], n: int) -> np.ndarray:
+    """State as one value per parameter element: a per-parameter scalar (NAdam's μ product) or a
+    factored row/column statistic (Adafactor) is broadcast; anything else is not comparable (NaN)."""
+    if value.size == n:
+        return value.reshape(-1)
+    if value.size == 1:
+        return np.full(n, float(value.reshape(-1)[0]))
+    if value.ndim == len(shape):
+        try:
+            return np.broadcast_to(value, shape).reshape(-1).copy()
+        except ValueError:
+            pass
+    return np.full(n, np.nan)
+
+
+def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = "cpu",
+             accept: tuple[str, ...] = (), mode: str = "eager") -> CaseResult:
+    """Run one case on a fresh candidate and score it (not yet matched against the variants:
+    ``runner.run_case`` does that). ``accept``: catalogued variants the user declared as the
+    candidate's convention (``--optimizer-accept``): a case following one passes as acceptable.
+    ``mode="cuda_graph"``: step() captured in a CUDA graph and replayed (conformance/cuda_graph.py)."""
+    res = CaseResult(spec.id, case.id, dtype, device, mode=mode)
+    why = cand.unsupported(spec, case, dtype)
+    if why:
+        res.outcome, res.reason = "skipped", why
+        return res
+    shapes = {p.name: p.shape for p in case.params}
+    actual = {p.name: [p.initial.copy()] for p in case.params}
+    state_rows: dict[str, dict[str, list[np.ndarray]]] = {p.name: {} for p in case.params}
+    try:
+        drv = driver(cand, spec, case, dtype, device, mode)
+    except CaseSkipped as exc:
+        res.outcome, res.reason = "skipped", str(exc)
+        return res
+    except Exception as exc:  # the candidate's constructor
+        res.outcome, res.reason = "failed", f"constructing the candidate raised {exc_line(exc)}"
+        res.params_conform = False  # nothing ran: no trajectory to vouch for
+        return res
+    for t, step in enumerate(case.steps, start=1):
+        try:
+            if step.reload_before:
+                drv.reload()
+            for c in step.changes:
+                drv.set_hyperparameter(c.group, c.name, c.value)
+            drv.step(step.grads)
+            params = drv.params()
+            state = drv.state()
+        except CaseSkipped as exc:
+            res.outcome, res.reason = "skipped", str(exc)
+            return res
+        except Exception as exc:
+            action = "state_dict/load_state_dict" if step.reload_before else "step()"
+            if mode == GRAPH and action == "step()":
+                action += " (captured in a CUDA graph)" if t == WARMUP + 1 else \
+                    " (replayed from the CUDA graph)" if t > WARMUP else " (eager warm-up, capturable=True)"
+            res.outcome, res.reason = "failed", f"step {t}: {action} raised {exc_line(exc)}"
+            break
+        res.steps_run = t
+        for name in actual:
+            actual[name].append(params[name])
+            for key, value in state.get(name, {}).items():
+                n = case.expected[name].shape[1]
+                rows = state_rows[name].setdefault(key, [np.full(n, np.nan)] * t)
+                rows.append(_as_elements(value, shapes[name], n))
+            for rows in state_rows[name].values():
+                if len(rows) < t + 1:
+                    rows.append(np.full_like(rows[0], np.nan))
+    res.findings = sorted(getattr(drv, "findings", ()))
+    res.actual = {k: np.vstack(v) for k, v in actual.items()}
+    _score(res, case, dtype, shapes, state_rows)
+    if res.outcome == "passed" and res.max_ratio > 1.0:
+        res.outcome = "failed"
+        _accept(res, spec, case, dtype, shapes, state_rows, accept)
+    if res.outcome == "failed" and res.steps_run < case.n_steps:
+        res.params_conform = False
+    return res
+
+
+# -- scoring -------------------------------------------------------------------------------------
+
+ACCEPTED = "follows acceptable variant"  # the finding of a case passed through an acceptable variant
+CONVENTION = "follows the accepted convention"  # ... through a variant the user accepted
+
+
+def _accept(res: CaseResult, spec: Spec, case: Case, dtype: str, shapes, state_rows,
+            accept: tuple[str, ...] = ()) -> None:
+    """A failed case passes when the candidate follows an acceptable variant (params and state),
+    or a catalogued variant the user accepted as its convention (params; its state is not
+    compared, since a convention may keep other quantities under torch's names)."""
+    if res.steps_run < case.n_steps:
+        return
+    for vid in [*spec.acceptable, *accept]:
+        alt = CaseResult(res.spec, res.case, dtype, res.device)
+        alt.actual, alt.steps_run = res.actual, res.steps_run
+        v = spec.variants[vid]
+        _score(alt, load_variant(spec.id, v)[case.id], dtype, shapes, state_rows)
+        if alt.max_ratio <= 1.0:
+            res.outcome, res.accepted, res.accepted_ratio = "passed", vid, alt.max_ratio
+            label = ACCEPTED if v.acceptable else f"{CONVENTION} (--optimizer-accept)"
+            res.findings = sorted({*res.findings, f"{label} {vid}: {v.title}"})
+            return
+
+
+def _score(res: CaseResult, case: Case, dtype: str, shapes, state_rows) -> None:
+    steps = res.steps_run
+    if steps == 0:
+        return
+    per_step: list[list[Divergence]] = [[] for _ in range(steps)]
+    compared = set()
+    for name, expected in case.expected.items():
+        tol = tolerance(case.bound[name], dtype, case.bound_fixed.get(name))
+        score_params(res, name, shapes[name], expected, tol, per_step)
+        for key, exp_state in case.expected_state.get(name, {}).items():
+            rows = state_rows[name].get(key)
+            if rows is None:
+                continue  # the candidate keeps no state under torch's name: trajectory only
+            compared.add(key)
+            act_state = np.vstack(rows)
+            if key in case.counters:
+                tol_s = np.full_like(exp_state[1:], 0.5)  # a count: exact
+            else:
+                tol_s = tolerance(np.nan_to_num(case.state_bound[name][key]), dtype)
+            ratio, worst = compare(name, key, shapes[name], exp_state, act_state, tol_s, steps)
+            # state the candidate has not created (yet) is not compared
+            ratio = np.where(np.isnan(act_state[1 : steps + 1]) & ~np.isnan(exp_state[1 : steps + 1]), 0.0, ratio)
+            if ratio.size:
+                res.max_ratio = max(res.max_ratio, float(ratio.max()))
+            for s, d in enumerate(worst):
+                if d and not np.isnan(d.actual):
+                    per_step[s].append(d)
+    res.compared_state = sorted(compared)
+    res.first_divergence = first_divergence(per_step)

@@ -1,0 +1,45 @@
+"""The golden format every kind of spec writes: schema id, number formatting, and the header
+parts (hyperparameters, variants) that open-loop (``golden.py``) and closed-loop
+(``closed_loop_golden.py``) documents share."""
+
+from __future__ import annotations
+
+import mpmath
+
+from .rule import Hyperparameter, Variant
+from .spec import Spec
+
+SCHEMA_ID = "optimizer-conformance/golden/v1"
+DIGITS = 40
+DTYPES = ("float32", "float64")
+
+
+def fmt(x) -> str:
+    """An mpf as a decimal string with DIGITS significant digits."""
+    return mpmath.libmp.to_str(mpmath.mpf(x)._mpf_, DIGITS)
+
+
+def fmt_bound(x: float) -> str:
+    """An error bound: three significant digits are plenty."""
+    return f"{x:.3g}"
+
+
+def variant_meta(v: Variant) -> dict:
+    return {"id": v.id, "title": v.title, "summary": v.summary, "who": v.who,
+            "acceptable": v.acceptable, "sources": list(v.sources)}
+
+
+def _declared(hp: Hyperparameter, value) -> object:
+    """A declared default or neutral value: numbers as decimal strings unless the setting is a count."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, tuple):
+        return [_declared(hp, x) for x in value]
+    return int(value) if hp.integer else str(value)
+
+
+def hyperparameters_document(spec: Spec) -> list[dict]:
+    return [
+        {"name": hp.name, "default": _declared(hp, hp.default), "neutral": _declared(hp, hp.neutral), "doc": hp.doc}
+        for hp in spec.rule.hyperparameters
+    ]
