@@ -7,7 +7,8 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
-from optimizer_conformance.conformance.golden import index, load_spec, spec_ids
+from optimizer_conformance.conformance.golden import index, spec_ids
+from optimizer_conformance.conformance.kinds import load_spec
 from optimizer_conformance.conformance.report import rule_line_diff
 
 
