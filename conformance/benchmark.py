@@ -123,9 +123,11 @@ def verdict_time(optimizer: str = "torch.optim.Adam") -> VerdictRun:
     return VerdictRun(optimizer, t.seconds, t.returncode, t.output)
 
 
-def reference_path(torch_class: str) -> str:
-    """The NumPy reference of a spec: the class named like torch's, in our reference package."""
-    return f"optimizer_conformance.reference.{torch_class.rpartition('.')[2]}"
+def reference_path(spec_id: str) -> str:
+    """The NumPy reference of a spec (the class of our reference package that declares it)."""
+    from optimizer_conformance.reference import REFERENCES
+
+    return f"optimizer_conformance.reference.{REFERENCES[spec_id].__name__}"
 
 
 @dataclass
@@ -143,14 +145,14 @@ def correct_candidates(spec_id: str, torch_available: bool) -> list[tuple[str, C
     its class (and of the classes the sweep also checks it with) and the NumPy reference."""
     spec = load_spec(spec_id)
     impls: list[tuple[str, Candidate]] = []
-    if torch_available:
+    if torch_available and spec.torch_class is not None:
         from .sweep import ALSO, implementations
 
         for path, extra in [(spec.torch_class, {}), *ALSO.get(spec_id, [])]:
             for _impl, kw in implementations(Candidate.from_path(path).target):
                 label = f"{path}({', '.join(f'{k}={v}' for k, v in {**extra, **kw}.items())})"
                 impls.append((label, Candidate.from_path(path, {**extra, **kw})))
-    ref = reference_path(spec.torch_class)
+    ref = reference_path(spec_id)
     impls.append((f"{ref} (NumPy)", Candidate.from_path(ref)))
     return impls
 
@@ -241,8 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     margins = {spec_id: variant_margins(spec_id) for spec_id in specs}
     runs: list[VerdictRun] = []
     if torch_available:
-        for spec_id in tqdm(specs, desc="verdict time", unit="optimizer", disable=None, leave=False):
-            runs.append(verdict_time(load_spec(spec_id).torch_class))
+        torch_classes = [c for c in (load_spec(spec_id).torch_class for spec_id in specs) if c is not None]
+        for torch_class in tqdm(torch_classes, desc="verdict time", unit="optimizer", disable=None, leave=False):
+            runs.append(verdict_time(torch_class))
 
     print(f"Correct implementations: worst |error| / tolerance (target ≤ {CORRECT_TARGET:g})")
     print(f"{'spec':10} {'implementation':70} {'dtype':8} {'worst':>8}  worst case")

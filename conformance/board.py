@@ -1,14 +1,15 @@
 """The third-party board: library optimizers checked against the specs they are named after.
 
 ``python -m optimizer_conformance.conformance.board [--json PATH] [--markdown] [--only LIB]``
-runs every entry of :data:`LIBRARY_OPTIMIZERS` whose library is installed, each in a fresh
+runs every entry of :func:`library_optimizers` whose library is installed, each in a fresh
 ``pytest --optimizer=... --optimizer-report=...`` process (third-party code never runs inside
 this one, so a crash or a hang is that entry's verdict), and tabulates library × optimizer ×
 dtype → verdict, diagnosis, findings and the library's version. Libraries that are not installed
 are listed as such; nothing is mocked.
 
-The curated list says, per entry, which constructor settings select the spec's convention where a
-library offers several (``kwargs``), and ``why``: the library's own source for the choice.
+The curated list lives with each spec's derivation (``Spec.implementations``, written into the
+golden index): per entry, which constructor settings select the spec's convention where a library
+offers several (``kwargs``), and ``why``: the library's own source for the choice.
 """
 
 from __future__ import annotations
@@ -38,32 +39,15 @@ class LibraryOptimizer:
     why: str = ""  # the library's source for the kwargs / the mapping
 
 
-# The curated list. A library's module path is the one its documentation gives, except timm's:
-# timm's package __init__ imports torchvision (for its models), so its optimizers are named by
-# their module (timm.optim.lion.Lion) and loaded through :func:`preload` where torchvision cannot
-# be imported.
-LIBRARY_OPTIMIZERS: tuple[LibraryOptimizer, ...] = (
-    LibraryOptimizer("pytorch-optimizer", "pytorch_optimizer.AdaMax", "adamax",
-                     why="pytorch_optimizer/optimizer/adamax.py AdaMax"),
-    LibraryOptimizer("pytorch-optimizer", "pytorch_optimizer.RAdam", "radam",
-                     why="pytorch_optimizer/optimizer/radam.py RAdam"),
-    LibraryOptimizer("pytorch-optimizer", "pytorch_optimizer.AdamW", "adamw",
-                     why="pytorch_optimizer/optimizer/adamw.py AdamW"),
-    LibraryOptimizer("pytorch-optimizer", "pytorch_optimizer.Muon", "muon",
-                     why="pytorch_optimizer/optimizer/muon.py Muon"),
-    LibraryOptimizer("timm", "timm.optim.nadamw.NAdamW", "nadam",
-                     why="timm/optim/nadamw.py NAdamW (decoupled decay; checked against NAdam with weight_decay 0 cases)"),
-    LibraryOptimizer("timm", "timm.optim.rmsprop_tf.RMSpropTF", "rmsprop",
-                     why="timm/optim/rmsprop_tf.py RMSpropTF"),
-    LibraryOptimizer("timm", "timm.optim.radam.RAdamLegacy", "radam",
-                     why="timm/optim/radam.py RAdamLegacy"),
-    LibraryOptimizer("timm", "timm.optim.adafactor.Adafactor", "adafactor",
-                     why="timm/optim/adafactor.py Adafactor (fairseq/HF form)"),
-    LibraryOptimizer("timm", "timm.optim.sgdw.SGDW", "sgd",
-                     why="timm/optim/sgdw.py SGDW (decoupled decay)"),
-    LibraryOptimizer("torch-optimizer", "torch_optimizer.AdaMod", "adam",
-                     why="not an Adam: a control that must fail"),
-)
+def library_optimizers() -> list[LibraryOptimizer]:
+    """The curated list: every spec's ``implementations`` in the golden index (written from its
+    derivation module, so adding an optimizer brings its library entries along). timm's are named
+    by module (``timm.optim.lion.Lion``): its package __init__ imports torchvision (for its
+    models), and :func:`preload` loads its optimizer modules where torchvision cannot be imported."""
+    from .golden import index
+
+    return [LibraryOptimizer(i["library"], i["path"], spec_id, dict(i["kwargs"]), i["note"])
+            for spec_id, meta in index()["specs"].items() for i in meta.get("implementations", [])]
 
 
 @dataclass
@@ -151,7 +135,8 @@ def run_entry(entry: LibraryOptimizer, dtype: str, timeout: float = 600.0) -> Bo
     return run
 
 
-def board(entries=LIBRARY_OPTIMIZERS, dtypes=DTYPES, progress=None) -> list[BoardRun]:
+def board(entries=None, dtypes=DTYPES, progress=None) -> list[BoardRun]:
+    entries = library_optimizers() if entries is None else entries
     runs = []
     for entry in entries:
         for dtype in dtypes:
@@ -177,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
     parser.add_argument("--only", metavar="LIBRARY", action="append", help="only these libraries")
     args = parser.parse_args(argv)
-    entries = [e for e in LIBRARY_OPTIMIZERS if not args.only or e.library in args.only]
+    entries = [e for e in library_optimizers() if not args.only or e.library in args.only]
     start = time.perf_counter()
     runs = board(entries, progress=lambda r: print(f"{r.library} {r.optimizer} [{r.dtype}]: {r.verdict}",
                                                      file=sys.stderr, flush=True))

@@ -516,6 +516,8 @@ def _torch_takes_complex(ctx: Ctx) -> str | None:
     from .candidates import resolve
 
     torch = ctx.torch
+    if ctx.spec.torch_class is None:
+        return None  # no torch class to ask: the candidate is held to complex params
     try:
         cls = resolve(ctx.spec.torch_class)
     except Exception as exc:

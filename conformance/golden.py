@@ -154,7 +154,7 @@ class VariantInfo:
 class Spec:
     id: str
     title: str
-    torch_class: str
+    torch_class: str | None  # None: torch has no class for this spec
     hyperparameters: list[dict]
     cases: list[Case]
     variants: dict[str, VariantInfo]

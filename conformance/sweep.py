@@ -72,6 +72,8 @@ def sweep_spec(spec_id: str, device: str = "cpu") -> list[Run]:
     import torch
 
     spec = load_spec(spec_id)
+    if spec.torch_class is None:
+        return []  # torch has no class for this spec: the third-party board checks its libraries
     candidates = [(spec.torch_class, {})] + ALSO.get(spec_id, [])
     runs = []
     for path, extra in candidates:
@@ -156,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     runs = []
     # progress on stderr, shown on a terminal only (disable=None): captured output stays clean
-    with tqdm(args.spec or list(index()["specs"]), desc="sweep", unit="spec", disable=None, leave=False) as bar:
+    torch_specs = [sid for sid, meta in index()["specs"].items() if meta["torch_class"] is not None]
+    with tqdm(args.spec or torch_specs, desc="sweep", unit="spec", disable=None, leave=False) as bar:
         for spec_id in bar:
             bar.set_postfix_str(spec_id)
             runs += sweep_spec(spec_id, args.device)

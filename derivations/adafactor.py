@@ -24,7 +24,7 @@ import sympy as sp
 from .cases import CaseBuilder, HyperparameterChange
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, ndim, t, theta
-from .spec import Spec
+from .spec import Implementation, Spec
 from .tensor import ColMean, Mean, RowMean
 
 lr = sp.Symbol("gamma", positive=True)  # γ
@@ -254,4 +254,7 @@ SPEC = Spec(
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,
+    implementations=(
+        Implementation("timm", "timm.optim.adafactor.Adafactor", note="timm/optim/adafactor.py Adafactor (fairseq/HF form)"),
+    ),
 )

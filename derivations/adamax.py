@@ -23,7 +23,7 @@ from .adam import beta1, beta2, eps, lam, lr, m, maximize
 from .cases import CaseBuilder, HyperparameterChange
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
-from .spec import Spec
+from .spec import Implementation, Spec
 
 u = sp.Symbol("u", nonnegative=True)  # exponentially weighted infinity norm (torch: exp_inf)
 
@@ -202,4 +202,7 @@ SPEC = Spec(
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,
+    implementations=(
+        Implementation("pytorch-optimizer", "pytorch_optimizer.AdaMax", note="pytorch_optimizer/optimizer/adamax.py AdaMax"),
+    ),
 )

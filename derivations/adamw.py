@@ -16,7 +16,7 @@ from . import adam
 from .adam import lam, lr
 from .proofs import ClosedForm
 from .rule import Assign, Rule, Variant, g, t, theta
-from .spec import Spec
+from .spec import Implementation, Spec
 
 DECAY = Assign("decay", theta, theta * (1 - lr * lam), "decoupled weight decay")
 
@@ -93,4 +93,7 @@ SPEC = Spec(
     variants=VARIANTS,
     cases=adam.cases("adamw", "0.5"),
     closed_forms=CLOSED_FORMS,
+    implementations=(
+        Implementation("pytorch-optimizer", "pytorch_optimizer.AdamW", note="pytorch_optimizer/optimizer/adamw.py AdamW"),
+    ),
 )

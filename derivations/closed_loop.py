@@ -773,7 +773,7 @@ class ClosedLoopSpec:
 
     id: str
     title: str
-    torch_class: str
+    torch_class: str | None
     rule: Rule
     variants: tuple
     cases: tuple[ClosedLoopCase, ...]
@@ -782,6 +782,7 @@ class ClosedLoopSpec:
     fixed: Mapping[sp.Symbol, object]
     prepare: Callable[[dict], None]
     kind: str = "closed_loop"
+    implementations: tuple = ()
     _cache: dict = field(default_factory=dict, repr=False)
 
     plain = staticmethod(plain)

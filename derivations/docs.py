@@ -483,7 +483,7 @@ def spec_page(spec, proofs: bool = False, plot: bool = True) -> Page:
     closed_loop = hasattr(spec, "algorithm")
     module = spec.id
     out = [f"# {_e(spec.title)}", "",
-           f"`{spec.torch_class}` · spec id `{spec.id}` · rule: {_e(spec.rule.title)}", "",
+           f"{_defined_by(spec)} · spec id `{spec.id}` · rule: {_e(spec.rule.title)}", "",
            '!!! info "Generated"', f"    This page is generated at build time from `derivations/{module}.py`"
            f" (`derivations/docs.py`): the formulas are the SymPy rule the goldens are computed from.",
            "", f"Check an implementation against it: `pytest --optimizer=... --optimizer-spec={spec.id}`.", ""]
@@ -493,6 +493,7 @@ def spec_page(spec, proofs: bool = False, plot: bool = True) -> Page:
     out += _closed_loop_objectives(spec, printer)
     out += _closed_forms(spec, printer, proofs)
     out += _variants(spec, printer)
+    out += _implementations(spec)
     assets: dict[str, str] = {}
     if plot:
         lines, assets = _plot(spec)
@@ -500,12 +501,29 @@ def spec_page(spec, proofs: bool = False, plot: bool = True) -> Page:
     return Page(f"{OPTIMIZERS_DIR}/{spec.id}.md", "\n".join(out) + "\n", assets)
 
 
+def _defined_by(spec) -> str:
+    return f"`{spec.torch_class}`" if spec.torch_class else "not in torch.optim"
+
+
+def _implementations(spec) -> list[str]:
+    """The library implementations the third-party board checks against this spec."""
+    if not spec.implementations:
+        return []
+    out = ["## Implementations in other libraries", "",
+           "The third-party board (`python -m optimizer_conformance.conformance.board`) checks each of these "
+           "against this spec:", "", "| library | optimizer | settings | source |", "|---|---|---|---|"]
+    for i in spec.implementations:
+        settings = ", ".join(f"`{k}={v!r}`" for k, v in i.kwargs.items()) or "—"
+        out.append(f"| {_md_cell(i.library)} | `{_md_cell(i.path)}` | {settings} | {_md_cell(i.note)} |")
+    return out + [""]
+
+
 def optimizers_index() -> Page:
     out = ["# Optimizers", "", "One page per spec, generated at build time from `derivations/`.", "",
            "| spec | torch class | rule lines | variants (acceptable) | closed forms |", "|---|---|---|---|---|"]
     for spec in SPECS.values():
         acc = sum(v.acceptable for v in spec.variants)
-        out.append(f"| [{spec.title}]({spec.id}.md) | `{spec.torch_class}` | {len(spec.rule.body)} | "
+        out.append(f"| [{spec.title}]({spec.id}.md) | {_defined_by(spec)} | {len(spec.rule.body)} | "
                    f"{len(spec.variants)} ({acc}) | {len(spec.closed_forms)} |")
     return Page(f"{OPTIMIZERS_DIR}/index.md", "\n".join(out) + "\n")
 
@@ -524,7 +542,7 @@ def matrix_page(specs: Iterable[str] | None = None) -> Page:
         out += ['!!! warning "Not run"', f"    torch is not importable where the docs were built ({_e(exc)}), "
                 "so no conformance run is shown.", ""]
         return Page(MATRIX_PAGE, "\n".join(out) + "\n")
-    ids = list(specs) if specs is not None else spec_ids()
+    ids = list(specs) if specs is not None else [s for s in spec_ids() if SPECS[s].torch_class is not None]
     start = time.perf_counter()
     runs = {sid: sweep.sweep_spec(sid, "cpu") for sid in ids}
     wall = time.perf_counter() - start

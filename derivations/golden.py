@@ -202,6 +202,7 @@ def index_document(specs: Iterable[Spec]) -> dict:
             "file": f"{spec.id}/spec.json",
             **({"kind": spec.kind} if getattr(spec, "kind", "update") != "update" else {}),  # closed_loop
             "hyperparameters": hyperparameters_document(spec),
+            "implementations": [i.document() for i in spec.implementations],
             "cases": [c.id for c in spec.cases],
             "variants": [{**variant_meta(v), "file": f"{spec.id}/{v.id}.json",
                           "lines": changed_lines_text(spec.rule, v.rule_for(spec.rule))}

@@ -57,7 +57,7 @@ import sympy as sp
 from .cases import CaseBuilder, HyperparameterChange
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, n_cols, n_rows, t, theta
-from .spec import Spec
+from .spec import Implementation, Spec
 from .tensor import TensorFunction
 
 # -- the Newton–Schulz iteration as a tensor function --------------------------------------------
@@ -523,4 +523,7 @@ SPEC = Spec(
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,
+    implementations=(
+        Implementation("pytorch-optimizer", "pytorch_optimizer.Muon", note="pytorch_optimizer/optimizer/muon/muon.py Muon"),
+    ),
 )

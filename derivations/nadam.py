@@ -32,7 +32,7 @@ from .adam import beta1, beta2, eps, lam, lr, m, maximize, v, v_hat
 from .cases import CaseBuilder, HyperparameterChange
 from .proofs import ClosedForm
 from .rule import F32, Assign, Hyperparameter, Rule, StateVar, Variant, g, reloaded, t, theta
-from .spec import Spec
+from .spec import Implementation, Spec
 
 psi = sp.Symbol("psi", nonnegative=True)  # ψ, momentum decay
 decoupled = sp.Symbol("decoupled_weight_decay")
@@ -276,4 +276,7 @@ SPEC = Spec(
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,
+    implementations=(
+        Implementation("timm", "timm.optim.nadamw.NAdamW", note="timm/optim/nadamw.py NAdamW (decoupled decay)"),
+    ),
 )

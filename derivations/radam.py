@@ -37,7 +37,7 @@ from .adam import beta1, beta2, eps, lam, lr, m, m_hat, maximize, v
 from .cases import CaseBuilder, HyperparameterChange
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
-from .spec import Spec
+from .spec import Implementation, Spec
 
 decoupled = sp.Symbol("decoupled_weight_decay")
 rho = sp.Symbol("rho", real=True)  # ρ_t, length of the approximated SMA
@@ -280,4 +280,8 @@ SPEC = Spec(
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,
+    implementations=(
+        Implementation("pytorch-optimizer", "pytorch_optimizer.RAdam", note="pytorch_optimizer/optimizer/radam.py RAdam"),
+        Implementation("timm", "timm.optim.radam.RAdamLegacy", note="timm/optim/radam.py RAdamLegacy"),
+    ),
 )

@@ -20,7 +20,7 @@ import sympy as sp
 from .cases import CaseBuilder, HyperparameterChange
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
-from .spec import Spec
+from .spec import Implementation, Spec
 
 lr = sp.Symbol("gamma", positive=True)  # γ
 alpha = sp.Symbol("alpha", nonnegative=True)  # α, the smoothing constant
@@ -265,4 +265,7 @@ SPEC = Spec(
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,
+    implementations=(
+        Implementation("timm", "timm.optim.rmsprop_tf.RMSpropTF", note="timm/optim/rmsprop_tf.py RMSpropTF"),
+    ),
 )

@@ -13,7 +13,7 @@ import sympy as sp
 from .cases import CaseBuilder, HyperparameterChange
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
-from .spec import Spec
+from .spec import Implementation, Spec
 
 lr = sp.Symbol("gamma", positive=True)  # γ, the learning rate
 mu = sp.Symbol("mu", nonnegative=True)  # μ, momentum
@@ -270,4 +270,7 @@ SPEC = Spec(
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,
+    implementations=(
+        Implementation("timm", "timm.optim.sgdw.SGDW", note="timm/optim/sgdw.py SGDW (decoupled decay)"),
+    ),
 )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from .cases import CaseBuilder
 from .proofs import ClosedForm
@@ -10,14 +11,32 @@ from .rule import Rule, Variant
 
 
 @dataclass(frozen=True)
+class Implementation:
+    """A library's implementation of a spec, as the third-party board runs it
+    (``python -m optimizer_conformance.conformance.board``)."""
+
+    library: str  # the distribution's name on the package index ("pytorch-optimizer")
+    path: str  # what --optimizer takes ("pytorch_optimizer.Lion")
+    # constructor settings that select the spec's convention where the library offers several
+    kwargs: Mapping[str, object] = field(default_factory=dict)
+    note: str = ""  # the library's source for the mapping: file and function
+
+    def document(self) -> dict:
+        return {"library": self.library, "path": self.path, "kwargs": dict(self.kwargs), "note": self.note}
+
+
+@dataclass(frozen=True)
 class Spec:
     id: str
     title: str
-    torch_class: str
     rule: Rule
     variants: tuple[Variant, ...]
     cases: tuple[CaseBuilder, ...]
     closed_forms: tuple[ClosedForm, ...]
+    # the torch.optim class that defines the spec, if torch has one (most new specs: None)
+    torch_class: str | None = None
+    # implementations in other libraries (the board checks each)
+    implementations: tuple[Implementation, ...] = ()
 
     def defaults(self) -> dict[str, object]:
         """torch's defaults, as case inputs (decimals as strings)."""

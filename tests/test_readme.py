@@ -35,3 +35,12 @@ def test_ci_pins_torch_for_every_install_after_the_first():
     installs = [m.start() for m in re.finditer(r"pip install", ci)]
     assert installs[0] < pin < installs[1]
     assert (ROOT / ".ci" / "constraints.txt").read_text().split() == ["torch==2.13.0"]
+
+
+def test_the_spec_table_is_the_generated_one():
+    """README's table of specs is generated from the golden index
+    (``python -m optimizer_conformance.conformance.catalogue --write README.md``)."""
+    from optimizer_conformance.conformance.catalogue import with_table
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert readme == with_table(readme), "README's spec table is stale: regenerate it with the catalogue command"
