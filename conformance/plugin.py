@@ -152,7 +152,8 @@ class ConformanceRun:
         self.candidate = Candidate.from_path(path, kwargs, search=search)
         self.candidate.hook = config.hook.pytest_optimizer_conformance_build  # a conftest may build it
         ids = spec_ids()
-        spec_id = config.getoption("optimizer_spec") or infer_spec(self.candidate.name, ids)
+        declared = getattr(self.candidate.target, "conformance_spec", None)  # a class may declare its spec
+        spec_id = config.getoption("optimizer_spec") or declared or infer_spec(self.candidate.name, ids)
         if spec_id not in ids:
             raise UsageError(f"--optimizer-spec={spec_id!r}: unknown spec; known specs: {', '.join(ids)}")
         self.spec: Spec = load_spec(spec_id)
