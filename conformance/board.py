@@ -1,6 +1,6 @@
 """The third-party board: library optimizers checked against the specs they are named after.
 
-``python -m optimizer_conformance.conformance.board [--json PATH] [--markdown] [--only LIB]``
+``python -m optimizer_conformance.conformance.board [--json PATH] [--markdown] [--only LIB] [--spec ID]``
 runs every entry of :func:`library_optimizers` whose library is installed, each in a fresh
 ``pytest --optimizer=... --optimizer-report=...`` process (third-party code never runs inside
 this one, so a crash or a hang is that entry's verdict), and tabulates library × optimizer ×
@@ -161,8 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="write the runs as JSON")
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
     parser.add_argument("--only", metavar="LIBRARY", action="append", help="only these libraries")
+    parser.add_argument("--spec", action="append", help="only the implementations of these specs")
     args = parser.parse_args(argv)
-    entries = [e for e in library_optimizers() if not args.only or e.library in args.only]
+    entries = [e for e in library_optimizers()
+               if (not args.only or e.library in args.only) and (not args.spec or e.spec in args.spec)]
     start = time.perf_counter()
     runs = board(entries, progress=lambda r: print(f"{r.library} {r.optimizer} [{r.dtype}]: {r.verdict}",
                                                      file=sys.stderr, flush=True))
