@@ -1,18 +1,24 @@
 """The generated docs: formulas from the derivations, no drift, and a site that renders.
 
 The optimizer pages are generated at build time by ``derivations/docs.py`` (the mkdocs hook
-``docs/hooks/generated_pages.py``); these tests call the generator directly, and one builds the
-site and opens it in headless Chromium (skipped where Chromium, chromedriver or selenium is
-missing).
+``docs/hooks/generated_pages.py``); these tests call the generator directly. The site is built
+once per test session (``built_site``) and checked to load nothing from outside itself: statically
+from its files, and in headless Chromium from a local server, page by page, with every network
+request recorded; the browser tests (also: math, navigation, search, no page wider than 1280 px)
+skip where Chromium, chromedriver or selenium is missing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
+import html.parser
 import http.server
 import importlib
+import importlib.util
 import inspect
+import json
 import os
 import re
 import shutil
@@ -22,6 +28,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -107,42 +114,282 @@ def test_schema_and_matrix_pages():
     assert "torch.optim.SGD" in matrix and "device **cpu**" in matrix
 
 
-# -- the built site in a browser -------------------------------------------------------------------
+# -- the built site: static checks, and in a browser ----------------------------------------------
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
+# A site already built (e.g. the full one, with proofs and the whole sweep): checked instead of
+# building one. Without it, one quick build per test session (shared by the xdist workers): no
+# re-proving of closed forms, and the sweep of the two specs whose matrix tables are the widest.
+SITE_ENV = "OPTIMIZER_CONFORMANCE_DOCS_SITE"
+BUILD_ENV = {"OPTIMIZER_CONFORMANCE_DOCS_QUICK": "1", "OPTIMIZER_CONFORMANCE_DOCS_SWEEP": "adamw,asgd",
+             "NO_MKDOCS_2_WARNING": "1"}
+WIDTH = 1280  # the window width at which no page may be wider than the window
 
 
-def _browser():
+def _browser(network_log: bool = False):
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
     if not CHROMIUM or not CHROMEDRIVER:
         pytest.skip("Chromium or chromedriver is not installed (apt-get install chromium chromium-driver)")
-    if shutil.which("mkdocs") is None:
+    if importlib.util.find_spec("mkdocs") is None or importlib.util.find_spec("material") is None:
         pytest.skip("mkdocs is not installed (pip install -e '.[docs]')")
     from selenium.webdriver.chrome.service import Service
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1280,900"):
+                f"--window-size={WIDTH},900",
+                # no host but the local server resolves: a request that would leave it fails at once
+                # (it is still seen, in the network log) instead of reaching out or hanging the page
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
         opts.add_argument(arg)
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    if network_log:  # Chrome DevTools Protocol Network events, read with driver.get_log("performance")
+        opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    driver.set_page_load_timeout(60)
+    return driver
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory) -> Path:
+    """The built site's directory: built once per test session, whatever the number of workers."""
+    if os.environ.get(SITE_ENV):
+        given = Path(os.environ[SITE_ENV])
+        assert (given / "index.html").is_file(), f"{SITE_ENV}={given}: no built site there"
+        return given
+    if importlib.util.find_spec("mkdocs") is None or importlib.util.find_spec("material") is None:
+        pytest.skip("mkdocs or mkdocs-material is not installed (pip install -e '.[docs]')")
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by the workers of this session
+    out, failed = root / "docs-site", root / "docs-site.failed"
+    try:
+        from filelock import FileLock
+        lock = FileLock(str(root / "docs-site.lock"))
+    except ImportError:  # without filelock (it comes with torch), each worker builds its own site
+        out, failed = (p.with_name(f"{p.name}-{os.getpid()}") for p in (out, failed))
+        lock = contextlib.nullcontext()
+    with lock:
+        if not (out / "index.html").is_file() and not failed.exists():
+            proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet",
+                                   "--site-dir", str(out)], cwd=ROOT, env={**os.environ, **BUILD_ENV},
+                                  capture_output=True, text=True)
+            if proc.returncode:
+                failed.write_text(proc.stdout + proc.stderr, encoding="utf-8")
+    if failed.exists():
+        pytest.fail(f"mkdocs build --strict failed:\n{failed.read_text(encoding='utf-8')[-4000:]}")
+    return out
+
+
+def _pages(site: Path) -> list[str]:
+    """Every page of the built site, as the path of its URL ('' for the home page)."""
+    paths = sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html"))
+    return [p[: -len("index.html")] if p.endswith("index.html") else p for p in paths]
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    out = tmp_path_factory.mktemp("site")
-    env = {"OPTIMIZER_CONFORMANCE_DOCS_QUICK": "1", "NO_MKDOCS_2_WARNING": "1"}
-    subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", str(out)],
-                   cwd=ROOT, check=True, env={**os.environ, **env})
+def site(built_site):
+    """The built site served on 127.0.0.1 (an ephemeral port) while the module's tests run."""
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(out)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(built_site)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+# -- no request leaves the site: statically, from the built files --------------------------------
+_OUTSIDE = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*:)?//", re.I)  # http://, https://, wss://, //host
+# <link rel=...> values that name a relation without loading anything
+_NOT_LOADED = {"alternate", "author", "bookmark", "canonical", "external", "help", "license", "me", "next",
+               "nofollow", "noopener", "noreferrer", "prev", "search", "tag"}
+_LOADS = {"script": ("src",), "img": ("src", "srcset"), "source": ("src", "srcset"), "iframe": ("src",),
+          "frame": ("src",), "embed": ("src",), "object": ("data",), "video": ("src", "poster"),
+          "audio": ("src",), "track": ("src",), "input": ("src",), "image": ("href", "xlink:href"),
+          "use": ("href", "xlink:href")}
+_CSS_LOADS = re.compile(r"""@import\s+(?:url\(\s*)?["']?([^"'()\s;]+)|url\(\s*["']?([^"'()\s]+)""")
+_JS_LOADS = re.compile(r"""(?:\bimport\s*\(\s*|\bfrom\s*|\bimportScripts\s*\(\s*|\bnew\s+(?:Shared)?Worker\s*\(\s*)"""
+                       r"""["'`]([^"'`]+)""")
+
+
+def _css_loads(text: str) -> list[str]:
+    return [a or b for a, b in _CSS_LOADS.findall(text)]
+
+
+class _Loads(html.parser.HTMLParser):
+    """What an HTML page loads by itself: (URL, what asks for it)."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.found: list[tuple[str, str]] = []
+        self._in: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = {k: v or "" for k, v in attrs}
+        for name in _LOADS.get(tag, ()):
+            for url in (a.get(name, "").split(",") if name == "srcset" else [a.get(name, "")]):
+                if url.strip():
+                    self.found.append((url.split()[0], f"<{tag} {name}>"))
+        rels = set(a.get("rel", "").lower().split())
+        if tag == "link" and a.get("href") and not rels <= _NOT_LOADED:
+            self.found.append((a["href"], f"<link rel={a.get('rel')}>"))
+        self.found += [(url, f"<{tag} style=url()>") for url in _css_loads(a.get("style", ""))]
+        classes = a.get("class", "").split()
+        if "mermaid" in classes:  # material's bundle then loads mermaid from unpkg.com
+            self.found.append(("https://unpkg.com/mermaid", f"<{tag} class=mermaid> (material loads mermaid)"))
+        if "md-source" in classes and re.match(r"https?://(www\.)?(github|gitlab)\.com/", a.get("href", "")):
+            self.found.append(("https://api.github.com/repos/", "<a class=md-source> (material fetches the "
+                               "repository's facts)"))
+        self._in = tag if tag in ("style", "script") and not a.get("src") and "json" not in a.get("type", "") else None
+
+    def handle_data(self, data):
+        if self._in == "style":
+            self.found += [(url, "<style>") for url in _css_loads(data)]
+        elif self._in == "script":
+            self.found += [(url, "<script> import") for url in _JS_LOADS.findall(data)]
+
+    def handle_endtag(self, tag):
+        self._in = None
+
+
+def _static_loads(site: Path) -> list[tuple[str, str, str]]:
+    """(file, URL, what asks for it) for every load from outside the site in its HTML, CSS and JS."""
+    found = []
+    for path in sorted(site.rglob("*")):
+        if path.suffix not in (".html", ".css", ".js"):
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if path.suffix == ".html":
+            parser = _Loads()
+            parser.feed(text)
+            loads = parser.found
+        else:  # a stylesheet's @import/url(); a script's import/importScripts/Worker, and url() in its CSS
+            loads = [(url, "@import/url()") for url in _css_loads(text)]
+            if path.suffix == ".js":
+                loads += [(url, "import") for url in _JS_LOADS.findall(text)]
+        found += [(path.relative_to(site).as_posix(), url, why) for url, why in loads if _OUTSIDE.match(url)]
+    return found
+
+
+def _report(rows: list[tuple[str, ...]], limit: int = 30) -> str:
+    lines = [" → ".join(row) for row in rows]
+    return "\n  ".join(lines[:limit] + ([f"... and {len(lines) - limit} more"] if len(lines) > limit else []))
+
+
+def test_built_files_load_nothing_from_outside_the_site(built_site):
+    """No browser needed: every <script src>, loading <link href>, <img src>/srcset, <iframe src>,
+    <style>/style= url() and @import in the built HTML, and every @import/url()/import in its CSS and
+    JS, stays on the site (no fonts.googleapis.com, no unpkg.com, no CDN); a plain <a href> is a
+    link, not a request. Also no element that makes material's bundle fetch from outside (a mermaid
+    block: unpkg.com; a GitHub/GitLab repository link: its API)."""
+    assert _pages(built_site), f"no page in {built_site}"
+    outside = _static_loads(built_site)
+    if outside:
+        pytest.fail(f"{len(outside)} load(s) from outside the site (file → URL → what asks for it):\n  "
+                    + _report(outside))
+
+
+# -- no request leaves the site, and no page is wider than the window: in a browser ---------------
+def _requests(driver) -> list[tuple[str, str]]:
+    """(the page that asked, URL) of every request since the last call (CDP Network events)."""
+    out = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        params = message.get("params", {})
+        if message.get("method") == "Network.requestWillBeSent":
+            out.append((params.get("documentURL", ""), params["request"]["url"]))
+        elif message.get("method") == "Network.webSocketCreated":
+            out.append(("(a WebSocket)", params["url"]))
+    return out
+
+
+def _settle(driver, quiet: float = 0.15, timeout: float = 10.0) -> list[tuple[str, str]]:
+    """The requests made since the last call, once none has been made for `quiet` seconds (lazy
+    loads included: material starts its own, such as mermaid's, as the page is set up). A request
+    made later still is credited to its page by its documentURL when it is read."""
+    seen = _requests(driver)
+    end, last = time.monotonic() + timeout, time.monotonic()
+    while time.monotonic() < end and time.monotonic() - last < quiet:
+        time.sleep(0.1)
+        new = _requests(driver)
+        if new:
+            seen, last = seen + new, time.monotonic()
+    return seen
+
+
+# What sticks out of its page at the window's width: the page wider than the window; an element in
+# the text that reaches past the content column without a box of its own that scrolls sideways; a
+# table that does not fit the column (its last columns hidden until one scrolls its box). A code
+# block is allowed to scroll inside its own box.
+_TOO_WIDE = """
+const root = document.documentElement, out = [];
+if (root.scrollWidth > root.clientWidth)
+  out.push(`the page is ${root.scrollWidth} px wide in a ${root.clientWidth} px window`);
+const column = document.querySelector('.md-content'), article = document.querySelector('article');
+if (!column || !article) return out;
+const edge = column.getBoundingClientRect().right;
+const text = e => e.textContent.trim().replace(/\\s+/g, ' ').slice(0, 60);
+const under = e => {  // the heading the element is under
+  for (let h = e; h && h !== article; h = h.previousElementSibling || h.parentElement)
+    if (/^H[1-6]$/.test(h.tagName) && h.id) return `#${h.id}`;
+  return 'the top';
+};
+for (const e of article.querySelectorAll('*')) {
+  const r = e.getBoundingClientRect();
+  if (!r.width || r.right <= edge + 1) continue;
+  let scrolls = false;
+  for (let a = e.parentElement; a && a !== article && !scrolls; a = a.parentElement)
+    scrolls = ['auto', 'scroll'].includes(getComputedStyle(a).overflowX);
+  if (!scrolls)
+    out.push(`<${e.tagName.toLowerCase()}> "${text(e)}" under ${under(e)} reaches ${Math.round(r.right - edge)} px `
+             + 'past the text column');
+}
+for (const w of article.querySelectorAll('.md-typeset__scrollwrap'))
+  if (w.scrollWidth > w.clientWidth + 1)
+    out.push(`the table under ${under(w)} is ${w.scrollWidth} px wide in a ${w.clientWidth} px column `
+             + `(columns ${[...w.querySelector('tr').cells].map(text).join(' | ')})`);
+return out.slice(0, 10);
+"""
+
+
+def test_every_page_requests_nothing_outside_and_fits_the_window(request):
+    """Every page of the built site, opened in headless Chromium from a local server: every request
+    it makes (Chrome DevTools Protocol Network events, lazy ones included) is to that server; and
+    at 1280 px nothing makes the page wider than the window or sticks out of the text column, and
+    every table fits the column: only inner boxes (code blocks, wide formulas) scroll sideways."""
+    driver = _browser(network_log=True)  # skips before building where there is no browser
+    built_site, url = request.getfixturevalue("built_site"), request.getfixturevalue("site")
+    local = urlsplit(url).netloc
+    requests, too_wide = [], []
+    try:
+        assert driver.execute_script("return window.innerWidth") == WIDTH
+        for page in _pages(built_site):
+            driver.get(url + page)
+            requests += [(document or url + page, target) for document, target in _settle(driver)]
+            too_wide += [f"{page or '/'}: {what}" for what in driver.execute_script(_TOO_WIDE)]
+        requests += _settle(driver, quiet=0.5)  # late ones, of the last page
+    finally:
+        driver.quit()
+    assert len(requests) >= len(_pages(built_site)), "the network log missed pages"
+    outside = list(dict.fromkeys((document.removeprefix(url) or "/", target) for document, target in requests
+                                 if urlsplit(target).scheme in ("http", "https", "ws", "wss", "ftp")
+                                 and urlsplit(target).netloc != local))
+    problems = []
+    if outside:
+        problems.append(f"{len(outside)} request(s) leave the local server {local} (page → URL):\n  "
+                        + _report(outside))
+    if too_wide:
+        problems.append(f"at {WIDTH} px, wider than the window or cut (page: what):\n  "
+                        + _report([(w,) for w in too_wide]))
+    if problems:
+        pytest.fail("\n".join(problems))
 
 
 def _wait(predicate, timeout=60.0):  # generous: CI machines are slow and loaded
@@ -180,7 +427,7 @@ def test_site_renders_math_navigates_and_searches(request):
         for tex in ("\\frac", "\\hat", "\\beta", "$$", "\\left"):
             assert tex not in text
         # navigation: a nav link changes the page
-        link = driver.find_element(By.CSS_SELECTOR, 'nav.md-nav--primary a[href$="sgd/"]')
+        link = driver.find_element(By.CSS_SELECTOR, 'nav.md-nav--primary a[href$="/sgd/"]')
         link.click()
         assert _wait(lambda: driver.current_url.rstrip("/").endswith("optimizers/sgd"))
         assert _wait(lambda: driver.find_element(By.TAG_NAME, "h1").text.strip() == "SGD")
