@@ -165,9 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     entries = [e for e in library_optimizers()
                if (not args.only or e.library in args.only) and (not args.spec or e.spec in args.spec)]
+    from tqdm import tqdm
+
     start = time.perf_counter()
-    runs = board(entries, progress=lambda r: print(f"{r.library} {r.optimizer} [{r.dtype}]: {r.verdict}",
-                                                     file=sys.stderr, flush=True))
+    # progress on stderr, shown on a terminal only (disable=None): captured output stays clean
+    with tqdm(total=len(entries) * len(DTYPES), desc="board", unit="run", disable=None, leave=False) as bar:
+        runs = board(entries, progress=lambda r: (bar.set_postfix_str(f"{r.optimizer} {r.verdict}"), bar.update()))
     if args.json:
         Path(args.json).write_text(json.dumps([asdict(r) for r in runs], indent=1) + "\n", encoding="utf-8")
     if args.markdown:
