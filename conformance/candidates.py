@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .golden import Case, Spec
+from .names import NameMap, name_map
 
 
 class UsageError(Exception):
@@ -109,7 +110,9 @@ def _is_torch_optimizer_class(obj: Any) -> bool:
     return torch is not None and inspect.isclass(obj) and issubclass(obj, torch.optim.Optimizer)
 
 
-APIS = ("torch", "numpy", "functional")
+APIS = ("torch", "numpy", "functional", "optax", "keras")
+# APIs whose candidates compute in NumPy-like dtypes only and cannot run closed-loop specs
+ARRAY_APIS = ("numpy", "functional", "optax", "keras")
 
 
 def _is_functional(obj: Any) -> bool:
@@ -118,12 +121,25 @@ def _is_functional(obj: Any) -> bool:
         and not hasattr(obj, "step")
 
 
+def _is_keras_optimizer_class(obj: Any) -> bool:
+    keras = sys.modules.get("keras")  # a Keras optimizer's module has imported keras
+    try:
+        return keras is not None and inspect.isclass(obj) and issubclass(obj, keras.optimizers.Optimizer)
+    except AttributeError:
+        return False
+
+
 def detect_api(obj: Any) -> str:
     declared = getattr(obj, "conformance_api", None)
     if declared in APIS:
         return declared
     if _is_torch_optimizer_class(obj):
         return "torch"
+    root = (getattr(obj, "__module__", "") or "").split(".")[0]
+    if root == "optax":  # optax.adam, optax.chain-building factories of optax itself
+        return "optax"
+    if root == "keras" or _is_keras_optimizer_class(obj):
+        return "keras"
     if inspect.isclass(obj):
         return "functional" if _is_functional(obj) else "numpy"
     # A factory: ask it for an optimizer over one throwaway parameter and look at what it returns
@@ -156,10 +172,13 @@ def detect_api(obj: Any) -> str:
 class Candidate:
     path: str
     target: Callable[..., Any]
-    api: str  # "torch", "numpy" or "functional"
+    api: str  # "torch", "numpy", "functional", "optax" or "keras"
     kwargs: dict[str, Any] = field(default_factory=dict)
     # config.hook.pytest_optimizer_conformance_build, set by the plugin (None: no conftest hook)
     hook: Any = field(default=None, repr=False, compare=False)
+    # --optimizer-args: the candidate's argument name -> torch's name (see conformance/names.py)
+    args: dict[str, str] = field(default_factory=dict)
+    jit: bool = True  # optax candidates: update() under jax.jit (--optimizer-no-jit: eagerly)
 
     @classmethod
     def from_path(cls, path: str, kwargs: dict[str, Any] | None = None, api: str = "auto",
@@ -181,7 +200,18 @@ class Candidate:
                 self._sig = None
         return self._sig
 
-    def accepts(self, name: str) -> bool:
+    def names_for(self, spec: Spec) -> NameMap | None:
+        """How the candidate spells the spec's hyperparameters (None: its signature is unknown, and
+        torch's names are passed). Raises :class:`~.names.AmbiguousName`."""
+        cache = self.__dict__.setdefault("_names", {})
+        if spec.id not in cache:
+            cache[spec.id] = name_map(self.target, [hp["name"] for hp in spec.hyperparameters], self.args)
+        return cache[spec.id]
+
+    def accepts(self, name: str, spec: Spec | None = None) -> bool:
+        names = self.names_for(spec) if spec is not None else None
+        if names is not None:
+            return names.maps(name)
         sig = self._signature()
         if sig is None:
             return True
@@ -194,11 +224,11 @@ class Candidate:
 
     def unsupported(self, spec: Spec, case: Case, dtype: str) -> str | None:
         """Why this candidate cannot run this case, or None."""
-        if self.api in ("numpy", "functional") and dtype not in ("float32", "float64"):
-            return f"NumPy candidates run in float32/float64 only, not {dtype}"
+        if self.api in ARRAY_APIS and dtype not in ("float32", "float64"):
+            return f"{self.api} candidates run in float32/float64 only, not {dtype}"
         closed = getattr(case, "closed_loop", False)
-        if self.api == "functional" and closed:
-            return "functional (init/update) candidates are not supported for closed-loop specs"
+        if self.api in ("functional", "optax", "keras") and closed:
+            return f"{self.api} candidates are not supported for closed-loop specs (they take no closure)"
         if self.hooked() and not closed:
             return None  # the hook decides, per case; its fallback is checked in build()
         return self.unsupported_settings(spec, case)
@@ -208,7 +238,7 @@ class Candidate:
         names = {k for g in case.groups for k in g.hyperparameters}
         names |= {c.name for s in case.steps for c in s.changes}
         for name in sorted(names):
-            if self.accepts(name) or name in self.kwargs:
+            if self.accepts(name, spec) or name in self.kwargs:
                 continue
             neutral = spec.neutral(name)
             values = [g.hyperparameters[name] for g in case.groups if name in g.hyperparameters]
@@ -223,8 +253,22 @@ class Candidate:
         return None
 
     def settings(self, spec: Spec, hyperparameters: dict[str, Any]) -> dict[str, Any]:
-        """The hyperparameters passed to the candidate: those it accepts (others are neutral)."""
-        return {k: v for k, v in hyperparameters.items() if self.accepts(k)}
+        """The hyperparameters passed to the candidate, under its own names: those it accepts
+        (the others are neutral in this case, or the case was skipped)."""
+        names = self.names_for(spec)
+        if names is None:
+            return dict(hyperparameters)
+        # a setting the candidate does not name is sent through its **kwargs only when the case
+        # turns the feature on (a **kwargs that rejects unknown names then says so, per case)
+        sent = {k: v for k, v in hyperparameters.items()
+                if k not in names.via_kwargs or spec.neutral(k) is None or v != spec.neutral(k)}
+        return names.translate(sent)
+
+    def own_name(self, spec: Spec, name: str) -> str:
+        """The candidate's name for a scalar setting (what a scheduler changes between steps)."""
+        names = self.names_for(spec)
+        spelled = names.names.get(name) if names is not None else None
+        return spelled[0] if spelled and len(spelled) == 1 else name
 
     def build(self, spec: Spec, case: Case, params: list, hyperparameters: dict[str, Any], dtype: str,
               device: str, default: Callable[[], Any]) -> Any:

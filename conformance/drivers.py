@@ -84,8 +84,9 @@ class TorchDriver(Driver):
     def set_hyperparameter(self, group: int, name: str, value: Any) -> None:
         self.groups[group][name] = value
         pg = self.opt.param_groups[group]
-        if name in pg:
-            pg[name] = value
+        own = self.cand.own_name(self.spec, name)
+        if own in pg:
+            pg[own] = value
         elif value != self.spec.neutral(name):  # never run on with the old setting
             raise CaseSkipped(f"the candidate's param_groups[{group}] has no {name!r} to change between steps "
                               f"(as a scheduler does)")
@@ -163,9 +164,10 @@ class NumpyDriver(Driver):
 
     def set_hyperparameter(self, group: int, name: str, value: Any) -> None:
         opt = self.opts[group]
-        if not hasattr(opt, name):
-            raise CaseSkipped(f"NumPy candidate has no attribute {name!r} to change between steps")
-        setattr(opt, name, value)
+        own = self.cand.own_name(self.spec, name)
+        if not hasattr(opt, own):
+            raise CaseSkipped(f"NumPy candidate has no attribute {own!r} to change between steps")
+        setattr(opt, own, value)
         self.groups[group][name] = value
 
     def step(self, grads: dict[str, np.ndarray | None]) -> None:

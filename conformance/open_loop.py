@@ -148,6 +148,14 @@ def driver(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str, mod
     """The driver of a case run: eager in the candidate's interface, or ``mode="cuda_graph"``."""
     if mode == GRAPH:
         return GraphDriver(cand, spec, case, dtype, device)
+    if cand.api == "optax":  # imported only for such a candidate: JAX stays out of other runs
+        from .drivers_optax import OptaxDriver
+
+        return OptaxDriver(cand, spec, case, dtype, device)
+    if cand.api == "keras":
+        from .drivers_keras import KerasDriver
+
+        return KerasDriver(cand, spec, case, dtype, device)
     return eager_driver(cand, spec, case, dtype, device)
 
 

@@ -41,6 +41,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="the spec to check against (a spec id such as adam, sgd, lbfgs); default: inferred from the class name")
     group.addoption("--optimizer-kwargs", metavar="JSON", default="{}",
                     help="""extra constructor kwargs for every case, e.g. '{"foreach": false}'""")
+    group.addoption("--optimizer-args", metavar="JSON", default="{}",
+                    help="""the candidate's argument names that differ from torch's, e.g. '{"decay": "weight_decay"}' """
+                    "(candidate name -> torch name; common spellings such as learning_rate, b1/b2, beta_1/beta_2 "
+                    "and epsilon are mapped without it)")
+    group.addoption("--optimizer-no-jit", action="store_true",
+                    help="optax candidates: run update() eagerly instead of under jax.jit")
     group.addoption("--optimizer-dtype", metavar="DTYPE", action="append",
                     help="dtype(s) to run in, repeatable or comma-separated (default: float32,float64)")
     group.addoption("--optimizer-device", metavar="DEVICE", default="cpu",
@@ -79,6 +85,16 @@ def _usage(msg: str) -> Exception:
     from .candidates import UsageError
 
     return UsageError(msg)
+
+
+def _json_object(text: str | None, option: str) -> dict:
+    try:
+        value = json.loads(text or "{}")
+    except json.JSONDecodeError as exc:
+        raise _usage(f"{option} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise _usage(f"{option} must be a JSON object of names, e.g. '{{\"decay\": \"weight_decay\"}}'")
+    return value
 
 
 def _dtypes(values: list[str] | None) -> list[str]:
@@ -157,6 +173,14 @@ class ConformanceRun:
         if spec_id not in ids:
             raise UsageError(f"--optimizer-spec={spec_id!r}: unknown spec; known specs: {', '.join(ids)}")
         self.spec: Spec = load_spec(spec_id)
+        self.candidate.args = _json_object(config.getoption("optimizer_args"), "--optimizer-args")
+        self.candidate.jit = not config.getoption("optimizer_no_jit")
+        from .names import AmbiguousName
+
+        try:
+            self.candidate.names_for(self.spec)
+        except AmbiguousName as exc:
+            raise UsageError(f"--optimizer={path}: {exc}") from None
         self.accept = _accepted(config.getoption("optimizer_accept"), self.spec)
         self.dtypes = _dtypes(config.getoption("optimizer_dtype"))
         self.device, self.unavailable = _check_device(config.getoption("optimizer_device"), self.candidate)
