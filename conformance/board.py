@@ -58,7 +58,7 @@ class BoardRun:
     spec: str
     kwargs: dict
     dtype: str
-    verdict: str  # "conforms" | "does not conform" | "not installed" | "cannot run" | "crashed"
+    verdict: str  # "conforms" | "does not conform" | "nothing checked" | "not installed" | "cannot run" | "crashed"
     passed: int = 0
     failed: int = 0
     skipped: int = 0
@@ -115,6 +115,7 @@ def run_entry(entry: LibraryOptimizer, dtype: str, timeout: float = 600.0) -> Bo
                f"--optimizer={entry.path}", f"--optimizer-spec={entry.spec}", f"--optimizer-dtype={dtype}",
                f"--optimizer-kwargs={json.dumps(entry.kwargs)}", f"--optimizer-report={report}"]
         env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+        env.setdefault("KERAS_BACKEND", "torch")  # Keras 3 entries run on the torch backend
         try:
             proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -129,7 +130,7 @@ def run_entry(entry: LibraryOptimizer, dtype: str, timeout: float = 600.0) -> Bo
         doc = json.loads(report.read_text(encoding="utf-8"))
     summary, diag = doc["summary"], doc["diagnosis"]
     run.passed, run.failed, run.skipped = summary["passed"], summary["failed"], summary["skipped"]
-    run.verdict = "conforms" if diag["verdict"] == "conforms" else "does not conform"
+    run.verdict = {"conforms": "conforms", "no cases ran": "nothing checked"}.get(diag["verdict"], "does not conform")
     run.diagnosis = " ".join(diag["text"].split()) if diag["verdict"] != "conforms" else ", ".join(diag["variants"])
     run.findings = list(doc.get("findings", []))
     return run

@@ -18,7 +18,7 @@ import sympy as sp
 from .cases import CaseBuilder, HyperparameterChange
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
-from .spec import Spec
+from .spec import Implementation, Spec
 
 lr = sp.Symbol("gamma", positive=True)  # γ
 rho = sp.Symbol("rho", nonnegative=True)  # ρ
@@ -195,4 +195,8 @@ SPEC = Spec(
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,
+    implementations=(
+        Implementation("optax", "optax.adadelta", note="optax/_src/alias.py adadelta"),
+        Implementation("keras", "keras.optimizers.Adadelta", note="keras/src/optimizers/adadelta.py Adadelta"),
+    ),
 )

@@ -20,7 +20,7 @@ import sympy as sp
 from .cases import CaseBuilder, HyperparameterChange
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
-from .spec import Spec
+from .spec import Implementation, Spec
 
 lr = sp.Symbol("gamma", positive=True)  # γ
 lr_decay = sp.Symbol("eta", nonnegative=True)  # η, the learning-rate decay
@@ -222,4 +222,8 @@ SPEC = Spec(
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,
+    implementations=(
+        Implementation("optax", "optax.adagrad", note="optax/_src/alias.py adagrad"),
+        Implementation("keras", "keras.optimizers.Adagrad", note="keras/src/optimizers/adagrad.py Adagrad"),
+    ),
 )

@@ -16,7 +16,7 @@ import sympy as sp
 from .cases import CaseBuilder, HyperparameterChange
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
-from .spec import Spec
+from .spec import Implementation, Spec
 
 lr = sp.Symbol("gamma", positive=True)  # γ
 beta1 = sp.Symbol("beta_1", positive=True)  # β₁
@@ -298,4 +298,8 @@ SPEC = Spec(
     variants=VARIANTS,
     cases=cases("adam", "0.25"),
     closed_forms=CLOSED_FORMS,
+    implementations=(
+        Implementation("optax", "optax.adam", note="optax/_src/alias.py adam"),
+        Implementation("keras", "keras.optimizers.Adam", note="keras/src/optimizers/adam.py Adam"),
+    ),
 )

@@ -203,6 +203,8 @@ SPEC = Spec(
     cases=CASES,
     closed_forms=CLOSED_FORMS,
     implementations=(
+        Implementation("optax", "optax.adamax", note="optax/_src/alias.py adamax"),
+        Implementation("keras", "keras.optimizers.Adamax", note="keras/src/optimizers/adamax.py Adamax"),
         Implementation("pytorch-optimizer", "pytorch_optimizer.AdaMax", note="pytorch_optimizer/optimizer/adamax.py AdaMax"),
     ),
 )

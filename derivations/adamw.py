@@ -94,6 +94,8 @@ SPEC = Spec(
     cases=adam.cases("adamw", "0.5"),
     closed_forms=CLOSED_FORMS,
     implementations=(
+        Implementation("optax", "optax.adamw", note="optax/_src/alias.py adamw"),
+        Implementation("keras", "keras.optimizers.AdamW", note="keras/src/optimizers/adamw.py AdamW"),
         Implementation("pytorch-optimizer", "pytorch_optimizer.AdamW", note="pytorch_optimizer/optimizer/adamw.py AdamW"),
     ),
 )

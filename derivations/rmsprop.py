@@ -266,6 +266,8 @@ SPEC = Spec(
     cases=CASES,
     closed_forms=CLOSED_FORMS,
     implementations=(
+        Implementation("optax", "optax.rmsprop", note="optax/_src/alias.py rmsprop"),
+        Implementation("keras", "keras.optimizers.RMSprop", note="keras/src/optimizers/rmsprop.py RMSprop"),
         Implementation("timm", "timm.optim.rmsprop_tf.RMSpropTF", note="timm/optim/rmsprop_tf.py RMSpropTF"),
     ),
 )

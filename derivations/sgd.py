@@ -271,6 +271,8 @@ SPEC = Spec(
     cases=CASES,
     closed_forms=CLOSED_FORMS,
     implementations=(
+        Implementation("optax", "optax.sgd", note="optax/_src/alias.py sgd"),
+        Implementation("keras", "keras.optimizers.SGD", note="keras/src/optimizers/sgd.py SGD"),
         Implementation("timm", "timm.optim.sgdw.SGDW", note="timm/optim/sgdw.py SGDW (decoupled decay)"),
     ),
 )
