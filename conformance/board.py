@@ -173,7 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     with tqdm(total=len(entries) * len(DTYPES), desc="board", unit="run", disable=None, leave=False) as bar:
         runs = board(entries, progress=lambda r: (bar.set_postfix_str(f"{r.optimizer} {r.verdict}"), bar.update()))
     if args.json:
-        Path(args.json).write_text(json.dumps([asdict(r) for r in runs], indent=1) + "\n", encoding="utf-8")
+        import platform
+        from datetime import date
+
+        env = {"date": date.today().isoformat(), "python": platform.python_version(), "machine": platform.machine(),
+               "torch": version_of("torch"), "seconds": time.perf_counter() - start}
+        doc = {"environment": env, "runs": [asdict(r) for r in runs]}
+        Path(args.json).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     if args.markdown:
         print(markdown(runs))
     ran = [r for r in runs if r.verdict != "not installed"]

@@ -35,6 +35,7 @@ from .rule import Assign, Rule, changed_lines, t
 
 OPTIMIZERS_DIR = "optimizers"
 MATRIX_PAGE = "conformance-matrix.md"
+BOARD_PAGE = "third-party.md"
 SCHEMA_PAGE = "golden-schema.md"
 FINDINGS = "findings.md"  # the hand-written page on acceptable variants
 
@@ -647,10 +648,46 @@ def schema_page() -> Page:
     return Page(SCHEMA_PAGE, "\n".join(out) + "\n")
 
 
+def board_page(board_json: str | None) -> Page:
+    """The third-party board: a real run of ``python -m optimizer_conformance.conformance.board``
+    (its ``--json`` file, named by ``OPTIMIZER_CONFORMANCE_BOARD`` when the site is built)."""
+    out = ["# Third-party conformance", "",
+           "Library implementations checked against the spec they are named after, each in a fresh "
+           "`pytest --optimizer=... --optimizer-report=...` process: the libraries' own code, installed from "
+           "the package index, run on the goldens. The list of implementations is part of each spec "
+           "(`implementations` in `derivations/<spec>.py`, written into the golden index).", ""]
+    if not board_json:
+        out += ['!!! warning "Not run in this build"',
+                "    Build with `OPTIMIZER_CONFORMANCE_BOARD=board.json` after "
+                "`python -m optimizer_conformance.conformance.board --json board.json` (CI does).", ""]
+        return Page(BOARD_PAGE, "\n".join(out) + "\n")
+    with open(board_json, encoding="utf-8") as fh:
+        doc = json.load(fh)
+    runs, meta = doc["runs"], doc["environment"]
+    ran = [r for r in runs if r["verdict"] != "not installed"]
+    entries = sorted({(r["library"], r["optimizer"]) for r in ran})
+    out += [f"Run on {_e(meta['date'])}: torch {_e(meta.get('torch') or '—')} · Python {_e(meta['python'])} · "
+            f"{_e(meta['machine'])} · {len(ran)} runs of {len(entries)} implementations in "
+            f"{meta['seconds']:.0f} s: **{sum(r['verdict'] == 'conforms' for r in ran)} conform**.", ""]
+    missing = sorted({r["library"] for r in runs if r["verdict"] == "not installed"})
+    if missing:
+        out += [f"Not installed where this was built (not run): {', '.join(missing)}.", ""]
+    out += ["| library | version | optimizer | spec | dtype | verdict | cases pass/fail/skip | diagnosis |",
+            "|---|---|---|---|---|---|---|---|"]
+    for r in ran:
+        kw = "".join(f" `{k}={v!r}`" for k, v in r["kwargs"].items())
+        out.append(f"| {_md_cell(r['library'])} | {_md_cell(r['version'])} | `{_md_cell(r['optimizer'])}`{kw} | "
+                   f"[`{r['spec']}`]({OPTIMIZERS_DIR}/{r['spec']}.md) | {r['dtype']} | {_md_cell(r['verdict'])} | "
+                   f"{r['passed']}/{r['failed']}/{r['skipped']} | {_md_cell(r['diagnosis'] or '—')} |")
+    out += ["", "Where an implementation deviates, the spec's page names the catalogued variant it matches, with "
+            "the rule line it changes and the library source that implements it.", ""]
+    return Page(BOARD_PAGE, "\n".join(out) + "\n")
+
+
 # -- the site --------------------------------------------------------------------------------------
-def pages(proofs: bool = True, sweep: bool = True, plot: bool = True) -> list[Page]:
+def pages(proofs: bool = True, sweep: bool = True, plot: bool = True, board_json: str | None = None) -> list[Page]:
     """Every generated page (and its assets): what the mkdocs hook adds to the site."""
-    out = [optimizers_index()]
+    out = [optimizers_index(), board_page(board_json)]
     out += [spec_page(spec, proofs=proofs, plot=plot) for spec in SPECS.values()]
     if sweep:
         out.append(matrix_page())

@@ -8,7 +8,8 @@ to the nav's "Optimizers" section. Nothing generated is committed.
 running the sweep) for a quick preview; ``nox -s docs`` and CI build the full site.
 ``OPTIMIZER_CONFORMANCE_DOCS_SWEEP=adamw,asgd`` runs the sweep for those specs only (the
 conformance matrix then has just their tables; ``tests/test_docs.py`` builds the site so, to lay
-out the widest tables in a few seconds).
+out the widest tables in a few seconds). ``OPTIMIZER_CONFORMANCE_BOARD=board.json`` renders the
+third-party board from a run of ``python -m optimizer_conformance.conformance.board --json``.
 
 Every page's table cells get a ``<wbr>`` (a line-break opportunity, invisible, not copied) after
 the ``.``, ``/``, ``(``, ``_``, ``=`` and ``,`` of a long token, so that a cell holding
@@ -25,6 +26,7 @@ import re
 from mkdocs.structure.files import File
 
 QUICK = os.environ.get("OPTIMIZER_CONFORMANCE_DOCS_QUICK", "") not in ("", "0")
+BOARD = os.environ.get("OPTIMIZER_CONFORMANCE_BOARD", "")  # a board --json file: the third-party page
 SWEEP = [s.strip() for s in os.environ.get("OPTIMIZER_CONFORMANCE_DOCS_SWEEP", "").split(",") if s.strip()]
 
 
@@ -41,7 +43,7 @@ def on_config(config):
 def on_files(files, config):
     from optimizer_conformance.derivations import docs
 
-    pages = docs.pages(proofs=not QUICK, sweep=not QUICK and not SWEEP)
+    pages = docs.pages(proofs=not QUICK, sweep=not QUICK and not SWEEP, board_json=BOARD or None)
     if SWEEP:
         matrix = docs.matrix_page(SWEEP)
         note = (f'!!! warning "Partial run"\n    This build ran the sweep for {", ".join(SWEEP)} only '
