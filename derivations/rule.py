@@ -38,6 +38,10 @@ ndim = sp.Symbol("n_dim", integer=True, nonnegative=True)
 # dimensions): Muon scales its step by the aspect ratio.
 n_rows = sp.Symbol("n_rows", integer=True, positive=True)
 n_cols = sp.Symbol("n_cols", integer=True, positive=True)
+# The number of optimizer.step() calls so far, this one included, whether or not this param had a
+# gradient on them: an implementation that keeps one step count per param group (timm's Lamb,
+# pytorch_optimizer's) bias-corrects with it; only variants use it.
+steps_taken = sp.Symbol("steps_taken", integer=True, positive=True)
 
 
 class F32(sp.Function):

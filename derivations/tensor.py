@@ -128,6 +128,92 @@ class Mean(TensorFunction):
         return r"\operatorname{mean}\left(" + printer._print(self.args[0]) + r"\right)"
 
 
+class SumSq(TensorFunction):
+    r"""Sum of squares over every element of the parameter: ``x.pow(2).sum()`` (a per-tensor norm,
+    squared: NovoGrad's second moment).
+
+    Bound (units of u): squaring xᵢ adds 2|xᵢ|eᵢ + xᵢ² (one rounding each); recursive summation of n
+    terms adds at most (n − 1)·Σxᵢ² (any summation order, pairwise included, is within it); so
+    e = Σ 2|xᵢ|eᵢ + n·Σxᵢ². Unlike the means, a sum of a constant depends on n, so nothing
+    simplifies symbolically.
+    """
+
+    axes = "all"
+
+    @classmethod
+    def eval(cls, x, *scalars):
+        return None
+
+    def _eval_is_nonnegative(self):
+        return True
+
+    @classmethod
+    def exact(cls, x: np.ndarray, *scalars) -> np.ndarray:
+        total = sum((xi * xi for xi in x.reshape(-1)), start=0 * x.reshape(-1)[0])
+        out = np.empty(x.shape, dtype=object)
+        out[...] = total
+        return out if x.ndim else np.array(total, dtype=object)
+
+    @classmethod
+    def bound(cls, v: np.ndarray, e: np.ndarray, *scalars) -> tuple[np.ndarray, np.ndarray]:
+        n = v.size
+        s = float(np.sum(v * v))
+        err = float(np.sum(2 * np.abs(v) * e)) + n * s
+        return np.full(v.shape, s), np.full(v.shape, err)
+
+    @classmethod
+    def propagate(cls, v: np.ndarray, e: np.ndarray, *scalars) -> np.ndarray:
+        return np.full(v.shape, float(np.sum(2 * np.abs(v) * e)))
+
+    def _latex(self, printer):
+        return r"\left\lVert " + printer._print(self.args[0]) + r" \right\rVert^{2}"
+
+
+class Norm(TensorFunction):
+    r"""Euclidean (Frobenius) norm over every element of the parameter: ``x.norm()``, one per tensor
+    (the "layer" of LAMB, LARS and NovoGrad).
+
+    Bound (units of u): the sum of squares as :class:`SumSq` (s, eₛ = Σ 2|xᵢ|eᵢ + n·s), then the
+    square root: e = eₛ/(2√s) + √s (√eₛ when s = 0). A norm computed with a scaling step or in a
+    wider accumulator (BLAS nrm2, torch's vectorised reduction) is within it.
+    """
+
+    axes = "all"
+
+    @classmethod
+    def eval(cls, x, *scalars):
+        return None
+
+    def _eval_is_nonnegative(self):
+        return True
+
+    @classmethod
+    def exact(cls, x: np.ndarray, *scalars) -> np.ndarray:
+        import mpmath
+
+        total = sum((xi * xi for xi in x.reshape(-1)), start=0 * x.reshape(-1)[0])
+        norm = mpmath.sqrt(total)
+        out = np.empty(x.shape, dtype=object)
+        out[...] = norm
+        return out if x.ndim else np.array(norm, dtype=object)
+
+    @classmethod
+    def bound(cls, v: np.ndarray, e: np.ndarray, *scalars) -> tuple[np.ndarray, np.ndarray]:
+        s, es = SumSq.bound(v, e)
+        s, es = float(s.reshape(-1)[0]), float(es.reshape(-1)[0])
+        norm = float(np.sqrt(s))
+        err = es / (2 * norm) + norm if norm else float(np.sqrt(es))
+        return np.full(v.shape, norm), np.full(v.shape, err)
+
+    @classmethod
+    def propagate(cls, v: np.ndarray, e: np.ndarray, *scalars) -> np.ndarray:
+        norm = float(np.sqrt(np.sum(v * v)))
+        return np.full(v.shape, float(np.sum(np.abs(v) * e)) / norm if norm else float(np.sum(e)))
+
+    def _latex(self, printer):
+        return r"\left\lVert " + printer._print(self.args[0]) + r" \right\rVert"
+
+
 def tensor_nodes(expr: sp.Expr) -> list[sp.Expr]:
     """The tensor-function applications in ``expr``, innermost first."""
     return [node for node in sp.postorder_traversal(expr) if isinstance(node, TensorFunction)]
