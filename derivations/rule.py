@@ -32,6 +32,10 @@ present = sp.Symbol("present")
 # Whether the optimizer was rebuilt from a state_dict on this step or an earlier one (only an
 # acceptable variant uses it: torch's load_state_dict casts float32 scalar state to the param dtype).
 reloaded = sp.Symbol("reloaded")
+# The number of optimizer.step() calls so far, this one included: a library's global counter
+# (pytorch_optimizer's MADGRAD keeps one ``state['k']`` for all params, advanced even for a param
+# without a gradient), where the per-parameter step ``t`` counts only the param's own steps.
+calls = sp.Symbol("calls", integer=True, positive=True)
 # The parameter's number of dimensions (Adafactor factors the second moment of ≥ 2-D params).
 ndim = sp.Symbol("n_dim", integer=True, nonnegative=True)
 # A matrix parameter's numbers of rows and columns (dims −2 and −1; 1 where the param has fewer
