@@ -15,6 +15,7 @@ The rules for one operation, with ``u = 1`` (the bound is linear in ``u``)::
     √a           e = e_a / (2√a) + √a
     a ** n       e = |n·a**(n−1)|·e_a + |a**n|
     max(a, b)    e = max(e_a, e_b)
+    a mod b      e = 0                                (integer counters only)
     Piecewise    the error of the branch taken
 
 Inputs are exact (e = 0): gradients and initial parameters are representable in every dtype,
@@ -139,6 +140,10 @@ def ev(expr: sp.Expr, env: Mapping[sp.Symbol, Pair], rounding: bool = True) -> P
         # A declared float32 rounding is part of the definition being bounded, not an error.
         v, e = ev(expr.args[0], env, rounding)
         return float(np.float32(v)), e
+    if isinstance(expr, sp.Mod):
+        # integer arithmetic on counters (Lookahead's sync every k calls): exact
+        a, b = (ev(x, env, rounding)[0] for x in expr.args)
+        return float(a % b), 0.0
     if isinstance(expr, sp.sign):
         v, _ = ev(expr.args[0], env)
         return float(math.copysign(1.0, v) if v else 0.0), 0.0

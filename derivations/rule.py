@@ -39,8 +39,9 @@ ndim = sp.Symbol("n_dim", integer=True, nonnegative=True)
 n_rows = sp.Symbol("n_rows", integer=True, positive=True)
 n_cols = sp.Symbol("n_cols", integer=True, positive=True)
 # The number of optimizer.step() calls so far, this one included, whether or not this param had a
-# gradient on them: an implementation that keeps one step count per param group (timm's Lamb,
-# pytorch_optimizer's) bias-corrects with it; only variants use it.
+# gradient on them: an implementation that keeps one step count per param group or optimizer
+# (timm's Lamb, pytorch_optimizer's MADGRAD ``state['k']``) uses it where the per-parameter step t
+# counts only the param's own steps; Lookahead syncs every k calls.
 steps_taken = sp.Symbol("steps_taken", integer=True, positive=True)
 
 

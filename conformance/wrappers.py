@@ -1,0 +1,87 @@
+"""Candidates for wrapper specs (Lookahead): factories that take params, as ``--optimizer`` needs.
+
+The libraries' Lookahead wraps an optimizer *instance*, so the harness cannot build it from param
+groups directly. Each factory here builds the inner torch optimizer from the param groups and the
+settings it is given (torch's names), and wraps it in the library's Lookahead with ``k`` and
+``alpha``; it computes nothing itself. ``k`` and ``alpha`` are taken from the keyword arguments
+(the harness passes the first group's settings) and removed from the groups, where the inner
+optimizer has no use for them. Use them as ``--optimizer=optimizer_conformance.conformance.wrappers:<name>``.
+
+* ``pytorch_optimizer_lookahead_{sgd,adam}``: ``pytorch_optimizer.Lookahead`` (pullback_momentum
+  passes through, default ``'none'``). It refuses α = 1 (``validate_range(alpha, 'alpha', 0.0, 1.0)``
+  in ``Lookahead.__init__``, a half-open range [0, 1)): that refusal is reported as a skipped case
+  (the library cannot express the setting), never as a pass.
+* ``timm_lookahead_{sgd,adam}``: ``timm.optim.lookahead.Lookahead`` (its default k is 6: every case
+  sets k).
+* ``torch_optimizer_lookahead_{sgd,adam}``: ``torch_optimizer.Lookahead``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .candidates import CaseSkipped
+
+_LOOKAHEAD = ("k", "alpha")
+
+
+def _inner(name: str, params: Any, settings: dict[str, Any]):
+    import torch
+
+    cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[name]
+    params = list(params)
+    if params and isinstance(params[0], dict):
+        params = [{key: v for key, v in group.items() if key not in _LOOKAHEAD} for group in params]
+    return cls(params, **settings)
+
+
+def _pytorch_optimizer(inner: str, params, k, alpha, pullback_momentum, settings):
+    from pytorch_optimizer import Lookahead
+
+    try:
+        return Lookahead(_inner(inner, params, settings), k=k, alpha=alpha, pullback_momentum=pullback_momentum)
+    except ValueError as exc:
+        if alpha == 1:
+            raise CaseSkipped(f"pytorch_optimizer.Lookahead refuses alpha=1 ({exc}; pytorch_optimizer/optimizer/"
+                              f"lookahead.py Lookahead.__init__, validate_range(alpha, 'alpha', 0.0, 1.0))") from exc
+        raise
+
+
+def pytorch_optimizer_lookahead_sgd(params, k: int = 5, alpha: float = 0.5, pullback_momentum: str = "none",
+                                    **settings):
+    """pytorch_optimizer.Lookahead(torch.optim.SGD(params, **settings), k, alpha, pullback_momentum)."""
+    return _pytorch_optimizer("sgd", params, k, alpha, pullback_momentum, settings)
+
+
+def pytorch_optimizer_lookahead_adam(params, k: int = 5, alpha: float = 0.5, pullback_momentum: str = "none",
+                                     **settings):
+    """pytorch_optimizer.Lookahead(torch.optim.Adam(params, **settings), k, alpha, pullback_momentum)."""
+    return _pytorch_optimizer("adam", params, k, alpha, pullback_momentum, settings)
+
+
+def timm_lookahead_sgd(params, k: int = 6, alpha: float = 0.5, **settings):
+    """timm.optim.lookahead.Lookahead(torch.optim.SGD(params, **settings), alpha, k)."""
+    from timm.optim.lookahead import Lookahead
+
+    return Lookahead(_inner("sgd", params, settings), alpha=alpha, k=k)
+
+
+def timm_lookahead_adam(params, k: int = 6, alpha: float = 0.5, **settings):
+    """timm.optim.lookahead.Lookahead(torch.optim.Adam(params, **settings), alpha, k)."""
+    from timm.optim.lookahead import Lookahead
+
+    return Lookahead(_inner("adam", params, settings), alpha=alpha, k=k)
+
+
+def torch_optimizer_lookahead_sgd(params, k: int = 5, alpha: float = 0.5, **settings):
+    """torch_optimizer.Lookahead(torch.optim.SGD(params, **settings), k, alpha)."""
+    from torch_optimizer import Lookahead
+
+    return Lookahead(_inner("sgd", params, settings), k=k, alpha=alpha)
+
+
+def torch_optimizer_lookahead_adam(params, k: int = 5, alpha: float = 0.5, **settings):
+    """torch_optimizer.Lookahead(torch.optim.Adam(params, **settings), k, alpha)."""
+    from torch_optimizer import Lookahead
+
+    return Lookahead(_inner("adam", params, settings), k=k, alpha=alpha)
