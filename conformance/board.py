@@ -100,50 +100,64 @@ def preload() -> None:
         sys.modules[name] = pkg
 
 
-def run_entry(entry: LibraryOptimizer, dtype: str, timeout: float = 600.0) -> BoardRun:
+def run_entry(entry: LibraryOptimizer, dtypes=DTYPES, timeout: float = 600.0) -> list[BoardRun]:
+    """One fresh ``pytest --optimizer`` process over every dtype (torch is imported once); a run
+    per dtype: its cases' outcomes, and the diagnosis of the whole process."""
     version = version_of(entry.library)
-    run = BoardRun(entry.library, version, entry.path, entry.spec, dict(entry.kwargs), dtype, "not installed",
-                   why=entry.why)
+    runs = [BoardRun(entry.library, version, entry.path, entry.spec, dict(entry.kwargs), d, "not installed",
+                     why=entry.why) for d in dtypes]
     if version is None:
-        return run
+        return runs
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
         (Path(tmp) / "conftest.py").write_text(
             "from optimizer_conformance.conformance.board import preload\npreload()\n", encoding="utf-8")
         cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", f"--rootdir={tmp}",
-               f"--optimizer={entry.path}", f"--optimizer-spec={entry.spec}", f"--optimizer-dtype={dtype}",
+               f"--optimizer={entry.path}", f"--optimizer-spec={entry.spec}", f"--optimizer-dtype={','.join(dtypes)}",
                f"--optimizer-kwargs={json.dumps(entry.kwargs)}", f"--optimizer-report={report}"]
         env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
         env.setdefault("KERAS_BACKEND", "torch")  # Keras 3 entries run on the torch backend
         try:
             proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
-            run.verdict, run.diagnosis = "crashed", f"did not finish within {timeout:g} s"
-            return run
-        run.seconds = time.perf_counter() - start
+            for run in runs:
+                run.verdict, run.diagnosis = "crashed", f"did not finish within {timeout:g} s"
+            return runs
+        seconds = time.perf_counter() - start
         if proc.returncode == 4 or not report.exists():
             lines = [x for x in (proc.stderr + proc.stdout).strip().splitlines() if x.strip()]
-            run.verdict = "cannot run"
-            run.diagnosis = lines[-1].removeprefix("ERROR: ") if lines else f"exit {proc.returncode}"
-            return run
+            for run in runs:
+                run.verdict = "cannot run"
+                run.diagnosis = lines[-1].removeprefix("ERROR: ") if lines else f"exit {proc.returncode}"
+            return runs
         doc = json.loads(report.read_text(encoding="utf-8"))
-    summary, diag = doc["summary"], doc["diagnosis"]
-    run.passed, run.failed, run.skipped = summary["passed"], summary["failed"], summary["skipped"]
-    run.verdict = {"conforms": "conforms", "no cases ran": "nothing checked"}.get(diag["verdict"], "does not conform")
-    run.diagnosis = " ".join(diag["text"].split()) if diag["verdict"] != "conforms" else ", ".join(diag["variants"])
-    run.findings = list(doc.get("findings", []))
-    return run
+    diag = doc["diagnosis"]
+    for run in runs:
+        cases = [c for c in doc["cases"] if c["dtype"] == run.dtype]
+        run.passed, run.failed, run.skipped = (sum(c["outcome"] == k for c in cases)
+                                               for k in ("passed", "failed", "skipped"))
+        run.seconds = seconds / len(runs)
+        run.findings = sorted({f for c in cases for f in c.get("findings", [])})
+        if run.failed:
+            run.verdict = "does not conform"
+            run.diagnosis = " ".join(diag["text"].split())
+        elif run.passed:
+            run.verdict = "conforms"
+            run.diagnosis = ", ".join(sorted({c["accepted"] for c in cases if c.get("accepted")}))
+        else:
+            run.verdict, run.diagnosis = "nothing checked", "every case was skipped"
+    return runs
 
 
 def board(entries=None, dtypes=DTYPES, progress=None) -> list[BoardRun]:
     entries = library_optimizers() if entries is None else entries
     runs = []
     for entry in entries:
-        for dtype in dtypes:
-            runs.append(run_entry(entry, dtype))
+        for run in run_entry(entry, dtypes):
+            runs.append(run)
             if progress is not None:
-                progress(runs[-1])
+                progress(run)
     return runs
 
 

@@ -55,8 +55,11 @@ class KerasDriver(Driver):
         return [self.vars[n] for n in self.case.groups[i].params]
 
     def _build(self, i: int):
-        opt = self.cand.target(**self.cand.settings(self.spec, self.groups[i]), **self.cand.kwargs)
-        opt.build(self._variables(i))
+        variables = self._variables(i)
+        opt = self.cand.build(self.spec, self.case, variables, self.groups[i], self.dtype, "cpu",
+                              lambda: self.cand.target(**self.cand.settings(self.spec, self.groups[i]),
+                                                       **self.cand.kwargs))
+        opt.build(variables)
         return opt
 
     def set_hyperparameter(self, group: int, name: str, value: Any) -> None:

@@ -85,7 +85,8 @@ class OptaxDriver(Driver):
                 raise CaseSkipped(f"the case changes a setting between steps and optax.inject_hyperparams cannot "
                                   f"wrap the candidate ({type(exc).__name__}: {exc})") from None
         else:
-            tx = make(**settings)
+            tx = self.cand.build(self.spec, self.case, self.values[i] if hasattr(self, "values") else [],
+                                 self.groups[i], self.dtype.name, "cpu", lambda: make(**settings))
         update = self.jax.jit(tx.update) if getattr(self.cand, "jit", True) else tx.update
         return tx, update
 
