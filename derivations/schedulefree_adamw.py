@@ -154,6 +154,17 @@ VARIANTS = (
         delta=lambda rule: rule.replace("ckp", 1 / t),
     ),
     Variant(
+        id="schedulefree_adamw.keras_torch_new_z",
+        title="Keras on the torch backend: c = 1/t, and x recovered from y with the *updated* z",
+        summary="x_old = (y − (1 − β₁)·z_{t+1})/β₁ instead of z_t: momentum_old aliases the variable that "
+        "assign_sub updates in place; then x ← (1 − 1/t)·x_old + z_{t+1}/t",
+        who="keras 3.15.1 ScheduleFreeAdamW with KERAS_BACKEND=torch",
+        sources=("keras/src/optimizers/schedule_free_adamw.py update_step (momentum_old = momentum.value, "
+                 "then self.assign_sub(momentum, ...), then x_old from momentum_old)",),
+        delta=lambda rule: rule.replace("ckp", 1 / t).insert_after(
+            "z_step", Assign("recover_x", x, (theta - (1 - beta1) * z) / beta1, "x from y and the new z")),
+    ),
+    Variant(
         id="schedulefree_adamw.current_lr_weight",
         title="averaging weight from the current lr, not the largest so far (heavyball)",
         summary="w_t = tʳ·γ_tᴾ",
@@ -187,6 +198,16 @@ VARIANTS = (
         sources=("optax/contrib/_schedule_free.py schedule_free_adamw: scale_by_learning_rate(schedule) "
                  "counts from 0, schedule_free evaluates the schedule at step_count (from 1)",),
         delta=lambda rule: rule.replace("z_step", z - warmup(t - 1) * u),
+    ),
+    Variant(
+        id="schedulefree_adamw.eps_root",
+        title="10⁻¹⁵ added to the second moment under the square root (pytorch_optimizer)",
+        summary="u = g/(√(v/(1 − β₂ᵗ) + 10⁻¹⁵) + ε): visible once v̂ is within a few orders of 10⁻¹⁵",
+        who="pytorch-optimizer 4.1.0 ScheduleFreeAdamW",
+        sources=("pytorch_optimizer/base/optimizer.py BaseOptimizer.apply_ams_bound / apply_ams_bound_foreach "
+                 "(exp_avg_sq_eps=1e-15: de_nom = (exp_avg_sq + 1e-15).sqrt() + eps)",
+                 "pytorch_optimizer/optimizer/schedulefree.py ScheduleFreeAdamW.step / _step_foreach"),
+        delta=lambda rule: rule.replace("bias_correction", v / (1 - beta2**t) + sp.Rational(1, 10**15)),
     ),
     Variant(
         id="schedulefree_adamw.keras_decay",
@@ -246,6 +267,9 @@ def _lr(group: int, value: str) -> HyperparameterChange:
     return HyperparameterChange(group, "lr", value)
 
 
+# One weighting feature per case: r (with one lr rise), warmup and weight decay are never combined, so an
+# implementation with two deviations (optax: no r and a 0-based warmup; Keras: c = 1/t and its own
+# decay) matches one variant in each case that shows one, and is diagnosed as both.
 CASES = (
     CaseBuilder(
         id="schedulefree_adamw/defaults",
@@ -266,11 +290,13 @@ CASES = (
     ),
     CaseBuilder(
         id="schedulefree_adamw/polynomial_weights",
-        title="polynomial weighting r = 1",
-        purpose="tʳ changes c from t = 2 on (optax has no r; Keras uses 1/t)",
+        title="polynomial weighting r = 1, and the learning rate raised once",
+        purpose="tʳ changes c from t = 2 on (optax has no r; Keras uses 1/t); raising the lr at step 4 makes "
+        "optax's weights γ_maxᴾ differ from Keras's 1/t too",
         hyperparameters={"lr": "0.125", "r": "1", "betas": ["0.5", "0.75"], "eps": "0.0625"},
         grad_exponents=[0, 0, -1, 0, -1, 0],
         seed=2103,
+        changes={4: [_lr(0, "0.5")]},
     ),
     CaseBuilder(
         id="schedulefree_adamw/lr_schedule",
@@ -292,15 +318,25 @@ CASES = (
         param_exponent=2,
     ),
     CaseBuilder(
+        id="schedulefree_adamw/tiny_gradients",
+        title="gradients of about 2⁻²³",
+        purpose="v̂ ≈ 2⁻⁴⁶ ≈ 1.4·10⁻¹⁴: a constant added under the square root (10⁻¹⁵) changes the step by "
+        "a few percent; ε = 10⁻⁹ keeps the step normalised (inputs exact in float32, float64 and bfloat16; "
+        "below float16's normal range)",
+        hyperparameters={"lr": "0.125", "eps": "1e-09", "betas": ["0.75", "0.5"]},
+        grad_exponents=[-23, -23, -24, -23, -24],
+        seed=2108,
+        param_exponent=-2,
+    ),
+    CaseBuilder(
         id="schedulefree_adamw/groups_and_missing_grads",
         title="two param groups, and params that stop receiving gradients",
-        purpose="per-group settings (warmup, power); a param without a grad keeps its value and state",
+        purpose="per-group settings (warmup, power, betas); a param without a grad keeps its value and state",
         hyperparameters={"lr": "0.0625", "betas": ["0.875", "0.75"], "eps": "0.0625"},
         grad_exponents=[1, 0, 0, -1, -2, -2],
         seed=2106,
         groups=[(("scalar", "vector"), {}),
-                (("matrix",), {"lr": "0.25", "warmup_steps": 3, "weight_lr_power": "1", "r": "0.5",
-                               "weight_decay": "0.25"})],
+                (("matrix",), {"lr": "0.25", "warmup_steps": 3, "weight_lr_power": "1", "betas": ["0.75", "0.5"]})],
         no_grad={"scalar": [5, 6], "matrix": [6]},
     ),
     CaseBuilder(
@@ -308,8 +344,7 @@ CASES = (
         title="state_dict round trip during warmup",
         purpose="a fresh instance loaded from state_dict continues exactly: z, v, and the step count, "
         "γ_max and Σw of the group",
-        hyperparameters={"lr": "0.25", "warmup_steps": 4, "r": "0.5", "weight_decay": "0.25",
-                         "betas": ["0.75", "0.5"], "eps": "0.125"},
+        hyperparameters={"lr": "0.25", "warmup_steps": 4, "betas": ["0.75", "0.5"], "eps": "0.125"},
         grad_exponents=[0, 0, -1, 0, -1, 0],
         seed=2107,
         param_exponent=1,

@@ -51,6 +51,9 @@ class ScheduleFreeAdamW(torch.optim.Optimizer):
         if group["weight_decay"] != 0:
             z.sub_(y, alpha=lr * group["weight_decay"])
 
+    def _recover_x(self, y: Tensor, z: Tensor, x: Tensor, beta1: float) -> None:
+        """x is kept, not recovered from y (nothing to do)."""
+
     # -- the step -----------------------------------------------------------------------------------
     @torch.no_grad()
     def step(self, closure=None):
@@ -81,6 +84,7 @@ class ScheduleFreeAdamW(torch.optim.Optimizer):
                 v.mul_(beta2).addcmul_(y.grad, y.grad, value=1 - beta2)
                 denom = self._second_moment_hat(v, bias_correction2).sqrt_().add_(group["eps"])
                 z.addcdiv_(y.grad, denom, value=-z_lr)
+                self._recover_x(y, z, x, beta1)
                 x.mul_(1 - ckp).add_(z, alpha=ckp)
                 y.copy_(x.mul(beta1).add_(z, alpha=1 - beta1))
             group["k"] = k
@@ -102,6 +106,14 @@ class UniformAverage(ScheduleFreeAdamW):
 
     def _ckp(self, weight, weight_sum, k):
         return 1.0 / k
+
+
+class KerasTorchNewZ(UniformAverage):
+    """schedulefree_adamw.keras_torch_new_z: c = 1/t, and x recovered from y with the updated z
+    (Keras on the torch backend: momentum_old aliases the z updated in place)."""
+
+    def _recover_x(self, y, z, x, beta1):
+        x.copy_((y - (1 - beta1) * z) / beta1)
 
 
 class CurrentLrWeight(ScheduleFreeAdamW):
@@ -134,6 +146,13 @@ class ZeroBasedWarmup(ScheduleFreeAdamW):
         return self._scheduled_lr(group, k - 1)
 
 
+class EpsRoot(ScheduleFreeAdamW):
+    """schedulefree_adamw.eps_root: √(v̂ + 10⁻¹⁵) + ε (pytorch_optimizer's apply_ams_bound)."""
+
+    def _second_moment_hat(self, v, bias_correction2):
+        return v.div(bias_correction2).add_(1e-15)
+
+
 class KerasDecay(ScheduleFreeAdamW):
     """schedulefree_adamw.keras_decay: y ← y − γλ·y before the step (un-warmed γ), x recovered from
     the decayed y, z not decayed (Keras)."""
@@ -150,9 +169,11 @@ CONTROLS: dict[str, type[torch.optim.Optimizer]] = {"schedulefree_adamw": Schedu
 MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {
     ("schedulefree_adamw", "schedulefree_adamw.paper_bias_correction"): PaperBiasCorrection,
     ("schedulefree_adamw", "schedulefree_adamw.uniform_average"): UniformAverage,
+    ("schedulefree_adamw", "schedulefree_adamw.keras_torch_new_z"): KerasTorchNewZ,
     ("schedulefree_adamw", "schedulefree_adamw.current_lr_weight"): CurrentLrWeight,
     ("schedulefree_adamw", "schedulefree_adamw.decay_at_z"): DecayAtZ,
     ("schedulefree_adamw", "schedulefree_adamw.no_r"): NoR,
     ("schedulefree_adamw", "schedulefree_adamw.zero_based_warmup"): ZeroBasedWarmup,
+    ("schedulefree_adamw", "schedulefree_adamw.eps_root"): EpsRoot,
     ("schedulefree_adamw", "schedulefree_adamw.keras_decay"): KerasDecay,
 }
