@@ -1,4 +1,8 @@
-"""Candidates for wrapper specs (Lookahead): factories that take params, as ``--optimizer`` needs.
+"""Factories for library optimizers the harness cannot build from param groups as they are, named
+as ``--optimizer=optimizer_conformance.conformance.wrappers:<factory>``. They only construct and
+switch on; none computes anything of the algorithm itself.
+
+**Wrappers (Lookahead).**
 
 The libraries' Lookahead wraps an optimizer *instance*, so the harness cannot build it from param
 groups directly. Each factory here builds the inner torch optimizer from the param groups and the
@@ -14,10 +18,30 @@ optimizer has no use for them. Use them as ``--optimizer=optimizer_conformance.c
 * ``timm_lookahead_{sgd,adam}``: ``timm.optim.lookahead.Lookahead`` (its default k is 6: every case
   sets k).
 * ``torch_optimizer_lookahead_{sgd,adam}``: ``torch_optimizer.Lookahead``.
+
+**Optimizers built in eval mode (schedulefree).**
+
+schedulefree's optimizers (``AdamWScheduleFree``, ``SGDScheduleFree``, their ``Reference``
+classes, ...) are built in *eval* mode and raise on ``step()`` until ``optimizer.train()`` is
+called (``schedulefree/adamw_schedulefree.py``, ``step``: "Optimizer was not in train mode").
+The harness constructs and steps a candidate directly, so the board names them through this
+module::
+
+    --optimizer=optimizer_conformance.conformance.wrappers:schedulefree.AdamWScheduleFree
+
+``schedulefree.<Name>`` here is a factory with the class's own signature (``inspect.signature``
+follows ``__wrapped__``, so the plugin sees the settings the class accepts) that constructs
+``schedulefree.<Name>(params, **kwargs)``, calls ``train()`` and returns the optimizer. It only
+wraps: no arithmetic of the library is changed or replaced. A resume case rebuilds through the
+factory and then loads the state_dict (which carries the group's ``train_mode``).
+
+Libraries are imported when a factory is first asked for, never when this module is imported.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from typing import Any
 
 from .candidates import CaseSkipped
@@ -85,3 +109,34 @@ def torch_optimizer_lookahead_adam(params, k: int = 5, alpha: float = 0.5, **set
     from torch_optimizer import Lookahead
 
     return Lookahead(_inner("adam", params, settings), k=k, alpha=alpha)
+
+
+# -- optimizers built in eval mode ---------------------------------------------------------------
+def in_train_mode(cls: type) -> Callable[..., Any]:
+    """A factory ``(params, **kwargs) -> cls(params, **kwargs)`` with ``train()`` already called."""
+
+    def build(params, *args: Any, **kwargs: Any):
+        opt = cls(params, *args, **kwargs)
+        opt.train()
+        return opt
+
+    build.__name__ = build.__qualname__ = cls.__name__
+    build.__doc__ = f"{cls.__module__}.{cls.__qualname__}(params, **kwargs), then .train()"
+    build.__wrapped__ = cls  # the class's signature: the settings it accepts
+    return build
+
+
+class TrainMode:
+    """``TrainMode("schedulefree").AdamWScheduleFree``: the train-mode factory of that class."""
+
+    def __init__(self, module: str):
+        self._module = module
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        cls = getattr(importlib.import_module(self._module), name)
+        return in_train_mode(cls)
+
+
+schedulefree = TrainMode("schedulefree")
