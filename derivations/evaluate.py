@@ -24,7 +24,7 @@ import sympy as sp
 
 from .cases import CaseDesign, SparseGrad
 from .error_bound import ev
-from .rule import Rule, g, n_cols, n_rows, ndim, present, reloaded, theta
+from .rule import Rule, calls, g, n_cols, n_rows, ndim, present, reloaded, theta
 from .tensor import tensor_nodes
 
 # Working precision: 80 significant decimal digits; goldens are written with 40.
@@ -163,7 +163,7 @@ def _evaluate(rule: Rule, case: CaseDesign) -> list[Snapshot]:
     state_f: dict[str, dict[sp.Symbol, list]] = {}
     out = []
     was_reloaded = False
-    for step in case.steps:
+    for k, step in enumerate(case.steps, start=1):
         was_reloaded = was_reloaded or step.reload_before
         for change in step.changes:
             group_hps[change.group][change.name] = change.value
@@ -200,6 +200,7 @@ def _evaluate(rule: Rule, case: CaseDesign) -> list[Snapshot]:
                 env[present] = mask[i]
                 env[ndim] = len(p.shape)
                 env[reloaded] = was_reloaded
+                env[calls] = mpmath.mpf(k)
                 env[n_rows], env[n_cols] = mpmath.mpf(rows), mpmath.mpf(cols)
                 benv = dict(benv_hp)
                 benv[theta] = bounds[p.name][i]
@@ -207,6 +208,7 @@ def _evaluate(rule: Rule, case: CaseDesign) -> list[Snapshot]:
                 benv[present] = (float(mask[i]), 0.0)
                 benv[ndim] = (float(len(p.shape)), 0.0)
                 benv[reloaded] = (float(was_reloaded), 0.0)
+                benv[calls] = (float(k), 0.0)
                 benv[n_rows], benv[n_cols] = (float(rows), 0.0), (float(cols), 0.0)
                 fenv = {d: {theta: fixes[p.name][i][d]} for d in fixed}
                 for sym in st:

@@ -74,8 +74,8 @@ VARIANTS = (
         title="coupled (L2) weight decay, inside the sign and the momentum",
         summary="g ← g + λθ before the interpolation and the momentum; no decoupled decay",
         who="pytorch_optimizer Lion(weight_decouple=False) (the bitsandbytes-style variant)",
-        sources=("pytorch_optimizer/optimizer/lion.py Lion._step_per_param / _step_foreach",
-                 "pytorch_optimizer/base/optimizer.py BaseOptimizer.apply_weight_decay"),
+        sources=("pytorch_optimizer/optimizer/lion.py Lion._step_per_param l.144-160 / _step_foreach",
+                 "pytorch_optimizer/base/optimizer.py BaseOptimizer.apply_weight_decay l.206-209"),
         delta=lambda r: r.replace("weight_decay", theta).insert_after(
             "maximize", Assign("l2", g, g + lam * theta, "L2 weight decay added to the gradient")),
     ),
@@ -84,7 +84,7 @@ VARIANTS = (
         title="weight decay not scaled by the learning rate",
         summary="θ ← θ·(1 − λ)",
         who="pytorch_optimizer Lion(fixed_decay=True)",
-        sources=("pytorch_optimizer/base/optimizer.py BaseOptimizer.apply_weight_decay (fixed_decay)",),
+        sources=("pytorch_optimizer/base/optimizer.py BaseOptimizer.apply_weight_decay l.207 (fixed_decay)",),
         delta=lambda r: r.replace("weight_decay", theta * (1 - lam)),
     ),
     Variant(
@@ -93,7 +93,8 @@ VARIANTS = (
         summary="θ ← θ·(1 − γλ/γ_init), γ_init the lr the optimizer was built with (θ·(1 − λ) "
         "while γ stays γ_init)",
         who="lion-pytorch Lion(decoupled_weight_decay=True)",
-        sources=("lion_pytorch/lion_pytorch.py Lion.step (wd /= init_lr) and update_fn",),
+        sources=("lion_pytorch/lion_pytorch.py Lion.__init__ l.43 (_init_lr), Lion.step l.79 (wd /= init_lr), "
+                 "update_fn l.17",),
         delta=lambda r: _with_lr_init(r).replace("weight_decay", theta * (1 - lr * lam / lr_init)),
     ),
     Variant(
@@ -102,7 +103,7 @@ VARIANTS = (
         summary="θ ← θ·(1 − λγ²/γ_max), γ_max the lr the optimizer was built with (differs from "
         "the spec only once γ ≠ γ_max)",
         who="timm Lion(corrected_weight_decay=True)",
-        sources=("timm/optim/lion.py _single_tensor_lion / _multi_tensor_lion (wd_scale)",
+        sources=("timm/optim/lion.py _single_tensor_lion l.205-206 / _multi_tensor_lion l.248 (wd_scale)",
                  "timm/optim/_helpers.py _max_lr_snapshot", "arXiv:2506.02285"),
         delta=lambda r: _with_lr_init(r).replace("weight_decay", theta * (1 - lam * lr**2 / lr_init)),
     ),

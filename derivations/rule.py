@@ -32,6 +32,9 @@ present = sp.Symbol("present")
 # Whether the optimizer was rebuilt from a state_dict on this step or an earlier one (only an
 # acceptable variant uses it: torch's load_state_dict casts float32 scalar state to the param dtype).
 reloaded = sp.Symbol("reloaded")
+# The number of step() calls so far, this one included, whether or not the parameter had a gradient
+# in them (only a variant uses it: pytorch_optimizer counts steps per param group, group['step']).
+calls = sp.Symbol("k_calls", integer=True, positive=True)  # a name no other symbol has
 # The parameter's number of dimensions (Adafactor factors the second moment of ≥ 2-D params).
 ndim = sp.Symbol("n_dim", integer=True, nonnegative=True)
 # A matrix parameter's numbers of rows and columns (dims −2 and −1; 1 where the param has fewer
