@@ -2,7 +2,8 @@
 
 Zhuang et al., "AdaBelief Optimizer: Adapting Stepsizes by the Belief in Observed Gradients"
 (arXiv:2010.07468), Algorithm 2, as the official code (juntang-zhuang/Adabelief-Optimizer,
-``adabelief_pytorch`` ``AdaBelief.step``) and timm (``timm/optim/adabelief.py``
+pypi_packages/adabelief_pytorch0.2.0/adabelief_pytorch/AdaBelief.py ``AdaBelief.step`` with
+rectify=False) and timm (``timm/optim/adabelief.py``
 ``_single_tensor_adabelief``) compute it: Adam with the second moment of the *residual* g − m
 (m already updated), ε added to that moment in place — so it **accumulates** in the state
 (Adabelief-Optimizer#61) — and added again to the denominator::
@@ -129,7 +130,9 @@ VARIANTS = (
         sources=("timm/optim/adabelief.py AdaBelief.__init__ l.60 (rectify=True), step l.169-187, "
                  "_single_tensor_adabelief l.326-332",
                  "pytorch_optimizer/base/optimizer.py BaseOptimizer.get_rectify_step_size",
-                 "pytorch_optimizer/optimizer/adabelief.py AdaBelief._step_per_param l.198-208"),
+                 "pytorch_optimizer/optimizer/adabelief.py AdaBelief._step_per_param l.198-208",
+                 "juntang-zhuang/Adabelief-Optimizer pypi_packages/adabelief_pytorch0.2.0/adabelief_pytorch/"
+                 "AdaBelief.py AdaBelief.step (rectify=True, the package default)"),
         delta=lambda r: r.replace("update", _rectified(theta - lr / bc1 * m)),
     ),
     Variant(

@@ -1,7 +1,8 @@
 """Lion (EvoLved Sign Momentum) with decoupled weight decay and maximize.
 
 Chen et al., "Symbolic Discovery of Optimization Algorithms" (arXiv:2302.06675), Algorithm 2, as
-the authors' reference code (google/automl lion/lion_pytorch.py) and lion-pytorch
+the authors' reference code (google/automl lion/lion_pytorch.py ``Lion.step``: the same lines, the
+same defaults lr=1e-4, betas=(0.9, 0.99), weight_decay=0) and lion-pytorch
 (``lion_pytorch/lion_pytorch.py`` ``update_fn``) implement it; optax ``lion`` is the same chain
 (``scale_by_lion`` → ``add_decayed_weights`` → ``scale_by_learning_rate``). For each element, with
 m₀ = 0::
