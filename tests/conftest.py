@@ -1,4 +1,5 @@
 import os
+import sys
 
 from hypothesis import HealthCheck, settings
 
@@ -14,3 +15,15 @@ settings.register_profile(
     "explore", derandomize=False, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def pytest_collection_finish(session):
+    """One intra-op thread for torch in each test process. Every tensor here is tiny: a second
+    thread never speeds an operation up, but its OpenMP hand-offs and spin-waits cost CPU, and
+    under `pytest -n 2` two workers with two threads each oversubscribe a two-core machine (the
+    bfloat16 Newton–Schulz matmuls of the Muon mutants took 2–9× the CPU time). Results do not
+    depend on it: every bitwise comparison runs both sides in the same process. Set after
+    collection (the test modules have imported torch), so that no process imports torch for it."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)

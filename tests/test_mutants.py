@@ -64,6 +64,13 @@ def run_mutant(spec_id: str, variant_id: str, dtype: str):
     return results, diag, detail
 
 
+@cache
+def run_control(spec_id: str, dtype: str) -> list[CaseResult]:
+    """The control's case results: run once, shared by test_control_conforms and
+    test_control_is_bitwise_torch (neither modifies them)."""
+    return run_spec(CONTROLS[spec_id], spec_id, dtype)
+
+
 def describe(results: list[CaseResult]) -> str:
     return "\n".join(
         f"  {r.case}: {r.outcome} matches={r.matches} max_ratio={r.max_ratio:.3g}"
@@ -117,7 +124,7 @@ def test_mutant_failures_are_all_explained(spec_id, variant_id, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("spec_id", SPECS)
 def test_control_conforms(spec_id, dtype):
-    results = run_spec(CONTROLS[spec_id], spec_id, dtype)
+    results = run_control(spec_id, dtype)
     diag = diagnose(results)
     assert all(r.outcome == "passed" for r in results), describe(results)
     assert diag.verdict == "conforms", diag.text
@@ -127,7 +134,7 @@ def test_control_conforms(spec_id, dtype):
 @pytest.mark.parametrize("spec_id", TORCH_SPECS)
 def test_control_is_bitwise_torch(spec_id, dtype):
     torch_class = getattr(torch.optim, index()["specs"][spec_id]["torch_class"].rpartition(".")[2])
-    ours = run_spec(CONTROLS[spec_id], spec_id, dtype)
+    ours = run_control(spec_id, dtype)
     forloop = {"foreach": False} if "foreach" in inspect.signature(torch_class).parameters else {}
     theirs = run_spec(torch_class, spec_id, dtype, **forloop)
     for a, b in zip(ours, theirs, strict=True):
@@ -167,8 +174,8 @@ def test_acceptable_variants_do_not_hide_a_wrong_candidate(spec_id):
     does not open the door to the catalogued mistakes."""
     mutants = [(v, cls) for (s, v), cls in MUTANTS.items() if s == spec_id]
     assert mutants, spec_id
-    for variant_id, cls in mutants:
-        results = run_spec(cls, spec_id, "float64")
+    for variant_id, _cls in mutants:
+        results, _, _ = run_mutant(spec_id, variant_id, "float64")  # run_spec(cls, ...), shared
         assert any(r.outcome == "failed" for r in results), variant_id
 
 

@@ -183,7 +183,7 @@ def test_feature_table_and_plots_are_the_same_with_xdist(pytester):
     args = ["-p", "no:cacheprovider", "--optimizer=keras_adam.Adam"]
     if HAVE_MPL:
         args.append("--optimizer-plots=plots")
-    result = pytester.runpytest_subprocess(*args, "-n", "2")
+    result = pytester.runpytest_inprocess(*args, "-n", "2")
     result.assert_outcomes(passed=5, failed=11)
     assert _table(result.stdout.str()) == MUTANT_TABLE
     if HAVE_MPL:
