@@ -20,6 +20,8 @@ environment variable ``OPTIMIZER_CONFORMANCE_IN_PROCESS=1`` asks for it (debuggi
 
 from __future__ import annotations
 
+import contextlib
+import contextlib
 import os
 import signal
 from typing import Any
@@ -81,10 +83,8 @@ class CandidateProcess:
         if self.proc is None:
             return
         proc, self.proc = self.proc, None
-        try:
+        with contextlib.suppress(OSError):
             self.conn.close()
-        except OSError:
-            pass
         if proc.is_alive():
             proc.kill()
         proc.join(5)
@@ -113,10 +113,8 @@ class CandidateProcess:
             if kind != "ready":
                 raise Died(f"could not be restarted: {payload}")
         self.step.value = 0
-        try:
+        with contextlib.suppress(OSError):  # a dead process: _receive says how
             self.conn.send(message)
-        except (BrokenPipeError, OSError):
-            pass  # died: _receive says how
         try:
             return self._receive(timeout)
         except TimeoutError:

@@ -132,6 +132,19 @@ def _check_device(device: str, cand: Candidate) -> tuple[str, str]:
     return device, ""
 
 
+def _goldens(load):
+    """Load goldens: a file that is missing, tampered with or invalid is a usage error naming it."""
+    from .golden import GoldenError
+
+    try:
+        return load()
+    except GoldenError as exc:
+        raise _usage(str(exc)) from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OSError) as exc:
+        raise _usage(f"the golden files cannot be loaded ({type(exc).__name__}: {exc}): reinstall the "
+                     "package, or regenerate with python -m optimizer_conformance.derivations") from None
+
+
 def _timeout(config: pytest.Config) -> float:
     import math
 
@@ -163,7 +176,7 @@ class ConformanceRun:
 
     def __init__(self, config: pytest.Config):
         from .candidates import Candidate, UsageError
-        from .golden import spec_ids
+        from .golden import spec_ids, verify_spec
         from .kinds import load_spec
 
         self.config = config
@@ -181,7 +194,7 @@ class ConformanceRun:
             raise UsageError(f"--optimizer-device={device!r}: expected cpu, cuda or cuda:N")
         # the files and paths the run reads and writes, before the candidate is imported
         self._reporting_options(config)
-        ids = spec_ids()
+        ids = _goldens(spec_ids)
         path = config.getoption("optimizer")
         # the candidate imports from where the user stands, as under ``python -m pytest``
         search = tuple(dict.fromkeys(str(d) for d in (config.invocation_params.dir, config.rootpath)))
@@ -201,7 +214,7 @@ class ConformanceRun:
         spec_id = config.getoption("optimizer_spec") or declared or infer_spec(self.candidate.name, ids)
         if not isinstance(spec_id, str) or spec_id not in ids:
             raise UsageError(f"--optimizer-spec={spec_id!r}: unknown spec; known specs: {', '.join(ids)}")
-        self.spec: Spec = load_spec(spec_id)
+        self.spec: Spec = _goldens(lambda: (verify_spec(spec_id), load_spec(spec_id))[1])
         self.accept = _accepted(config.getoption("optimizer_accept"), self.spec)
         self.device, self.unavailable = _check_device(device, self.candidate)
         self._check_contract(config)
