@@ -21,7 +21,6 @@ environment variable ``OPTIMIZER_CONFORMANCE_IN_PROCESS=1`` asks for it (debuggi
 from __future__ import annotations
 
 import contextlib
-import contextlib
 import os
 import signal
 from typing import Any
@@ -141,7 +140,15 @@ def serve(conn, step, path: str, kwargs: dict[str, Any], search: tuple[str, ...]
                 message = conn.recv()
             except (EOFError, OSError):
                 break
-            conn.send(_answer(message, step))
+            answer = _answer(message, step)
+            try:
+                conn.send(answer)
+            except (EOFError, OSError):
+                break
+            except BaseException as exc:  # noqa: BLE001 - an answer that does not pickle: a harness error
+                from .candidates import _one_line
+
+                conn.send(("error", f"the answer to {message[0]!r} could not be sent back: {_one_line(exc)}"))
     finally:
         os._exit(0)  # no atexit handlers, no pytest teardown: they belong to the parent
 
