@@ -49,8 +49,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="accept a catalogued variant as the candidate's declared convention (e.g. adam.eps_hat "
                     "for a Keras-compatible Adam): cases that follow it pass as acceptable; repeatable")
     group.addoption("--optimizer-report", metavar="PATH", help="write a JSON report of the run here")
-    group.addoption("--optimizer-timeout", metavar="SECONDS", type=float, default=60.0,
-                    help="per-case time limit (needs pytest-timeout; default 60)")
+    group.addoption("--optimizer-timeout", metavar="SECONDS", default="60",
+                    help="per-case time limit, a number > 0 (default 60): the candidate process is killed after it")
     group.addoption("--optimizer-xfails", metavar="FILE",
                     help="expected failures: a file of test-id prefixes (one per line, # comments), e.g. "
                     "adam/large_eps or adam/large_eps[float32-cpu]; listed cases are marked xfail(strict)")
@@ -145,13 +145,20 @@ def _goldens(load):
                      "package, or regenerate with python -m optimizer_conformance.derivations") from None
 
 
+MAX_TIMEOUT = 1e6  # seconds (~11 days; poll() takes at most 2**31 ms): a larger --optimizer-timeout means the same
+
+
 def _timeout(config: pytest.Config) -> float:
     import math
 
-    limit = config.getoption("optimizer_timeout")
+    given = config.getoption("optimizer_timeout")
+    try:
+        limit = float(given)
+    except (TypeError, ValueError):
+        limit = float("nan")
     if not (math.isfinite(limit) and limit > 0):
-        raise _usage(f"--optimizer-timeout={limit:g}: expected a number of seconds > 0")
-    return limit
+        raise _usage(f"--optimizer-timeout={given}: expected a number of seconds > 0")
+    return min(limit, MAX_TIMEOUT)  # what select() and signal.setitimer can wait for
 
 
 def _isolated(config: pytest.Config, device: str) -> bool:
@@ -588,7 +595,7 @@ class ConformanceCase(pytest.Item):
 
             return failure_message(excinfo.value.record, self.run.candidate.path)
         if excinfo.errisinstance(pytest.fail.Exception) and "Timeout" in str(excinfo.value):
-            limit = self.config.getoption("optimizer_timeout")
+            limit = self.run.timeout
             return (f"{self.case.id} [{self.dtype}, {self.run.device}]: {self.run.candidate.path} did not "
                     f"finish the case within {limit:g} s (--optimizer-timeout): it hangs or is far too slow")
         return super().repr_failure(excinfo, style=style)
@@ -620,7 +627,7 @@ class ContractItem(pytest.Item):
     def __init__(self, *, check: str, dtype: str, **kw: Any):
         super().__init__(**kw)
         self.check, self.dtype, self.run = check, dtype, self.parent.run
-        self.add_marker(pytest.mark.timeout(self.config.getoption("optimizer_timeout")))
+        self.add_marker(pytest.mark.timeout(self.run.timeout))
         self.extra_keyword_matches.update({"contract", check, dtype})
 
     def runtest(self) -> None:

@@ -28,7 +28,7 @@ import optimizer_conformance.conformance.runner
 import optimizer_conformance.reference  # noqa: F401
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 for _kw in ({}, {"foreach": True}):  # torch imports dynamo on its first optimizer: once, up front
@@ -182,7 +182,7 @@ OPTIONS = [  # (id, args, exit status, error text)
     ("timeout-negative", [*ADAM, "--optimizer-timeout=-1"], 4, "expected a number of seconds > 0"),
     ("timeout-nan", [*ADAM, "--optimizer-timeout=nan"], 4, "expected a number of seconds > 0"),
     ("timeout-inf", [*ADAM, "--optimizer-timeout=inf"], 4, "expected a number of seconds > 0"),
-    ("timeout-text", [*ADAM, "--optimizer-timeout=abc"], 4, "invalid float value: 'abc'"),
+    ("timeout-text", [*ADAM, "--optimizer-timeout=abc"], 4, "--optimizer-timeout=abc: expected a number"),
     ("kwargs-not-json", [*ADAM, "--optimizer-kwargs={foreach: 1}"], 4, "--optimizer-kwargs is not valid JSON"),
     ("kwargs-a-list", [*ADAM, "--optimizer-kwargs=[1]"], 4, "must be a JSON object"),
     ("kwargs-a-string", [*ADAM, '--optimizer-kwargs="x"'], 4, "must be a JSON object"),
@@ -318,14 +318,14 @@ def test_exitfirst_report_is_marked_incomplete(pytester):
 def test_xfails_are_counted_as_such(pytester):
     pytester.makepyfile(bad_adam=torch_step("raise RuntimeError('x')"))
     pytester.syspathinsert()
-    pytester.makefile(".txt", xfails="adam/defaults\n")
+    pytester.makefile(".txt", xfails="adam/defaults[float32\n")
     report = pytester.path / "r.json"
-    result = _run(pytester, "--optimizer=bad_adam.Adam", "-k", "defaults or amsgrad",
+    result = _run(pytester, "--optimizer=bad_adam.Adam", "-k", "defaults",
                   "--optimizer-xfails=xfails.txt", f"--optimizer-report={report}")
-    result.assert_outcomes(failed=2, xfailed=2)
-    result.stdout.fnmatch_lines(["*0 passed, 2 failed, 2 xfailed, 0 skipped*"])
-    assert json.loads(report.read_text())["summary"] == {"passed": 0, "failed": 2, "skipped": 0,
-                                                         "xfailed": 2, "xpassed": 0}
+    result.assert_outcomes(failed=1, xfailed=1)
+    result.stdout.fnmatch_lines(["*0 passed, 1 failed, 1 xfailed, 0 skipped*"])
+    assert json.loads(report.read_text())["summary"] == {"passed": 0, "failed": 1, "skipped": 0,
+                                                         "xfailed": 1, "xpassed": 0}
 
 
 # -- tampered goldens: a copy of the package whose golden folder is symlinks, one file replaced -----
@@ -503,17 +503,18 @@ JSONISH = st.recursive(st.none() | st.booleans() | st.integers(-3, 3) | st.float
                        max_leaves=4)
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(kwargs=st.one_of(st.dictionaries(st.sampled_from(["lr", "eps", "foreach", "maximize", "x", "params",
                                                          "differentiable", "capturable"]), JSONISH, max_size=2),
                         JSONISH),
        device=st.sampled_from(["cpu", "meta", "", "cuda:-1", "cpu:0", "xla", "cpu "]),
        timeout=st.sampled_from(["60", "0", "-0.5", "1e308", "nan", "1e-9x"]),
        dtype=st.sampled_from(["float32", "float64", "float8", "bfloat16", "float32,float16", "", ","]))
+@example(kwargs={}, device="cpu", timeout="1e308", dtype="float32")  # found: select() overflowed
 def test_fuzzed_options_never_crash(pytester, kwargs, device, timeout, dtype):
     """Any option values: a usage error (one line) or a run with a verdict; never a crash. With a
     known-conforming candidate (the NumPy reference) a run that runs conforms or skips."""
-    result = _run(pytester, "--optimizer=optimizer_conformance.reference.Adam", "-k", "defaults",
+    result = _run(pytester, "--optimizer=optimizer_conformance.reference.Adam", "-k", "defaults and float64",
                   f"--optimizer-kwargs={json.dumps(kwargs)}", f"--optimizer-device={device}",
                   f"--optimizer-timeout={timeout}", f"--optimizer-dtype={dtype}")
     out, err = result.stdout.str(), result.stderr.str()
