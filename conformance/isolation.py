@@ -63,6 +63,11 @@ class CandidateProcess:
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> tuple[str, Any]:
         """Fork and import the candidate: ("ready", info) or ("usage", message)."""
+        import sys
+
+        for stream in (sys.stdout, sys.stderr):  # else the child inherits and may re-print their buffers
+            with contextlib.suppress(Exception):
+                stream.flush()
         parent, child = self.ctx.Pipe()
         proc = self.ctx.Process(target=serve, args=(child, self.step, self.path, self.kwargs, self.search),
                                  daemon=True, name="optimizer-candidate")
