@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .golden import Case, Spec
-from .names import NameMap, name_map
+from .names import NameMap, explicit_parameters, name_map
 
 
 class UsageError(Exception):
@@ -133,6 +133,9 @@ def detect_api(obj: Any) -> str:
     declared = getattr(obj, "conformance_api", None)
     if declared in APIS:
         return declared
+    if declared is not None:
+        raise UsageError(f"{getattr(obj, '__name__', obj)!r} declares conformance_api={declared!r}: "
+                         f"expected one of {', '.join(APIS)}")
     if _is_torch_optimizer_class(obj):
         return "torch"
     root = (getattr(obj, "__module__", "") or "").split(".")[0]
@@ -189,7 +192,12 @@ class Candidate:
 
     @property
     def name(self) -> str:
+        if self.target is None:  # a candidate that lives in the candidate process (isolation.py)
+            return self.info.get("name") or self.path.rpartition(".")[2].rpartition(":")[2]
         return getattr(self.target, "__name__", self.path.rpartition(".")[2])
+
+    # what the candidate process found out (isolation.py): name, declared spec, parameters
+    info: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def _signature(self) -> inspect.Signature | None:
         # asked for every hyperparameter of every case: compute once
@@ -202,16 +210,27 @@ class Candidate:
 
     def names_for(self, spec: Spec) -> NameMap | None:
         """How the candidate spells the spec's hyperparameters (None: its signature is unknown, and
-        torch's names are passed). Raises :class:`~.names.AmbiguousName`."""
+        torch's names are passed). Raises :class:`~.names.AmbiguousName`. In the pytest process of
+        an isolated run (no target), from the keyword names the candidate process sent."""
         cache = self.__dict__.setdefault("_names", {})
         if spec.id not in cache:
-            cache[spec.id] = name_map(self.target, [hp["name"] for hp in spec.hyperparameters], self.args)
+            if self.target is not None:
+                params, declared = explicit_parameters(self.target), getattr(self.target, "conformance_args", {})
+            else:
+                sent = self.info.get("parameters")
+                params = None if sent is None else ({n for n in sent if n != "**"}, "**" in sent)
+                declared = self.info.get("conformance_args") or {}
+            cache[spec.id] = name_map(params, [hp["name"] for hp in spec.hyperparameters],
+                                      {**declared, **self.args})
         return cache[spec.id]
 
     def accepts(self, name: str, spec: Spec | None = None) -> bool:
         names = self.names_for(spec) if spec is not None else None
         if names is not None:
             return names.maps(name)
+        if self.target is None:  # isolated: the candidate process sent its parameters
+            params = self.info.get("parameters")
+            return params is None or name in params or "**" in params
         sig = self._signature()
         if sig is None:
             return True
@@ -294,3 +313,61 @@ class Candidate:
                 raise CaseSkipped(f"candidate does not accept {sent[0]!r}: its constructor refused it through "
                                   f"**kwargs ({type(exc).__name__}: {str(exc).strip().splitlines()[0]})") from None
             raise
+
+
+PROTOCOLS = ("a torch.optim.Optimizer subclass or a factory returning one, a NumPy-style class "
+             "Cls(params, **hyperparameters) with step(grads), or a functional make(**hyperparameters) "
+             "returning an object with init(params) and update(grads, state, params)")
+
+
+def parameter_names(target: Any) -> list[str] | None:
+    """The keyword names the candidate's constructor takes ("**" for a **kwargs); None if unknown."""
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return None
+    return [("**" if p.kind is p.VAR_KEYWORD else p.name) for p in params.values()
+            if p.kind is not p.VAR_POSITIONAL]
+
+
+def check_protocol(cand: Candidate) -> None:
+    """A usage error unless the candidate looks like one of the protocols (before any case runs)."""
+    obj, api = cand.target, cand.api
+    what = f"--optimizer={cand.path}: not an optimizer: expected {PROTOCOLS}"
+    if api == "torch" or cand.hooked():
+        return
+    if api == "functional":
+        if inspect.isclass(obj) and not _is_functional(obj):
+            raise UsageError(f"{what}; {obj.__name__} has no init/update")
+        return
+    if inspect.isclass(obj):
+        if not callable(getattr(obj, "step", None)):
+            raise UsageError(f"{what}; class {obj.__name__} has no step()")
+        return
+    # a factory (or any other callable) that is neither torch nor functional: what does it build?
+    import numpy as np
+
+    names = parameter_names(obj)
+    kw = {"lr": 0.1} if names is None or "lr" in names or "**" in names else {}
+    try:
+        built = obj([np.zeros(1)], **kw)
+    except Exception as exc:
+        raise UsageError(f"{what}; calling it as {cand.name}([array], {'lr=0.1' if kw else ''}) raised "
+                         f"{_one_line(exc)}") from None
+    if not callable(getattr(built, "step", None)):
+        raise UsageError(f"{what}; {cand.name}(params) returned a {type(built).__name__} with no step()")
+
+
+def check_kwargs(cand: Candidate, spec: Spec) -> None:
+    """--optimizer-kwargs: keys the candidate takes, none of them a setting the cases vary."""
+    settings = {hp["name"] for hp in spec.hyperparameters}
+    settings |= {k for c in spec.cases for g in c.groups for k in g.hyperparameters}
+    for key in cand.kwargs:
+        if key in settings:
+            raise UsageError(f"--optimizer-kwargs: {key!r} is a setting of spec {spec.id!r} that every case sets "
+                             f"itself; it cannot be overridden (pass only extra flags such as foreach)")
+        if not cand.hooked() and not cand.accepts(key):
+            names = cand.info.get("parameters") if cand.target is None else parameter_names(cand.target)
+            known = ", ".join(n for n in (names or []) if n not in ("params", "**")) or "none"
+            raise UsageError(f"--optimizer-kwargs: {cand.name} does not accept {key!r} (its keyword "
+                             f"parameters: {known})")

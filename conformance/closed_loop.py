@@ -56,7 +56,17 @@ from .golden import (
     read_document,
     variant_infos,
 )
-from .scoring import CaseResult, Divergence, compare, exc_line, first_divergence, score_params
+from .scoring import (
+    CandidateBroke,
+    CaseResult,
+    Divergence,
+    checked_params,
+    compare,
+    exc_line,
+    first_divergence,
+    score_params,
+    step_started,
+)
 from .tolerance import tolerance
 
 NAME = "closed_loop"
@@ -342,17 +352,21 @@ def run_case(cand: Candidate, spec: Spec, case: ClosedLoopCase, dtype: str, devi
     losses: list[float] = []
     counters: dict[str, list[float]] = {}
     for t, step in enumerate(case.steps, start=1):
+        step_started(t)
         try:
             if step.reload_before:
                 driver.reload()
             for c in step.changes:
                 driver.set_hyperparameter(c.name, c.value)
             loss = driver.step()
-            params, kept = driver.params(), driver.counters()
+            params, kept = checked_params(driver.params(), case.expected), driver.counters()
         except CaseSkipped as exc:
             res.outcome, res.reason = "skipped", str(exc)
             return res
-        except Exception as exc:
+        except CandidateBroke as exc:
+            res.outcome, res.reason = "failed", f"step {t}: {exc}"
+            break
+        except (Exception, SystemExit, GeneratorExit) as exc:  # the candidate's code
             action = "state_dict/load_state_dict" if step.reload_before else "step(closure)"
             res.outcome, res.reason = "failed", f"step {t}: {action} raised {exc_line(exc)}"
             break

@@ -24,13 +24,88 @@ def _golden_file(rel: str):
     return resources.files("optimizer_conformance.conformance").joinpath("golden", *rel.split("/"))
 
 
+MANIFEST = "MANIFEST.json"
+MANIFEST_SCHEMA_ID = "optimizer-conformance/golden-manifest/v1"
+REGENERATE = "reinstall the package, or regenerate with python -m optimizer_conformance.derivations"
+
+
+class GoldenError(ValueError):
+    """A golden file that is missing, unreadable, not valid, or not the one the manifest vouches for."""
+
+
+def sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def manifest_document(folder) -> dict:
+    """The manifest of a golden folder (a pathlib.Path): the SHA-256 of every other ``*.json``
+    in it, by path relative to it, sorted (what the generator writes as MANIFEST.json)."""
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.json") if p.name != MANIFEST
+                   or p.parent != folder)
+    return {"schema": MANIFEST_SCHEMA_ID, "algorithm": "sha256",
+            "files": {rel: sha256((folder / rel).read_bytes()) for rel in files}}
+
+
+@lru_cache(maxsize=1)
+def manifest() -> dict[str, str]:
+    """The shipped manifest: golden file → its SHA-256."""
+    try:
+        raw = _golden_file(MANIFEST).read_bytes()
+    except OSError as exc:
+        raise GoldenError(f"golden file {MANIFEST} cannot be read ({exc.strerror or exc}): {REGENERATE}") from None
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+        files = doc["files"]
+        ok = doc.get("schema") == MANIFEST_SCHEMA_ID and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in files.items())
+    except (ValueError, KeyError, TypeError, AttributeError):
+        ok = False
+    if not ok:
+        raise GoldenError(f"golden file {MANIFEST} is not a valid manifest: {REGENERATE}")
+    return dict(files)
+
+
+def verified_bytes(rel: str) -> bytes:
+    """A golden file's bytes, refused (GoldenError, naming it) unless its SHA-256 is the manifest's."""
+    want = manifest().get(rel)
+    if want is None:
+        raise GoldenError(f"golden file {rel} is not listed in {MANIFEST}: {REGENERATE}")
+    try:
+        data = _golden_file(rel).read_bytes()
+    except OSError as exc:
+        raise GoldenError(f"golden file {rel} cannot be read ({exc.strerror or exc}): {REGENERATE}") from None
+    if sha256(data) != want:
+        raise GoldenError(f"golden file {rel} does not match its SHA-256 in {MANIFEST} (edited, truncated or "
+                          f"stale): {REGENERATE}")
+    return data
+
+
 def read_document(rel: str) -> dict:
-    """A golden document by its path relative to the golden folder (as the index names it)."""
-    with _golden_file(rel).open("r", encoding="utf-8") as fh:
-        doc = json.load(fh)
-    if doc.get("schema") != SCHEMA_ID:
-        raise ValueError(f"golden file {rel}: schema {doc.get('schema')!r}, expected {SCHEMA_ID!r}")
+    """A golden document by its path relative to the golden folder (as the index names it),
+    verified against the manifest."""
+    data = verified_bytes(rel)
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError
+        raise GoldenError(f"golden file {rel} is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_ID:
+        got = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
+        raise GoldenError(f"golden file {rel}: schema {got!r}, expected {SCHEMA_ID!r}")
     return doc
+
+
+def spec_files(spec_id: str) -> list[str]:
+    """The golden files a run of this spec reads: the index, the spec's document, its variants'."""
+    meta = index()["specs"][spec_id]
+    return ["index.json", meta["file"], *(v["file"] for v in meta["variants"])]
+
+
+def verify_spec(spec_id: str) -> None:
+    """Every file of the spec against the manifest (GoldenError naming the first that fails)."""
+    for rel in spec_files(spec_id):
+        verified_bytes(rel)
 
 
 def floats(values) -> np.ndarray:

@@ -82,14 +82,16 @@ def explicit_parameters(target) -> tuple[set[str], bool] | None:
     return named, any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
-def name_map(target, torch_names: list[str], declared: Mapping[str, str] | None = None) -> NameMap | None:
-    """How ``target`` spells each of ``torch_names``; None when its signature cannot be read
-    (every name is then passed as torch spells it, as before)."""
-    sig = explicit_parameters(target)
-    if sig is None:
+def name_map(parameters: tuple[set[str], bool] | None, torch_names: list[str],
+             declared: Mapping[str, str] | None = None) -> NameMap | None:
+    """How a candidate whose constructor takes ``parameters`` (:func:`explicit_parameters`: its
+    named parameters, and whether it takes **kwargs) spells each of ``torch_names``, given the
+    mapping it declares (its name -> torch's); None when its signature cannot be read (every name
+    is then passed as torch spells it)."""
+    if parameters is None:
         return None
-    named, var_kw = sig
-    declared = {**getattr(target, "conformance_args", {}), **(declared or {})}  # candidate name -> torch
+    named, var_kw = parameters
+    declared = dict(declared or {})  # candidate name -> torch
     unknown = [c for c in declared if c not in named and not var_kw]
     if unknown:
         raise AmbiguousName(f"the declared argument mapping names {', '.join(map(repr, unknown))}, which "

@@ -32,7 +32,17 @@ from .golden import (
     read_document,
     variant_infos,
 )
-from .scoring import CaseResult, Divergence, compare, exc_line, first_divergence, score_params
+from .scoring import (
+    CandidateBroke,
+    CaseResult,
+    Divergence,
+    checked_params,
+    compare,
+    exc_line,
+    first_divergence,
+    score_params,
+    step_started,
+)
 from .tolerance import tolerance
 
 NAME = "open_loop"
@@ -198,18 +208,22 @@ def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = 
         res.params_conform = False  # nothing ran: no trajectory to vouch for
         return res
     for t, step in enumerate(case.steps, start=1):
+        step_started(t)
         try:
             if step.reload_before:
                 drv.reload()
             for c in step.changes:
                 drv.set_hyperparameter(c.group, c.name, c.value)
             drv.step(step.grads)
-            params = drv.params()
+            params = checked_params(drv.params(), case.expected)
             state = drv.state()
         except CaseSkipped as exc:
             res.outcome, res.reason = "skipped", str(exc)
             return res
-        except Exception as exc:
+        except CandidateBroke as exc:
+            res.outcome, res.reason = "failed", f"step {t}: {exc}"
+            break
+        except (Exception, SystemExit, GeneratorExit) as exc:  # the candidate's code
             action = "state_dict/load_state_dict" if step.reload_before else "step()"
             if mode == GRAPH and action == "step()":
                 action += " (captured in a CUDA graph)" if t == WARMUP + 1 else \

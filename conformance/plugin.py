@@ -55,8 +55,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="accept a catalogued variant as the candidate's declared convention (e.g. adam.eps_hat "
                     "for a Keras-compatible Adam): cases that follow it pass as acceptable; repeatable")
     group.addoption("--optimizer-report", metavar="PATH", help="write a JSON report of the run here")
-    group.addoption("--optimizer-timeout", metavar="SECONDS", type=float, default=60.0,
-                    help="per-case time limit (needs pytest-timeout; default 60)")
+    group.addoption("--optimizer-timeout", metavar="SECONDS", default="60",
+                    help="per-case time limit, a number > 0 (default 60): the candidate process is killed after it")
     group.addoption("--optimizer-xfails", metavar="FILE",
                     help="expected failures: a file of test-id prefixes (one per line, # comments), e.g. "
                     "adam/large_eps or adam/large_eps[float32-cpu]; listed cases are marked xfail(strict)")
@@ -125,26 +125,73 @@ def _accepted(values: list[str] | None, spec: Spec) -> tuple[str, ...]:
     return tuple(out)
 
 
+DEVICE = re.compile(r"cpu|cuda(:[0-9]+)?")
+
+
 def _check_device(device: str, cand: Candidate) -> tuple[str, str]:
     """The device, and why its cases are skipped on this machine ("" when they can run). A
     malformed device is a usage error; a CUDA device this machine lacks skips every case with
     the reason (as GPU tests do on a machine without one) and the verdict says nothing was checked."""
+    if not DEVICE.fullmatch(device):
+        raise _usage(f"--optimizer-device={device!r}: expected cpu, cuda or cuda:N")
     if device == "cpu":
         return device, ""
     if cand.api != "torch":
         raise _usage(f"--optimizer-device={device}: only torch candidates run on a device other than cpu")
     import torch
 
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise _usage(f"--optimizer-device={device!r}: {exc}") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            return device, f"--optimizer-device={device}: CUDA is not available on this machine"
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            return device, f"--optimizer-device={device}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+    if not torch.cuda.is_available():
+        return device, f"--optimizer-device={device}: CUDA is not available on this machine"
+    dev = torch.device(device)
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        return device, f"--optimizer-device={device}: this machine has {torch.cuda.device_count()} CUDA device(s)"
     return device, ""
+
+
+def _goldens(load):
+    """Load goldens: a file that is missing, tampered with or invalid is a usage error naming it."""
+    from .golden import GoldenError
+
+    try:
+        return load()
+    except GoldenError as exc:
+        raise _usage(str(exc)) from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OSError) as exc:
+        raise _usage(f"the golden files cannot be loaded ({type(exc).__name__}: {exc}): reinstall the "
+                     "package, or regenerate with python -m optimizer_conformance.derivations") from None
+
+
+MAX_TIMEOUT = 1e6  # seconds (~11 days; poll() takes at most 2**31 ms): a larger --optimizer-timeout means the same
+
+
+def _timeout(config: pytest.Config) -> float:
+    import math
+
+    given = config.getoption("optimizer_timeout")
+    try:
+        limit = float(given)
+    except (TypeError, ValueError):
+        limit = float("nan")
+    if not (math.isfinite(limit) and limit > 0):
+        raise _usage(f"--optimizer-timeout={given}: expected a number of seconds > 0")
+    return min(limit, MAX_TIMEOUT)  # what select() and signal.setitimer can wait for
+
+
+def _isolated(config: pytest.Config, device: str) -> bool:
+    """Whether the candidate runs in a candidate process (isolation.py) rather than in pytest's."""
+    import os
+
+    from .isolation import IN_PROCESS_ENV
+
+    if os.environ.get(IN_PROCESS_ENV, "") not in ("", "0") or device != "cpu":
+        return False
+    if config.getoption("optimizer_contract"):
+        return False
+    return not config.hook.pytest_optimizer_conformance_build.get_hookimpls()
+
+
+def _xdist_controller(config: pytest.Config) -> bool:
+    return getattr(config, "workerinput", None) is None and config.getoption("dist", "no") != "no"
 
 
 class ConformanceRun:
@@ -152,29 +199,49 @@ class ConformanceRun:
 
     def __init__(self, config: pytest.Config):
         from .candidates import Candidate, UsageError
-        from .golden import spec_ids
+        from .golden import spec_ids, verify_spec
         from .kinds import load_spec
 
         self.config = config
+        self.worker = None  # the candidate process (isolation.py), None when the candidate runs here
+        self.timeout = _timeout(config)
         try:
             kwargs = json.loads(config.getoption("optimizer_kwargs") or "{}")
         except json.JSONDecodeError as exc:
             raise UsageError(f"--optimizer-kwargs is not valid JSON: {exc}") from None
         if not isinstance(kwargs, dict):
             raise UsageError("--optimizer-kwargs must be a JSON object, e.g. '{\"foreach\": false}'")
+        self.dtypes = _dtypes(config.getoption("optimizer_dtype"))
+        device = config.getoption("optimizer_device")
+        if not DEVICE.fullmatch(device):
+            raise UsageError(f"--optimizer-device={device!r}: expected cpu, cuda or cuda:N")
+        # the files and paths the run reads and writes, before the candidate is imported
+        self._reporting_options(config)
+        ids = _goldens(spec_ids)
         path = config.getoption("optimizer")
         # the candidate imports from where the user stands, as under ``python -m pytest``
         search = tuple(dict.fromkeys(str(d) for d in (config.invocation_params.dir, config.rootpath)))
-        self.candidate = Candidate.from_path(path, kwargs, search=search)
+        # how the candidate names its settings, and whether optax runs under jit (names.py)
+        args = _json_object(config.getoption("optimizer_args"), "--optimizer-args")
+        jit = not config.getoption("optimizer_no_jit")
+        if _isolated(config, device):
+            from .isolation import CandidateProcess
+
+            self.worker = CandidateProcess(path, kwargs, search, self.timeout, args=args, jit=jit)
+            kind, info = self.worker.start()
+            if kind != "ready":
+                raise UsageError(info)
+            self.candidate = Candidate(path, None, info["api"], dict(kwargs), info=info, args=args, jit=jit)
+            declared = info["spec"]
+        else:
+            self.candidate = Candidate.from_path(path, kwargs, search=search)
+            self.candidate.args, self.candidate.jit = args, jit
+            declared = getattr(self.candidate.target, "conformance_spec", None)  # a class may declare its spec
         self.candidate.hook = config.hook.pytest_optimizer_conformance_build  # a conftest may build it
-        ids = spec_ids()
-        declared = getattr(self.candidate.target, "conformance_spec", None)  # a class may declare its spec
         spec_id = config.getoption("optimizer_spec") or declared or infer_spec(self.candidate.name, ids)
-        if spec_id not in ids:
+        if not isinstance(spec_id, str) or spec_id not in ids:
             raise UsageError(f"--optimizer-spec={spec_id!r}: unknown spec; known specs: {', '.join(ids)}")
-        self.spec: Spec = load_spec(spec_id)
-        self.candidate.args = _json_object(config.getoption("optimizer_args"), "--optimizer-args")
-        self.candidate.jit = not config.getoption("optimizer_no_jit")
+        self.spec: Spec = _goldens(lambda: (verify_spec(spec_id), load_spec(spec_id))[1])
         from .names import AmbiguousName
 
         try:
@@ -182,29 +249,64 @@ class ConformanceRun:
         except AmbiguousName as exc:
             raise UsageError(f"--optimizer={path}: {exc}") from None
         self.accept = _accepted(config.getoption("optimizer_accept"), self.spec)
-        self.dtypes = _dtypes(config.getoption("optimizer_dtype"))
-        self.device, self.unavailable = _check_device(config.getoption("optimizer_device"), self.candidate)
+        self.device, self.unavailable = _check_device(device, self.candidate)
+        self._check_contract(config)
+        if getattr(config, "workerinput", None) is None:  # checked once: not again in each xdist worker
+            self._check_candidate()
+        if self.worker is not None and _xdist_controller(config):
+            self.worker.stop()  # the controller runs no case
         self.records: list[CaseRecord] = []
+        self.died: list[str] = []  # how the candidate process died, per case run
         self.diagnosis = None
         self._frozen = False
-        self._reporting_options(config)
+        self._xfail_lines(config)
+        self._write_report(None, provisional=True)
+
+    def _check_candidate(self) -> None:
+        """Protocol, --optimizer-kwargs and a first construction (preflight.py), where it runs."""
+        from .candidates import UsageError
+
+        if self.worker is None:
+            from .preflight import check_candidate
+
+            check_candidate(self.candidate, self.spec)
+            return
+        from .isolation import Died
+
+        try:
+            kind, payload = self.worker.ask(("check", self.spec.id), self.timeout)
+        except TimeoutError:
+            raise UsageError(f"--optimizer={self.candidate.path}: building the candidate did not finish "
+                             f"within {self.timeout:g} s (--optimizer-timeout)") from None
+        except Died as exc:
+            raise UsageError(f"--optimizer={self.candidate.path}: the candidate process {exc} while the "
+                             f"candidate was built") from None
+        if kind != "ok":
+            raise UsageError(payload)
+
+    def _check_contract(self, config: pytest.Config) -> None:
+        if not config.getoption("optimizer_contract"):
+            return
+        if self.candidate.api != "torch":
+            raise _usage(f"--optimizer-contract: the contract is torch.optim's (zero_grad, state_dict, hooks, "
+                         f"...): {self.candidate.path} is a {self.candidate.api} candidate")
+        if any(getattr(c, "closed_loop", False) for c in self.spec.cases):
+            raise _usage(f"--optimizer-contract: spec {self.spec.id!r} is driven through step(closure): "
+                         f"the contract checks cover the stepwise specs only")
 
     def _reporting_options(self, config: pytest.Config) -> None:
-        """--optimizer-xfails (an unmatched line warns once: here, not in xdist workers) and
-        --optimizer-plots (a path relative to where pytest was invoked)."""
+        """--optimizer-xfails (read here; its unmatched lines in _xfail_lines), --optimizer-plots
+        (a path relative to where pytest was invoked) and --optimizer-report (writable)."""
         from .plots import PlotsUnavailable, require_matplotlib
+        from .report import check_writable
         from .xfails import read_xfails
 
         base = config.invocation_params.dir
         xfails = config.getoption("optimizer_xfails")
         self.xfails = read_xfails(xfails, base) if xfails else None
-        self.xfails_unmatched = []
-        if self.xfails is not None:
-            ids = [item_id(c.id, d, self.device, m) for c, m in self.case_modes() for d in self.dtypes]
-            self.xfails_unmatched = [self.xfails.describe(e) for e in self.xfails.unmatched(ids)]
-            if getattr(config, "workerinput", None) is None:
-                for msg in self.xfails_unmatched:
-                    config.issue_config_time_warning(pytest.PytestWarning(msg), stacklevel=2)
+        report = config.getoption("optimizer_report")
+        if report:
+            check_writable(report)
         plots = config.getoption("optimizer_plots")
         self.plots = str(base / plots) if plots else None
         if plots:
@@ -212,6 +314,16 @@ class ConformanceRun:
                 require_matplotlib()
             except PlotsUnavailable as exc:
                 raise _usage(str(exc)) from None
+
+    def _xfail_lines(self, config: pytest.Config) -> None:
+        """An --optimizer-xfails line that matches no case warns once: here, not in xdist workers."""
+        self.xfails_unmatched = []
+        if self.xfails is not None:
+            ids = [item_id(c.id, d, self.device, m) for c, m in self.case_modes() for d in self.dtypes]
+            self.xfails_unmatched = [self.xfails.describe(e) for e in self.xfails.unmatched(ids)]
+            if getattr(config, "workerinput", None) is None:
+                for msg in self.xfails_unmatched:
+                    config.issue_config_time_warning(pytest.PytestWarning(msg), stacklevel=2)
 
     def freeze_imports(self) -> None:
         """After the first case (the candidate's framework fully imported: torch loads dynamo on
@@ -223,6 +335,37 @@ class ConformanceRun:
 
             gc.freeze()
             self._frozen = True
+
+    def run_isolated(self, case: Case, dtype: str, mode: str):
+        """One case in the candidate process; its death or a hang is the case's verdict."""
+        from .isolation import Died
+        from .scoring import CaseResult
+
+        request = {"spec": self.spec.id, "case": case.id, "dtype": dtype, "device": self.device,
+                   "accept": list(self.accept), "mode": mode}
+        where = f"case {case.id} [{dtype}, {self.device}]"
+        res = CaseResult(self.spec.id, case.id, dtype, self.device, "failed", mode=mode)
+        res.params_conform = False
+        try:
+            kind, payload = self.worker.ask(("case", request), self.timeout)
+        except TimeoutError:
+            at = self.worker.step.value
+            res.reason = (f"{case.id} [{dtype}, {self.device}]: {self.candidate.path} did not finish the case "
+                          f"within {self.timeout:g} s (--optimizer-timeout): it hangs or is far too slow "
+                          f"(killed at step {at})")
+            res.steps_run = max(at - 1, 0)
+            return res
+        except Died as exc:
+            at = self.worker.step.value
+            res.reason = f"candidate process {exc} " + (f"at step {at} of {where}" if at else
+                                                        f"while building the candidate for {where}")
+            res.steps_run = max(at - 1, 0)
+            self.died.append(res.reason)
+            return res
+        if kind == "result":
+            return payload
+        res.reason = f"the harness failed on this case (please report it): {payload}"
+        return res
 
     def case_modes(self) -> list[tuple[Case, str]]:
         """(case, mode) pairs to run: every case eagerly; on CUDA, for a candidate with a
@@ -279,33 +422,91 @@ class ConformanceRun:
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         from .diagnosis import diagnose
-        from .report import environment, report_document, write_report
 
+        if self.worker is not None:
+            self.worker.stop()
         if getattr(self.config, "workerinput", None) is not None:
             return  # a pytest-xdist worker: the controller reports
         self.records.sort(key=lambda r: (r.case, r.mode, r.dtype))
         self.diagnosis = diagnose(self.records)
         if self.records and all(r.outcome == "skipped" for r in self.records) and not self.unavailable:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        self.incomplete = self._incomplete(session, exitstatus)
+        self._write_report(self.incomplete)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+
+    def _incomplete(self, session: pytest.Session, exitstatus: int) -> str:
+        """Why the records are not the whole run ("" when they are)."""
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            return "interrupted (KeyboardInterrupt or pytest.exit): the cases after it did not run"
+        if exitstatus == pytest.ExitCode.INTERNAL_ERROR:
+            return "pytest stopped on an internal error"
+        if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and not self.records:
+            return "no case selected (-k/-m deselected every case): nothing was checked"
+        if session.shouldstop:
+            return f"stopped early: {session.shouldstop} (-x/--maxfail): the cases after it did not run"
+        if session.shouldfail:
+            return f"stopped early: {session.shouldfail}"
+        if self.died:
+            return f"the candidate process died in {len(self.died)} case run(s): {self.died[0]}"
+        crashed = [r for r in self.records if r.reason.startswith("candidate process ")]
+        if crashed:
+            return f"the candidate process died in {len(crashed)} case run(s): {crashed[0].reason}"
+        return ""
+
+    def _write_report(self, incomplete: str | None, provisional: bool = False) -> None:
+        """--optimizer-report: written when the run is configured ("complete": false, in case the
+        pytest process itself is killed) and again when it ends, whatever ended it."""
+        from .diagnosis import diagnose
+        from .report import environment, report_document, write_report
+
         path = self.config.getoption("optimizer_report")
-        if path:
-            cand = {"path": self.candidate.path, "api": self.candidate.api, "kwargs": self.candidate.kwargs,
-                    "accept": list(self.accept)}
-            doc = report_document(cand, self.spec.id, self.records, self.diagnosis,
-                                  environment(self.device, self.dtypes))
+        if not path or getattr(self.config, "workerinput", None) is not None:
+            return
+        cand = {"path": self.candidate.path, "api": self.candidate.api, "kwargs": self.candidate.kwargs,
+                "accept": list(self.accept)}
+        if provisional:
+            records, diagnosis = [], diagnose([])
+            incomplete = "the run has not finished (or its pytest process was killed)"
+        else:
+            records, diagnosis = self.records, self.diagnosis
+        doc = report_document(cand, self.spec.id, records, diagnosis, environment(self.device, self.dtypes),
+                              listed=self._listed(), incomplete=incomplete)
+        try:
             write_report(path, doc)
+        except OSError as exc:
+            raise _usage(f"--optimizer-report={path}: cannot write the report ({exc.strerror or exc})") from None
+
+    def _listed(self):
+        """Whether a record's item is listed in --optimizer-xfails (None without the option)."""
+        if self.xfails is None:
+            return None
+        xf = self.xfails
+        return lambda r: xf.listed(item_id(r.case, r.dtype, r.device, r.mode))
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+        from .report import summary_counts
+
         if self.diagnosis is None:
             return
         tr = terminalreporter
         tr.section("optimizer conformance")
-        counts = {k: sum(r.outcome == k for r in self.records) for k in ("passed", "failed", "skipped")}
+        if not self.records and exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+            tr.line("no case selected: -k/-m deselected every case of the run, nothing was checked "
+                    "(exit status 5)", yellow=True)
+            return
+        counts = summary_counts(self.records, self._listed())
         if self.accept:
             tr.line(f"accepted conventions (--optimizer-accept): {', '.join(self.accept)}")
+        extra = "".join(f", {counts[k]} {k}" for k in ("xfailed", "xpassed") if counts.get(k))
         tr.line(f"candidate {self.candidate.path} against spec {self.spec.id!r} "
                 f"({', '.join(self.dtypes)} on {self.device}): "
-                f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped")
+                f"{counts['passed']} passed, {counts['failed']} failed{extra}, {counts['skipped']} skipped")
+        if self.incomplete:
+            tr.line(f"INCOMPLETE: {self.incomplete}", red=True)
         verdict = self.diagnosis
         if verdict.verdict == "conforms" and verdict.variants:
             tr.line("verdict: CONFORMS, ACCEPTABLE — every case within tolerance of the exact trajectory or of "
@@ -380,7 +581,8 @@ class ConformanceCase(pytest.Item):
         self.dtype = dtype
         self.mode = mode
         self.run = self.parent.run
-        self.add_marker(pytest.mark.timeout(self.config.getoption("optimizer_timeout")))
+        if self.run.worker is None:  # else the candidate process is killed after the limit
+            self.add_marker(pytest.mark.timeout(self.run.timeout))
         # -k can select by feature (amsgrad, weight_decay, grad_none, ...), dtype and mode
         self.extra_keyword_matches.update(case.features)
         self.extra_keyword_matches.update({dtype, mode})
@@ -396,6 +598,8 @@ class ConformanceCase(pytest.Item):
         if self.run.unavailable:
             result = CaseResult(self.run.spec.id, self.case.id, self.dtype, self.run.device, "skipped",
                                 self.run.unavailable, mode=self.mode)
+        elif self.run.worker is not None:
+            result = self.run.run_isolated(self.case, self.dtype, self.mode)
         else:
             result = run_case(self.run.candidate, self.run.spec, self.case, self.dtype, self.run.device,
                               accept=self.run.accept, mode=self.mode)
@@ -417,7 +621,7 @@ class ConformanceCase(pytest.Item):
 
             return failure_message(excinfo.value.record, self.run.candidate.path)
         if excinfo.errisinstance(pytest.fail.Exception) and "Timeout" in str(excinfo.value):
-            limit = self.config.getoption("optimizer_timeout")
+            limit = self.run.timeout
             return (f"{self.case.id} [{self.dtype}, {self.run.device}]: {self.run.candidate.path} did not "
                     f"finish the case within {limit:g} s (--optimizer-timeout): it hangs or is far too slow")
         return super().repr_failure(excinfo, style=style)
@@ -449,7 +653,7 @@ class ContractItem(pytest.Item):
     def __init__(self, *, check: str, dtype: str, **kw: Any):
         super().__init__(**kw)
         self.check, self.dtype, self.run = check, dtype, self.parent.run
-        self.add_marker(pytest.mark.timeout(self.config.getoption("optimizer_timeout")))
+        self.add_marker(pytest.mark.timeout(self.run.timeout))
         self.extra_keyword_matches.update({"contract", check, dtype})
 
     def runtest(self) -> None:
@@ -497,8 +701,11 @@ def pytest_configure(config: pytest.Config) -> None:
     _drop_idle_plugins(config)
     from .candidates import UsageError
 
+    run = ConformanceRun.__new__(ConformanceRun)
     try:
-        run = ConformanceRun(config)
+        run.__init__(config)
     except UsageError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        if getattr(run, "worker", None) is not None:
+            run.worker.stop()
+        raise pytest.UsageError(" ".join(str(exc).split("\n"))) from None
     config.pluginmanager.register(run, "optimizer-conformance-run")

@@ -206,11 +206,28 @@ def environment(device: str, dtypes: list[str]) -> dict[str, Any]:
     return env
 
 
-def report_document(candidate: dict[str, Any], spec_id: str, records: list[CaseRecord],
-                    diagnosis: Diagnosis, env: dict[str, Any]) -> dict[str, Any]:
+def summary_counts(records: list[CaseRecord], listed=None) -> dict[str, int]:
+    """Outcomes; with --optimizer-xfails (``listed``: whether a record's item is listed) a listed
+    failing run counts as xfailed and a listed passing one as xpassed (a strict xfail: it fails
+    the run), as pytest counts them."""
     counts = {k: sum(r.outcome == k for r in records) for k in ("passed", "failed", "skipped")}
+    if listed is not None:
+        for outcome, name in (("failed", "xfailed"), ("passed", "xpassed")):
+            n = sum(r.outcome == outcome and listed(r) for r in records)
+            counts[outcome] -= n
+            counts[name] = n
+    return counts
+
+
+def report_document(candidate: dict[str, Any], spec_id: str, records: list[CaseRecord],
+                    diagnosis: Diagnosis, env: dict[str, Any], listed=None,
+                    incomplete: str | None = "") -> dict[str, Any]:
+    """``incomplete``: why the run did not check every selected case ("" when it did)."""
+    counts = summary_counts(records, listed)
     return {
         "schema": REPORT_SCHEMA_ID,
+        "complete": not incomplete,
+        "reason": incomplete or "",
         "candidate": candidate,
         "spec": spec_id,
         "environment": env,
@@ -223,6 +240,30 @@ def report_document(candidate: dict[str, Any], spec_id: str, records: list[CaseR
 
 
 def write_report(path: str, doc: dict[str, Any]) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh, indent=1, ensure_ascii=False)
-        fh.write("\n")
+    """Written to a temporary file next to it, then renamed: a reader never sees half a report."""
+    import os
+
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=1, ensure_ascii=False)
+            fh.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def check_writable(path: str) -> None:
+    """--optimizer-report: a usage error unless the report can be written there."""
+    import os
+
+    from .candidates import UsageError
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageError(f"--optimizer-report={path}: is a directory (give a file name, e.g. {path}/report.json)")
+    if not os.path.isdir(folder):
+        raise UsageError(f"--optimizer-report={path}: the directory {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise UsageError(f"--optimizer-report={path}: not writable")

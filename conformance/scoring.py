@@ -114,6 +114,33 @@ def first_divergence(per_step: list[list[Divergence]]) -> Divergence | None:
     return None
 
 
+# Called with the step number before each step of a case (the candidate process reports it, so that
+# a death is placed at its step: isolation.py). Empty in the pytest process.
+STEP_HOOKS: list = []
+
+
+def step_started(t: int) -> None:
+    for hook in STEP_HOOKS:
+        hook(t)
+
+
+class CandidateBroke(Exception):
+    """What the candidate left cannot be compared (a param of another size, not a number)."""
+
+
+def checked_params(params: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The candidate's params after a step, refused (CandidateBroke) unless each has the golden's
+    number of elements: a harness error must never come out of the candidate's doing."""
+    for name, exp in expected.items():
+        got = params.get(name)
+        if got is None:
+            raise CandidateBroke(f"param {name!r} is gone after the step")
+        if np.shape(got) != (exp.shape[1],):
+            raise CandidateBroke(f"step() changed param {name!r} from {exp.shape[1]} elements to "
+                                 f"{int(np.size(got))}")
+    return params
+
+
 def exc_line(exc: BaseException) -> str:
     """An exception in one line, with where it was raised."""
     frames = traceback.extract_tb(exc.__traceback__)

@@ -52,6 +52,8 @@ def read_xfails(path: str, base: Path | None = None) -> XfailList:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"--optimizer-xfails={path}: cannot read the file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--optimizer-xfails={path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     entries = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         prefix = line.split("#", 1)[0].strip()

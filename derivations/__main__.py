@@ -1,7 +1,8 @@
 """Regenerate the golden vectors: ``python -m optimizer_conformance.derivations [--check] [--out DIR]``.
 
 Without options the goldens shipped in the conformance package are rewritten in place
-(``--spec ID``, repeatable: only those specs' files, and the index). With
+(``--spec ID``, repeatable: only those specs' files, and the index), and with them
+``MANIFEST.json``: the SHA-256 of every golden file of the folder, which the plugin verifies. With
 ``--check`` they are generated into a temporary folder and compared byte for byte with the
 shipped ones: exit 1 and the differing files on any difference (what ``nox -s golden`` and CI run).
 """
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 
 from . import SPECS
-from .golden import write_all
+from .golden import write_all, write_manifest
 from .spec import Spec
 
 
@@ -50,6 +51,7 @@ def _write_with_progress(specs: list[Spec], out: Path, index_specs) -> list[Path
         for spec in bar:
             bar.set_postfix_str(spec.id)
             written.update(dict.fromkeys(write_all([spec], out, index_specs=index_specs)))
+    written[write_manifest(out)] = None
     return list(written)
 
 

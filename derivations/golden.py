@@ -241,3 +241,13 @@ def write_all(specs: Iterable[Spec], out_dir: Path, index_specs: Iterable[Spec] 
         path.write_text(dumps(doc) + "\n", encoding="utf-8")
         written.append(path)
     return written
+
+
+def write_manifest(out_dir: Path) -> Path:
+    """MANIFEST.json: the SHA-256 of every golden file now in ``out_dir`` (the plugin checks the
+    files it reads against it). Deterministic: sorted paths, the same layout as the goldens."""
+    from optimizer_conformance.conformance.golden import MANIFEST, manifest_document
+
+    path = out_dir / MANIFEST
+    path.write_text(dumps(manifest_document(out_dir)) + "\n", encoding="utf-8")
+    return path

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from optimizer_conformance.conformance.names import AmbiguousName, name_map
+from optimizer_conformance.conformance.names import AmbiguousName, explicit_parameters, name_map
 
 TORCH_NAMES = ["lr", "betas", "eps", "weight_decay", "amsgrad", "maximize"]
 
@@ -35,11 +35,11 @@ def test_optax_and_keras_spellings_are_mapped():
     def keras_like(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, **kwargs):
         pass
 
-    names = name_map(optax_like, TORCH_NAMES)
+    names = name_map(explicit_parameters(optax_like), TORCH_NAMES)
     assert names.translate({"lr": 0.1, "betas": (0.5, 0.75), "eps": 0.25, "weight_decay": 0.0, "amsgrad": True}) \
         == {"learning_rate": 0.1, "b1": 0.5, "b2": 0.75, "eps": 0.25, "weight_decay": 0.0}
     assert not names.maps("amsgrad") and not names.maps("maximize")
-    keras = name_map(keras_like, TORCH_NAMES)
+    keras = name_map(explicit_parameters(keras_like), TORCH_NAMES)
     assert keras.translate({"lr": 0.1, "betas": (0.5, 0.75), "eps": 0.25, "amsgrad": False}) \
         == {"learning_rate": 0.1, "beta_1": 0.5, "beta_2": 0.75, "epsilon": 0.25, "amsgrad": False}
     assert keras.via_kwargs == {"weight_decay", "maximize"}  # only through **kwargs
@@ -50,8 +50,8 @@ def test_an_ambiguous_name_is_refused_until_declared():
         pass
 
     with pytest.raises(AmbiguousName, match=r"'decay'.*--optimizer-args='\{\"decay\": \"weight_decay\"\}'"):
-        name_map(old_keras, ["lr", "weight_decay"])
-    declared = name_map(old_keras, ["lr", "weight_decay"], {"decay": "weight_decay"})
+        name_map(explicit_parameters(old_keras), ["lr", "weight_decay"])
+    declared = name_map(explicit_parameters(old_keras), ["lr", "weight_decay"], {"decay": "weight_decay"})
     assert declared.translate({"lr": 0.5, "weight_decay": 0.25}) == {"lr": 0.5, "decay": 0.25}
 
 
