@@ -315,9 +315,10 @@ class Candidate:
             raise
 
 
-PROTOCOLS = ("a torch.optim.Optimizer subclass or a factory returning one, a NumPy-style class "
-             "Cls(params, **hyperparameters) with step(grads), or a functional make(**hyperparameters) "
-             "returning an object with init(params) and update(grads, state, params)")
+PROTOCOLS = ("a torch.optim.Optimizer subclass or a factory returning one, an optax transformation, a "
+             "Keras 3 optimizer class, a NumPy-style class Cls(params, **hyperparameters) with step(grads), "
+             "or a functional make(**hyperparameters) returning an object with init(params) and "
+             "update(grads, state, params)")
 
 
 def parameter_names(target: Any) -> list[str] | None:
@@ -334,8 +335,8 @@ def check_protocol(cand: Candidate) -> None:
     """A usage error unless the candidate looks like one of the protocols (before any case runs)."""
     obj, api = cand.target, cand.api
     what = f"--optimizer={cand.path}: not an optimizer: expected {PROTOCOLS}"
-    if api == "torch" or cand.hooked():
-        return
+    if api in ("torch", "optax", "keras") or cand.hooked():
+        return  # recognised by what it is (a torch Optimizer, an optax function, a Keras optimizer)
     if api == "functional":
         if inspect.isclass(obj) and not _is_functional(obj):
             raise UsageError(f"{what}; {obj.__name__} has no init/update")
