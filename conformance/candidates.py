@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .golden import Case, Spec
-from .names import NameMap, explicit_parameters, name_map
+from .names import AmbiguousName, NameMap, explicit_parameters, name_map
 
 
 class UsageError(Exception):
@@ -254,6 +254,10 @@ class Candidate:
 
     def unsupported_settings(self, spec: Spec, case: Case) -> str | None:
         """Why the default construction cannot express this case's settings, or None."""
+        try:
+            self.names_for(spec)
+        except AmbiguousName as exc:  # (a hooked candidate's fallback; else a usage error up front)
+            return f"the default construction cannot map the candidate's arguments: {exc}"
         names = {k for g in case.groups for k in g.hyperparameters}
         names |= {c.name for s in case.steps for c in s.changes}
         for name in sorted(names):
@@ -285,7 +289,10 @@ class Candidate:
 
     def own_name(self, spec: Spec, name: str) -> str:
         """The candidate's name for a scalar setting (what a scheduler changes between steps)."""
-        names = self.names_for(spec)
+        try:
+            names = self.names_for(spec)
+        except AmbiguousName:  # a hooked candidate: its conftest built it under torch's names
+            return name
         spelled = names.names.get(name) if names is not None else None
         return spelled[0] if spelled and len(spelled) == 1 else name
 

@@ -287,7 +287,7 @@ CASES = (
         id="adabelief/groups_and_missing_grads",
         title="two param groups, and params without a gradient on some steps",
         purpose="per-group settings; a param without a grad keeps its value, its state and its step "
-        "count (its bias corrections are its own, not the number of step() steps_taken)",
+        "count (its bias corrections are its own, not the number of step() calls)",
         hyperparameters={"lr": "0.0625", "betas": ["0.5", "0.75"]},
         grad_exponents=[1, 0, 0, -1, -2, -2],
         seed=907,

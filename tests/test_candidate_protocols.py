@@ -192,14 +192,16 @@ def test_third_party_torch_optimizer_through_the_conftest_hook(pytester):
 
 
 def test_without_the_hook_the_third_party_names_are_skipped_not_guessed(pytester):
-    """The hook returning None falls back to the default construction, whose signature check
-    skips every case that sets betas: never run with the class's own defaults instead."""
+    """The hook returning None falls back to the default construction: beta1/beta2/epsilon are
+    common spellings it maps, but 'decay' is ambiguous (weight or learning-rate decay), so every
+    case is skipped saying so — never run with a guess. Without a hook the same is a usage error."""
     pytester.makeconftest("def pytest_optimizer_conformance_build(spec, case, params, hyperparameters, "
                           "dtype, device):\n    return None\n")
     result = _run(pytester, "--optimizer=thirdparty.ThirdPartyAdam")
     result.assert_outcomes(skipped=16)
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["*skipped: candidate does not accept 'betas'*"])
+    result.stdout.fnmatch_lines(["*skipped: the default construction cannot map the candidate's arguments: "
+                                 "the candidate takes 'decay'*--optimizer-args*"])
 
 
 @pytest.mark.parametrize("how", ["factory", "hook"])

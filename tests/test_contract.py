@@ -252,14 +252,15 @@ def pytest_optimizer_conformance_build(spec, case, params, hyperparameters, dtyp
 
 def test_a_hook_returning_none_falls_back_to_the_class(pytester):
     """torch's Adam under a conftest hook that builds nothing: the default construction, every
-    check passing; a third-party signature cannot express the base case's settings: skipped with
-    the reason, never run with the class's own defaults."""
+    check passing; a third-party signature with an ambiguous name ('decay') cannot be mapped by the
+    default construction: skipped with the reason, never run with a guess."""
     pytester.makeconftest("def pytest_optimizer_conformance_build(spec, case, params, hyperparameters, "
                           "dtype, device):\n    return None\n")
     _named_run(pytester, "torch.optim.Adam").assert_outcomes(passed=2 * len(NAMES))
     result = _named_run(pytester, "named_adam.NamedAdam")
     result.assert_outcomes(skipped=2 * len(NAMES))
-    result.stdout.fnmatch_lines(["*contract zero_grad: candidate does not accept 'betas'*"])
+    result.stdout.fnmatch_lines(["*contract zero_grad: the default construction cannot map the candidate's "
+                                 "arguments: the candidate takes 'decay'*"])
 
 
 def test_a_construction_that_raises_is_a_broken_contract(pytester):
