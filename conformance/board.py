@@ -37,6 +37,7 @@ class LibraryOptimizer:
     spec: str
     kwargs: dict = field(default_factory=dict)
     why: str = ""  # the library's source for the kwargs / the mapping
+    args: dict = field(default_factory=dict)  # --optimizer-args: the library's name -> the spec's
 
 
 def library_optimizers() -> list[LibraryOptimizer]:
@@ -46,7 +47,7 @@ def library_optimizers() -> list[LibraryOptimizer]:
     models), and :func:`preload` loads its optimizer modules where torchvision cannot be imported."""
     from .golden import index
 
-    return [LibraryOptimizer(i["library"], i["path"], spec_id, dict(i["kwargs"]), i["note"])
+    return [LibraryOptimizer(i["library"], i["path"], spec_id, dict(i["kwargs"]), i["note"], dict(i.get("args", {})))
             for spec_id, meta in index()["specs"].items() for i in meta.get("implementations", [])]
 
 
@@ -115,7 +116,8 @@ def run_entry(entry: LibraryOptimizer, dtypes=DTYPES, timeout: float = 600.0) ->
             "from optimizer_conformance.conformance.board import preload\npreload()\n", encoding="utf-8")
         cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", f"--rootdir={tmp}",
                f"--optimizer={entry.path}", f"--optimizer-spec={entry.spec}", f"--optimizer-dtype={','.join(dtypes)}",
-               f"--optimizer-kwargs={json.dumps(entry.kwargs)}", f"--optimizer-report={report}"]
+               f"--optimizer-kwargs={json.dumps(entry.kwargs)}", f"--optimizer-args={json.dumps(entry.args)}",
+               f"--optimizer-report={report}"]
         env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
         env.setdefault("KERAS_BACKEND", "torch")  # Keras 3 entries run on the torch backend
         try:

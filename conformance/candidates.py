@@ -37,6 +37,7 @@ for both protocols.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import sys
@@ -138,7 +139,8 @@ def detect_api(obj: Any) -> str:
                          f"expected one of {', '.join(APIS)}")
     if _is_torch_optimizer_class(obj):
         return "torch"
-    root = (getattr(obj, "__module__", "") or "").split(".")[0]
+    inner = obj.func if isinstance(obj, functools.partial) else obj  # optax.nadam = partial(adam, ...)
+    root = (getattr(inner, "__module__", "") or "").split(".")[0]
     if root == "optax":  # optax.adam, optax.chain-building factories of optax itself
         return "optax"
     if root == "keras" or _is_keras_optimizer_class(obj):

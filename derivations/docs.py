@@ -648,6 +648,25 @@ def schema_page() -> Page:
     return Page(SCHEMA_PAGE, "\n".join(out) + "\n")
 
 
+def _short_verdict(run: dict) -> str:
+    return {"conforms": "**pass**", "does not conform": "fail", "nothing checked": "not checked",
+            "cannot run": "cannot run"}.get(run["verdict"], run["verdict"])
+
+
+def _short_diagnosis(runs: list[dict]) -> str:
+    """The variants named (``adopt.clip_step_plus_one + ...``), or why nothing was checked, in a line."""
+    texts = [r["diagnosis"] for r in runs if r["diagnosis"]]
+    if not texts:
+        return "—"
+    named = re.findall(r"trajectory matches ([\w.]+)", " ".join(texts))
+    if named:
+        return "matches " + " + ".join(dict.fromkeys(named))
+    text = texts[0]
+    if text.startswith("no known variant explains"):
+        return "no catalogued variant explains it" + ("" if "state" not in text else " (state differs)")
+    return text if len(text) <= 140 else text[:137] + "..."
+
+
 def board_page(board_json: str | None) -> Page:
     """The third-party board: a real run of ``python -m optimizer_conformance.conformance.board``
     (its ``--json`` file, named by ``OPTIMIZER_CONFORMANCE_BOARD`` when the site is built)."""
@@ -672,13 +691,19 @@ def board_page(board_json: str | None) -> Page:
     missing = sorted({r["library"] for r in runs if r["verdict"] == "not installed"})
     if missing:
         out += [f"Not installed where this was built (not run): {', '.join(missing)}.", ""]
-    out += ["| library | version | optimizer | spec | dtype | verdict | cases pass/fail/skip | diagnosis |",
-            "|---|---|---|---|---|---|---|---|"]
+    out += ["One row per implementation; a cell reads verdict and cases passed/failed/skipped per dtype. The "
+            "diagnosis names the catalogued variant(s) the trajectory matches (the spec's page shows the rule "
+            "line each changes and who implements it), or says that none explains it.", "",
+            "| spec | optimizer (library version) | float32 · float64 | diagnosis |", "|---|---|---|---|"]
+    by_entry: dict[tuple, list] = {}
     for r in ran:
-        kw = "".join(f" `{k}={v!r}`" for k, v in r["kwargs"].items())
-        out.append(f"| {_md_cell(r['library'])} | {_md_cell(r['version'])} | `{_md_cell(r['optimizer'])}`{kw} | "
-                   f"[`{r['spec']}`]({OPTIMIZERS_DIR}/{r['spec']}.md) | {r['dtype']} | {_md_cell(r['verdict'])} | "
-                   f"{r['passed']}/{r['failed']}/{r['skipped']} | {_md_cell(r['diagnosis'] or '—')} |")
+        by_entry.setdefault((r["library"], r["version"], r["optimizer"], r["spec"], json.dumps(r["kwargs"])), []).append(r)
+    for (library, version, optimizer, spec_id, _), rs in by_entry.items():
+        kw = "".join(f" `{k}={v!r}`" for k, v in rs[0]["kwargs"].items())
+        cells = {r["dtype"]: f"{_short_verdict(r)} {r['passed']}/{r['failed']}/{r['skipped']}" for r in rs}
+        out.append(f"| [`{spec_id}`]({OPTIMIZERS_DIR}/{spec_id}.md) | "
+                   f"`{_md_cell(optimizer)}`{kw} ({_md_cell(library)} {_md_cell(version)}) | {cells.get('float32', '—')} · "
+                   f"{cells.get('float64', '—')} | {_md_cell(_short_diagnosis(rs))} |")
     out += ["", "Where an implementation deviates, the spec's page names the catalogued variant it matches, with "
             "the rule line it changes and the library source that implements it.", ""]
     return Page(BOARD_PAGE, "\n".join(out) + "\n")

@@ -266,8 +266,11 @@ SPEC = Spec(
     cases=CASES,
     closed_forms=CLOSED_FORMS,
     implementations=(
-        Implementation("optax", "optax.rmsprop", note="optax/_src/alias.py rmsprop"),
-        Implementation("keras", "keras.optimizers.RMSprop", note="keras/src/optimizers/rmsprop.py RMSprop"),
+        Implementation("optax", "optax.rmsprop", note="optax/_src/alias.py rmsprop (decay: the EMA rate, torch's alpha)",
+                       args={"decay": "alpha"}),
+        Implementation("keras", "keras.optimizers.RMSprop",
+                       note="keras/src/optimizers/rmsprop.py RMSprop (rho: the EMA rate, torch's alpha)",
+                       args={"rho": "alpha"}),
         Implementation("timm", "timm.optim.rmsprop_tf.RMSpropTF", note="timm/optim/rmsprop_tf.py RMSpropTF"),
     ),
 )

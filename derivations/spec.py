@@ -20,9 +20,12 @@ class Implementation:
     # constructor settings that select the spec's convention where the library offers several
     kwargs: Mapping[str, object] = field(default_factory=dict)
     note: str = ""  # the library's source for the mapping: file and function
+    # the library's argument names that mean one of the spec's (--optimizer-args): its name -> torch's
+    args: Mapping[str, str] = field(default_factory=dict)
 
     def document(self) -> dict:
-        return {"library": self.library, "path": self.path, "kwargs": dict(self.kwargs), "note": self.note}
+        return {"library": self.library, "path": self.path, "kwargs": dict(self.kwargs), "args": dict(self.args),
+                "note": self.note}
 
 
 @dataclass(frozen=True)
