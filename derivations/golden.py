@@ -15,7 +15,7 @@ here is deterministic: regenerating on a clean checkout changes no byte.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -227,13 +227,17 @@ def dumps(obj, indent: int = 0) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
 
-def write_all(specs: Iterable[Spec], out_dir: Path, index_specs: Iterable[Spec] | None = None) -> list[Path]:
-    """Write the documents of ``specs`` and the index of ``index_specs`` (default: the same)."""
+def write_all(specs: Iterable[Spec], out_dir: Path, index_specs: Iterable[Spec] | None = None,
+              progress: Callable[[Spec], object] | None = None) -> list[Path]:
+    """Write the documents of ``specs`` and the index of ``index_specs`` (default: the same);
+    ``progress(spec)`` is called as each spec's documents are computed."""
     specs = list(specs)
     written = []
     docs: dict[str, dict] = {}
     for spec in specs:
         docs.update(spec_documents(spec))
+        if progress is not None:
+            progress(spec)
     docs["index.json"] = index_document(specs if index_specs is None else index_specs)
     for rel, doc in sorted(docs.items()):
         path = out_dir / rel
