@@ -12,10 +12,15 @@ verdict of the case that ran (``candidate process died with SIGSEGV at step 3 of
 [float32, cpu]``; the step is known because the process writes the step it is at into shared
 memory before each one), and the next case gets a fresh process (the candidate imported again).
 
-The candidate runs in the pytest process instead (``IN_PROCESS``) when a conftest builds it
-(``pytest_optimizer_conformance_build``: a pytest hook), with ``--optimizer-contract``, on a
-CUDA device (a forked process cannot use CUDA initialised before the fork), or when the
-environment variable ``OPTIMIZER_CONFORMANCE_IN_PROCESS=1`` asks for it (debugging with pdb).
+A conftest that builds the candidate (``pytest_optimizer_conformance_build``) runs in the
+candidate process too: the process is forked from pytest's after the conftest was loaded, so it
+has the hook. The ``--optimizer-contract`` checks run there as well (one request per check). On a
+CUDA device the candidate process is *spawned* (a fresh interpreter: CUDA cannot be used in a
+process forked from one that initialised it) — except with a conftest hook, which a fresh
+interpreter would not have: that one combination runs in the pytest process. The environment
+variable ``OPTIMIZER_CONFORMANCE_IN_PROCESS=1`` runs everything in the pytest process (debugging
+with pdb); ``OPTIMIZER_CONFORMANCE_START_METHOD=spawn`` spawns on the CPU too (how the CUDA path
+is tested on machines without a GPU).
 """
 
 from __future__ import annotations
@@ -26,6 +31,16 @@ import signal
 from typing import Any
 
 IN_PROCESS_ENV = "OPTIMIZER_CONFORMANCE_IN_PROCESS"
+START_METHOD_ENV = "OPTIMIZER_CONFORMANCE_START_METHOD"
+
+
+def start_method(device: str) -> str:
+    """How the candidate process starts: forked (cheap: the pytest process's imports are
+    inherited), or spawned on a CUDA device (or when START_METHOD_ENV asks for it)."""
+    asked = os.environ.get(START_METHOD_ENV, "")
+    if asked in ("fork", "spawn"):
+        return asked
+    return "fork" if device == "cpu" else "spawn"
 
 
 class Died(Exception):
@@ -51,12 +66,16 @@ class CandidateProcess:
     """The pytest process's end: start, ask, kill, restart."""
 
     def __init__(self, path: str, kwargs: dict[str, Any], search: tuple[str, ...], timeout: float,
-                 args: dict[str, str] | None = None, jit: bool = True):
+                 args: dict[str, str] | None = None, jit: bool = True, hook: Any = None,
+                 method: str = "fork"):
         import multiprocessing
 
         self.path, self.kwargs, self.search, self.timeout = path, kwargs, search, timeout
         self.args, self.jit = dict(args or {}), jit  # --optimizer-args, --optimizer-no-jit
-        self.ctx = multiprocessing.get_context("fork")
+        if hook is not None and method != "fork":
+            raise ValueError("a conftest hook reaches only a forked candidate process")
+        self.hook = hook  # the conftest's pytest_optimizer_conformance_build (inherited by the fork)
+        self.ctx = multiprocessing.get_context(method)
         self.step = self.ctx.RawValue("i", 0)  # the step the candidate process is at (shared memory)
         self.proc = None
         self.conn = None
@@ -72,7 +91,7 @@ class CandidateProcess:
                 stream.flush()
         parent, child = self.ctx.Pipe()
         proc = self.ctx.Process(target=serve, args=(child, self.step, self.path, self.kwargs, self.search,
-                                                     self.args, self.jit),
+                                                     self.args, self.jit, self.hook),
                                  daemon=True, name="optimizer-candidate")
         proc.start()
         child.close()
@@ -133,14 +152,15 @@ class CandidateProcess:
 
 
 def serve(conn, step, path: str, kwargs: dict[str, Any], search: tuple[str, ...],
-          args: dict[str, str] | None = None, jit: bool = True) -> None:
+          args: dict[str, str] | None = None, jit: bool = True, hook: Any = None) -> None:
     """The candidate process: import the candidate, then answer requests until the pipe closes."""
     import faulthandler
 
+    _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for pytest: it stops this process
     faulthandler.disable()  # a crash is the verdict of its case, not a dump on pytest's stderr
     try:
-        conn.send(_import(path, kwargs, search, args or {}, jit))
+        conn.send(_import(path, kwargs, search, args or {}, jit, hook))
         from .scoring import STEP_HOOKS
 
         STEP_HOOKS.append(lambda t: setattr(step, "value", t))
@@ -162,8 +182,23 @@ def serve(conn, step, path: str, kwargs: dict[str, Any], search: tuple[str, ...]
         os._exit(0)  # no atexit handlers, no pytest teardown: they belong to the parent
 
 
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this process when the pytest process dies, however it dies
+    (SIGKILL included), so that a killed run leaves no candidate process behind."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def _import(path: str, kwargs: dict[str, Any], search: tuple[str, ...], args: dict[str, str],
-            jit: bool) -> tuple[str, Any]:
+            jit: bool, hook: Any = None) -> tuple[str, Any]:
     from .candidates import Candidate, UsageError, _one_line, parameter_names
 
     try:
@@ -172,7 +207,7 @@ def _import(path: str, kwargs: dict[str, Any], search: tuple[str, ...], args: di
         return "usage", str(exc)
     except BaseException as exc:  # noqa: BLE001 - anything the candidate's module or detection raised
         return "usage", f"--optimizer={path!r}: inspecting the candidate raised {_one_line(exc)}"
-    cand.args, cand.jit = args, jit
+    cand.args, cand.jit, cand.hook = args, jit, hook
     global CANDIDATE
     CANDIDATE = cand
     return "ready", {"api": cand.api, "name": cand.name, "parameters": parameter_names(cand.target),
@@ -201,11 +236,30 @@ def _answer(message: tuple, step) -> tuple[str, Any]:
             return "ok", None
         if op == "case":
             return "result", _run(message[1], step)
+        if op == "contract":
+            return _contract(*message[1:])
         return "error", f"unknown request {op!r}"
     except UsageError as exc:
         return "usage", str(exc)
     except BaseException as exc:  # noqa: BLE001 - a harness error: said, never a dead process
         return "error", _one_line(exc)
+
+
+def _contract(check: str, spec_id: str, dtype: str, device: str) -> tuple[str, Any]:
+    """One --optimizer-contract check: ("ok", None), ("skipped", why) or ("broken", message)."""
+    from .contract import ContractBroken, ContractSkipped, run_check
+    from .kinds import load_spec
+    from .scoring import exc_line
+
+    try:
+        run_check(check, CANDIDATE, load_spec(spec_id), dtype, device)
+    except ContractSkipped as exc:
+        return "skipped", str(exc)
+    except ContractBroken as exc:
+        return "broken", str(exc)
+    except BaseException as exc:  # noqa: BLE001 - sys.exit, KeyboardInterrupt, ... in the candidate's code
+        return "broken", f"contract {check} broken: the candidate raised {exc_line(exc)}"
+    return "ok", None
 
 
 def _run(request: dict[str, Any], step):

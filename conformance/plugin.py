@@ -178,16 +178,18 @@ def _timeout(config: pytest.Config) -> float:
 
 
 def _isolated(config: pytest.Config, device: str) -> bool:
-    """Whether the candidate runs in a candidate process (isolation.py) rather than in pytest's."""
+    """Whether the candidate runs in a candidate process (isolation.py) rather than in pytest's:
+    always, except when OPTIMIZER_CONFORMANCE_IN_PROCESS=1 asks for pytest's (debugging) and for
+    a conftest-built candidate on CUDA (a conftest hook reaches only a forked process, and CUDA
+    only a spawned one)."""
     import os
 
-    from .isolation import IN_PROCESS_ENV
+    from .isolation import IN_PROCESS_ENV, start_method
 
-    if os.environ.get(IN_PROCESS_ENV, "") not in ("", "0") or device != "cpu":
+    if os.environ.get(IN_PROCESS_ENV, "") not in ("", "0"):
         return False
-    if config.getoption("optimizer_contract"):
-        return False
-    return not config.hook.pytest_optimizer_conformance_build.get_hookimpls()
+    hooked = bool(config.hook.pytest_optimizer_conformance_build.get_hookimpls())
+    return not (hooked and start_method(device) != "fork")
 
 
 def _xdist_controller(config: pytest.Config) -> bool:
@@ -225,9 +227,12 @@ class ConformanceRun:
         args = _json_object(config.getoption("optimizer_args"), "--optimizer-args")
         jit = not config.getoption("optimizer_no_jit")
         if _isolated(config, device):
-            from .isolation import CandidateProcess
+            from .isolation import CandidateProcess, start_method
 
-            self.worker = CandidateProcess(path, kwargs, search, self.timeout, args=args, jit=jit)
+            method = start_method(device)
+            hook = config.hook.pytest_optimizer_conformance_build
+            self.worker = CandidateProcess(path, kwargs, search, self.timeout, args=args, jit=jit,
+                                           hook=hook if hook.get_hookimpls() else None, method=method)
             kind, info = self.worker.start()
             if kind != "ready":
                 raise UsageError(info)
@@ -258,6 +263,7 @@ class ConformanceRun:
             self.worker.stop()  # the controller runs no case
         self.records: list[CaseRecord] = []
         self.died: list[str] = []  # how the candidate process died, per case run
+        self.crashed_workers: list[str] = []  # pytest-xdist workers that died running a case
         self.diagnosis = None
         self._frozen = False
         self._xfail_lines(config)
@@ -368,6 +374,24 @@ class ConformanceRun:
         res.reason = f"the harness failed on this case (please report it): {payload}"
         return res
 
+    def contract_isolated(self, check: str, dtype: str) -> tuple[str, str | None]:
+        """One --optimizer-contract check in the candidate process: ("ok", None), ("skipped",
+        why) or ("broken", message) — its death or a hang breaks the contract with that reason."""
+        from .isolation import Died
+
+        where = f"contract check {check} [{dtype}, {self.device}]"
+        try:
+            kind, payload = self.worker.ask(("contract", check, self.spec.id, dtype, self.device), self.timeout)
+        except TimeoutError:
+            return "broken", (f"contract {check} broken: {self.candidate.path} did not finish the check within "
+                              f"{self.timeout:g} s (--optimizer-timeout)")
+        except Died as exc:
+            self.died.append(f"candidate process {exc} in {where}")
+            return "broken", f"contract {check} broken: the candidate process {exc} in {where}"
+        if kind in ("ok", "skipped", "broken"):
+            return kind, payload
+        return "broken", f"the harness failed on {where} (please report it): {payload}"
+
     def case_modes(self) -> list[tuple[Case, str]]:
         """(case, mode) pairs to run: every case eagerly; on CUDA, for a candidate with a
         capturable implementation, the cases a CUDA graph can replay once more as graph cases."""
@@ -410,16 +434,37 @@ class ConformanceRun:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         from .report import PROPERTY, CaseRecord
 
+        if report.when == "???" and report.failed:  # pytest-xdist: the worker running it crashed
+            self._crashed_worker(report)
+            return
         if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
             return
         props = dict(report.user_properties)
         if PROPERTY in props:
             self.records.append(CaseRecord.from_json(props[PROPERTY]))
+            self._write_report(None, provisional=True)  # a run killed outright keeps what it checked
         elif PENDING in props and report.failed:
             # the case never returned (timed out, or the harness was interrupted)
             reason = report.longreprtext.strip().splitlines()[-1] if report.longreprtext else "did not finish"
             self.records.append(CaseRecord(**props[PENDING], outcome="failed", reason=reason,
                                            params_conform=False))
+
+    def _crashed_worker(self, report: pytest.TestReport) -> None:
+        """A pytest-xdist worker died while running a case (only possible when the candidate runs
+        in the worker itself, OPTIMIZER_CONFORMANCE_IN_PROCESS=1, or when something killed the
+        worker): the case's verdict says so, and the run is marked incomplete."""
+        from .report import CaseRecord
+
+        name = report.nodeid.rsplit("::", 1)[-1]
+        match = ITEM_NAME.fullmatch(name)
+        why = (report.longreprtext.strip().splitlines() or ["a pytest-xdist worker crashed"])[-1]
+        self.crashed_workers.append(f"{why} (pytest-xdist)")
+        if match is None:  # a contract check's item
+            return
+        case, dtype, device, mode = match.groups()
+        self.records.append(CaseRecord(spec=self.spec.id, case=case, dtype=dtype, device=device,
+                                       mode=mode or "eager", outcome="failed", params_conform=False,
+                                       reason=f"{why} (pytest-xdist): the case has no verdict"))
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         from .diagnosis import diagnose
@@ -451,6 +496,9 @@ class ConformanceRun:
             return f"stopped early: {session.shouldstop} (-x/--maxfail): the cases after it did not run"
         if session.shouldfail:
             return f"stopped early: {session.shouldfail}"
+        if self.crashed_workers:
+            return (f"{len(self.crashed_workers)} pytest-xdist worker crash(es), their cases have no "
+                    f"verdict: {self.crashed_workers[0]}")
         if self.died:
             return f"the candidate process died in {len(self.died)} case run(s): {self.died[0]}"
         crashed = [r for r in self.records if r.reason.startswith("candidate process ")]
@@ -460,7 +508,9 @@ class ConformanceRun:
 
     def _write_report(self, incomplete: str | None, provisional: bool = False) -> None:
         """--optimizer-report: written when the run is configured ("complete": false, in case the
-        pytest process itself is killed) and again when it ends, whatever ended it."""
+        pytest process itself is killed), rewritten with the cases so far after each case (still
+        "complete": false; ~1 ms: a report is a few kB) and again when the run ends, whatever
+        ended it."""
         from .diagnosis import diagnose
         from .report import environment, report_document, write_report
 
@@ -470,8 +520,10 @@ class ConformanceRun:
         cand = {"path": self.candidate.path, "api": self.candidate.api, "kwargs": self.candidate.kwargs,
                 "accept": list(self.accept)}
         if provisional:
-            records, diagnosis = [], diagnose([])
-            incomplete = "the run has not finished (or its pytest process was killed)"
+            records = sorted(getattr(self, "records", []), key=lambda r: (r.case, r.mode, r.dtype))
+            diagnosis = diagnose(records)
+            incomplete = (f"the run has not finished (or its pytest process was killed): "
+                          f"{len(records)} case run(s) so far")
         else:
             records, diagnosis = self.records, self.diagnosis
         doc = report_document(cand, self.spec.id, records, diagnosis, environment(self.device, self.dtypes),
@@ -561,6 +613,9 @@ class ConformanceSuite(pytest.Collector):
                     item.add_marker(pytest.mark.xfail(reason=self.run.xfails.reason, strict=True))
                 yield item
         yield from contract_items(self)
+
+
+ITEM_NAME = re.compile(r"(.+)\[([a-z0-9]+)-(cpu|cuda(?::\d+)?)(?:-([a-z_]+))?\]")  # what item_id() writes
 
 
 def item_id(case_id: str, dtype: str, device: str, mode: str = "eager") -> str:
@@ -654,14 +709,22 @@ class ContractItem(pytest.Item):
     def __init__(self, *, check: str, dtype: str, **kw: Any):
         super().__init__(**kw)
         self.check, self.dtype, self.run = check, dtype, self.parent.run
-        self.add_marker(pytest.mark.timeout(self.run.timeout))
+        if self.run.worker is None:  # else the candidate process is killed after the limit
+            self.add_marker(pytest.mark.timeout(self.run.timeout))
         self.extra_keyword_matches.update({"contract", check, dtype})
 
     def runtest(self) -> None:
-        from .contract import ContractSkipped, run_check
+        from .contract import ContractBroken, ContractSkipped, run_check
 
         if self.run.unavailable:
             pytest.skip(self.run.unavailable)
+        if self.run.worker is not None:  # in the candidate process
+            kind, message = self.run.contract_isolated(self.check, self.dtype)
+            if kind == "skipped":
+                pytest.skip(f"contract {self.check}: {message}")
+            if kind != "ok":
+                raise ContractBroken(message)
+            return
         try:
             run_check(self.check, self.run.candidate, self.run.spec, self.dtype, self.run.device)
         except ContractSkipped as exc:

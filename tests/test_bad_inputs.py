@@ -14,6 +14,9 @@ cases by category.
 from __future__ import annotations
 
 import json
+import multiprocessing.heap  # noqa: F401  (the spawned candidate process pickles shared memory)
+import multiprocessing.popen_spawn_posix  # noqa: F401
+import multiprocessing.sharedctypes  # noqa: F401
 import os
 import subprocess
 import sys
@@ -219,8 +222,44 @@ OPTIONS = [  # (id, args, exit status, error text)
     ("k-selects-nothing", [*ADAM, "-k", "no_such_case_xyz"], 5, "no case selected"),
 ]
 
+# The candidate process in the modes that once ran the candidate in pytest's own process: a
+# conftest that builds the candidate, the --optimizer-contract checks, and a spawned process (the
+# CUDA path, forced on the CPU by OPTIMIZER_CONFORMANCE_START_METHOD=spawn).
+HOOK_CONFTEST = ("import os, signal, torch\n"
+                 "def pytest_optimizer_conformance_build(spec, case, params, hyperparameters, dtype, device):\n"
+                 "    class Adam(torch.optim.Adam):\n"
+                 "        def step(self, closure=None):\n"
+                 "            {body}\n"
+                 "            return super().step(closure)\n"
+                 "    return Adam(params)\n")
+ZERO_GRAD_DIES = TORCH_HEAD + ("class Adam(torch.optim.Adam):\n"
+                               "    def zero_grad(self, set_to_none=True):\n"
+                               "        {body}\n")
+MODES = [  # (id, conftest or None, module source, env, extra args, status, text)
+    ("hook-SIGSEGV", HOOK_CONFTEST.format(body="os.kill(os.getpid(), signal.SIGSEGV)"), "from torch.optim import Adam\n",
+     {}, [], 1, f"{DIED} SIGSEGV at step 1 of case adam/defaults"),
+    ("hook-os-exit", HOOK_CONFTEST.format(body="os._exit(9)"), "from torch.optim import Adam\n",
+     {}, [], 1, "exited with status 9 at step 1 of case adam/defaults"),
+    ("hook-sys-exit", HOOK_CONFTEST.format(body="raise SystemExit(2)"), "from torch.optim import Adam\n",
+     {}, [], 1, "step 1: step() raised SystemExit: 2"),
+    ("contract-SIGSEGV", None, ZERO_GRAD_DIES.format(body="os.kill(os.getpid(), signal.SIGSEGV)"), {},
+     ["--optimizer-contract", "-k", "zero_grad and float32"], 1,
+     "contract zero_grad broken: the candidate process died with SIGSEGV in contract check zero_grad"),
+    ("contract-sys-exit", None, ZERO_GRAD_DIES.format(body="sys.exit(3)"), {},
+     ["--optimizer-contract", "-k", "zero_grad and float32"], 1,
+     "contract zero_grad broken: the candidate raised SystemExit: 3"),
+    ("contract-hang", None, ZERO_GRAD_DIES.format(body="time.sleep(60)"), {},
+     ["--optimizer-contract", "-k", "zero_grad and float32", "--optimizer-timeout=2"], 1,
+     "did not finish the check within 2 s"),
+    ("spawn-SIGSEGV", None, torch_step("if n == 2: os.kill(os.getpid(), signal.SIGSEGV)"),
+     {"OPTIMIZER_CONFORMANCE_START_METHOD": "spawn"}, [], 1, f"{DIED} SIGSEGV at step 2 of case adam/defaults"),
+    ("spawn-conforms", None, "from torch.optim import Adam\n",
+     {"OPTIMIZER_CONFORMANCE_START_METHOD": "spawn"}, [], 0, "verdict: CONFORMS"),
+]
+
 CATEGORIES = {
     "run-time candidate (verdict)": [c[0] for c in RUNTIME],
+    "conftest hook / contract / spawned process (verdict)": [c[0] for c in MODES],
     "import/build-time candidate (exit 4)": [c[0] for c in IMPORT],
     "not an optimizer / bad path (exit 4)": [c[0] for c in NOT_AN_OPTIMIZER],
     "bad option (exit 4 / 5)": [c[0] for c in OPTIONS],
@@ -258,6 +297,25 @@ def test_runtime_candidate_gets_a_verdict(pytester, source, args, status, text):
     assert_clean(result, status, text)
     doc = json.loads(report.read_text())
     assert doc["cases"], doc  # the report has the case's verdict
+    if DIED in text or "exited with status" in text:
+        assert doc["complete"] is False and doc["reason"].startswith("the candidate process died in")
+
+
+@pytest.mark.parametrize(("conftest", "source", "env", "args", "status", "text"),
+                         [pytest.param(*c[1:], id=c[0]) for c in MODES])
+def test_candidate_process_in_every_mode(pytester, monkeypatch, conftest, source, env, args, status, text):
+    """A conftest-built candidate, a contract check and a spawned candidate process: a crash is
+    the verdict of its case or check, never the end of the run."""
+    if conftest:
+        pytester.makeconftest(conftest)
+    pytester.makepyfile(bad_adam=source)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    report = pytester.path / "r.json"
+    result = _run(pytester, "--optimizer=bad_adam.Adam", "--optimizer-spec=adam", *(args or ONE),
+                  f"--optimizer-report={report}")
+    assert_clean(result, status, text)
+    doc = json.loads(report.read_text())
     if DIED in text or "exited with status" in text:
         assert doc["complete"] is False and doc["reason"].startswith("the candidate process died in")
 
@@ -302,6 +360,68 @@ def test_killed_candidate_leaves_a_complete_run_and_an_incomplete_report(pyteste
     assert {o for (_, d), o in outcomes.items() if d == "float64"} == {"failed"}
     assert doc["complete"] is False
     assert "died with SIGSEGV at step 1 of case" in doc["reason"]
+
+
+DIES_IN_FLOAT64 = TORCH_HEAD + ("class Adam(torch.optim.Adam):\n"
+                                 "    def step(self, closure=None):\n"
+                                 "        if any(p.dtype == torch.float64 for g in self.param_groups for p in g['params']):\n"
+                                 "            {body}\n"
+                                 "        return super().step(closure)\n")
+
+
+def test_crashed_xdist_worker_marks_its_cases_and_the_report(pytester):
+    """With the candidate in the worker itself (OPTIMIZER_CONFORMANCE_IN_PROCESS=1), os._exit
+    kills the pytest-xdist worker: its case is failed with the worker's crash as the reason, the
+    verdict is not CONFORMS, and the report says it is incomplete and why."""
+    pytester.makepyfile(bad_adam=DIES_IN_FLOAT64.format(body="os._exit(3)"))
+    report = pytester.path / "r.json"
+    env = {**os.environ, "OPTIMIZER_CONFORMANCE_IN_PROCESS": "1", "PYTHONPATH": str(pytester.path)}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2",
+                           "--optimizer=bad_adam.Adam", "-k", "defaults", f"--optimizer-report={report}"],
+                          cwd=pytester.path, env=env, capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "INTERNALERROR" not in out and "verdict: CONFORMS" not in out, out
+    assert "INCOMPLETE: 1 pytest-xdist worker crash(es)" in out, out
+    doc = json.loads(report.read_text())
+    outcomes = {c["dtype"]: c["outcome"] for c in doc["cases"]}
+    assert outcomes == {"float32": "passed", "float64": "failed"}, doc["cases"]
+    assert doc["complete"] is False and "crashed while running" in doc["reason"], doc["reason"]
+
+
+def test_report_of_a_killed_run_keeps_the_cases_so_far(pytester):
+    """pytest itself killed with SIGKILL mid-run: the report, rewritten as cases come in, holds
+    the cases already checked and says the run did not finish; no candidate process is left."""
+    pytester.makepyfile(bad_adam=TORCH_HEAD + "class Adam(torch.optim.Adam):\n"
+                        "    def step(self, closure=None):\n"
+                        "        if any(p.dtype == torch.float64 for g in self.param_groups for p in g['params']):\n"
+                        "            open('hanging', 'w').close(); time.sleep(600)\n"
+                        "        time.sleep(0.25)\n"
+                        "        return super().step(closure)\n")
+    report = pytester.path / "r.json"
+    env = {**os.environ, "PYTHONPATH": str(pytester.path)}
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--optimizer=bad_adam.Adam",
+                             "-k", "defaults", "--optimizer-timeout=600", f"--optimizer-report={report}"],
+                            cwd=pytester.path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import time
+
+        deadline = time.monotonic() + 120
+        while not (pytester.path / "hanging").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (pytester.path / "hanging").exists(), "the float64 case never started"
+        candidate = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                                     text=True).stdout.split()]
+    finally:
+        proc.kill()
+        proc.wait(30)
+    doc = json.loads(report.read_text())
+    assert doc["complete"] is False and doc["reason"].startswith("the run has not finished"), doc["reason"]
+    assert [(c["dtype"], c["outcome"]) for c in doc["cases"]] == [("float32", "passed")]
+    time.sleep(0.5)
+    alive = [pid for pid in candidate if Path(f"/proc/{pid}").exists()
+             and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]]
+    assert candidate and alive == [], f"candidate process(es) left behind: {alive}"
 
 
 def test_exitfirst_report_is_marked_incomplete(pytester):
