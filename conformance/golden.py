@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -39,52 +39,60 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def manifest_document(folder) -> dict:
-    """The manifest of a golden folder (a pathlib.Path): the SHA-256 of every other ``*.json``
-    in it, by path relative to it, sorted (what the generator writes as MANIFEST.json)."""
-    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.json") if p.name != MANIFEST
-                   or p.parent != folder)
+def manifest_document(folder, root=None) -> dict:
+    """The manifest of a spec's golden folder (a pathlib.Path): the SHA-256 of every other
+    ``*.json`` in it, by path relative to the golden folder ``root`` (default: its parent),
+    sorted — what the generator writes as ``<spec>/MANIFEST.json``."""
+    root = folder.parent if root is None else root
+    files = sorted(p.relative_to(root).as_posix() for p in folder.rglob("*.json") if p.name != MANIFEST)
     return {"schema": MANIFEST_SCHEMA_ID, "algorithm": "sha256",
-            "files": {rel: sha256((folder / rel).read_bytes()) for rel in files}}
+            "files": {rel: sha256((root / rel).read_bytes()) for rel in files}}
 
 
-@lru_cache(maxsize=1)
-def manifest() -> dict[str, str]:
-    """The shipped manifest: golden file → its SHA-256."""
+def manifest_path(spec_id: str) -> str:
+    return f"{spec_id}/{MANIFEST}"
+
+
+@cache
+def manifest(spec_id: str) -> dict[str, str]:
+    """A spec's shipped manifest (``<spec>/MANIFEST.json``): golden file → its SHA-256."""
+    rel = manifest_path(spec_id)
     try:
-        raw = _golden_file(MANIFEST).read_bytes()
+        raw = _golden_file(rel).read_bytes()
     except OSError as exc:
-        raise GoldenError(f"golden file {MANIFEST} cannot be read ({exc.strerror or exc}): {REGENERATE}") from None
+        raise GoldenError(f"golden file {rel} cannot be read ({exc.strerror or exc}): {REGENERATE}") from None
     try:
         doc = json.loads(raw.decode("utf-8"))
         files = doc["files"]
         ok = doc.get("schema") == MANIFEST_SCHEMA_ID and all(
-            isinstance(k, str) and isinstance(v, str) for k, v in files.items())
+            isinstance(k, str) and isinstance(v, str) and k.startswith(f"{spec_id}/") for k, v in files.items())
     except (ValueError, KeyError, TypeError, AttributeError):
         ok = False
     if not ok:
-        raise GoldenError(f"golden file {MANIFEST} is not a valid manifest: {REGENERATE}")
+        raise GoldenError(f"golden file {rel} is not a valid manifest: {REGENERATE}")
     return dict(files)
 
 
 def verified_bytes(rel: str) -> bytes:
-    """A golden file's bytes, refused (GoldenError, naming it) unless its SHA-256 is the manifest's."""
-    want = manifest().get(rel)
+    """A golden file's bytes, refused (GoldenError, naming it) unless its SHA-256 is the one its
+    spec's manifest holds."""
+    spec_id = rel.split("/", 1)[0]
+    want = manifest(spec_id).get(rel) if "/" in rel else None
     if want is None:
-        raise GoldenError(f"golden file {rel} is not listed in {MANIFEST}: {REGENERATE}")
+        raise GoldenError(f"golden file {rel} is not listed in {manifest_path(spec_id)}: {REGENERATE}")
     try:
         data = _golden_file(rel).read_bytes()
     except OSError as exc:
         raise GoldenError(f"golden file {rel} cannot be read ({exc.strerror or exc}): {REGENERATE}") from None
     if sha256(data) != want:
-        raise GoldenError(f"golden file {rel} does not match its SHA-256 in {MANIFEST} (edited, truncated or "
-                          f"stale): {REGENERATE}")
+        raise GoldenError(f"golden file {rel} does not match its SHA-256 in {manifest_path(spec_id)} (edited, "
+                          f"truncated or stale): {REGENERATE}")
     return data
 
 
 def read_document(rel: str) -> dict:
     """A golden document by its path relative to the golden folder (as the index names it),
-    verified against the manifest."""
+    verified against its spec's manifest."""
     data = verified_bytes(rel)
     try:
         doc = json.loads(data.decode("utf-8"))
@@ -97,13 +105,13 @@ def read_document(rel: str) -> dict:
 
 
 def spec_files(spec_id: str) -> list[str]:
-    """The golden files a run of this spec reads: the index, the spec's document, its variants'."""
-    meta = index()["specs"][spec_id]
-    return ["index.json", meta["file"], *(v["file"] for v in meta["variants"])]
+    """The golden files a run of this spec reads: its index, its spec document, its variants'."""
+    meta = spec_index(spec_id)
+    return [index_path(spec_id), meta["file"], *(v["file"] for v in meta["variants"])]
 
 
 def verify_spec(spec_id: str) -> None:
-    """Every file of the spec against the manifest (GoldenError naming the first that fails)."""
+    """Every file of the spec against its manifest (GoldenError naming the first that fails)."""
     for rel in spec_files(spec_id):
         verified_bytes(rel)
 
@@ -252,13 +260,34 @@ class Spec:
         return None
 
 
+INDEX = "index.json"  # each spec's folder holds its own: adding a spec adds a folder, nothing else
+
+
+def index_path(spec_id: str) -> str:
+    return f"{spec_id}/{INDEX}"
+
+
+@cache
+def spec_index(spec_id: str) -> dict:
+    """A spec's entry of the index (``<spec>/index.json``): title, hyperparameters, variants, files."""
+    doc = read_document(index_path(spec_id))
+    try:
+        return doc["specs"][spec_id]
+    except (KeyError, TypeError):
+        raise GoldenError(f"golden file {index_path(spec_id)} has no entry for spec {spec_id!r}") from None
+
+
 @lru_cache(maxsize=1)
-def index() -> dict:
-    return read_document("index.json")
-
-
 def spec_ids() -> list[str]:
-    return list(index()["specs"])
+    """The specs shipped: the folders of the golden folder (no file is parsed here; a folder whose
+    index or manifest is missing is refused, naming the file, when its spec is loaded)."""
+    root = resources.files("optimizer_conformance.conformance").joinpath("golden")
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+
+
+def index() -> dict:
+    """Every spec's index entry, as one document (``{"schema": ..., "specs": {id: entry}}``)."""
+    return {"schema": SCHEMA_ID, "specs": {sid: spec_index(sid) for sid in spec_ids()}}
 
 
 def param_inputs(doc: dict) -> list[ParamInput]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from . import closed_loop, open_loop
-from .golden import Case, Spec, VariantInfo, index, read_document
+from .golden import Case, Spec, VariantInfo, read_document, spec_index
 from .scoring import CaseResult
 
 DEFAULT = open_loop.NAME  # the kind of a golden document that names none
@@ -52,7 +52,7 @@ def kind_of(spec: Spec) -> Kind:
 @cache
 def load_spec(spec_id: str) -> Spec:
     """The spec ``spec_id`` (see ``golden.spec_ids()``), loaded by the kind its document names."""
-    meta = index()["specs"][spec_id]
+    meta = spec_index(spec_id)
     doc = read_document(meta["file"])
     return KINDS[doc.get("kind", DEFAULT)].load_spec(spec_id, meta, doc)
 

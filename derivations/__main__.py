@@ -1,8 +1,8 @@
 """Regenerate the golden vectors: ``python -m optimizer_conformance.derivations [--check] [--out DIR]``.
 
 Without options the goldens shipped in the conformance package are rewritten in place
-(``--spec ID``, repeatable: only those specs' files, and the index), and with them
-``MANIFEST.json``: the SHA-256 of every golden file of the folder, which the plugin verifies. With
+(``--spec ID``, repeatable: only those specs' folders), each spec's folder with its index and its
+``MANIFEST.json``: the SHA-256 of every other file of the folder, which the plugin verifies. With
 ``--check`` they are generated into a temporary folder and compared byte for byte with the
 shipped ones: exit 1 and the differing files on any difference (what ``nox -s golden`` and CI run).
 """
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from . import SPECS
-from .golden import write_all, write_manifest
+from .golden import write_all
 from .spec import Spec
 
 
@@ -39,15 +39,13 @@ def compare(a: Path, b: Path) -> list[str]:
     return diffs
 
 
-def _write_with_progress(specs: list[Spec], out: Path, index_specs) -> list[Path]:
+def _write_with_progress(specs: list[Spec], out: Path) -> list[Path]:
     """``write_all`` with a progress bar on stderr (shown on a terminal only: ``disable=None``), so
-    that logs and captured output stay clean; then the manifest of the folder."""
+    that logs and captured output stay clean."""
     from tqdm import tqdm
 
     with tqdm(total=len(specs), desc="goldens", unit="spec", disable=None, leave=False) as bar:
-        written = write_all(specs, out, index_specs=list(index_specs),
-                            progress=lambda spec: (bar.set_postfix_str(spec.id), bar.update()))
-    return [*written, write_manifest(out)]
+        return write_all(specs, out, progress=lambda spec: (bar.set_postfix_str(spec.id), bar.update()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     if args.check:
         with tempfile.TemporaryDirectory() as tmp:
-            _write_with_progress(specs, Path(tmp), index_specs=specs)
+            _write_with_progress(specs, Path(tmp))
             diffs = compare(Path(tmp), shipped)
         if diffs:
             print("golden vectors differ from a fresh regeneration:", *diffs, sep="\n  ")
@@ -77,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         for folder in [out / s.id for s in specs] if args.spec else [out]:
             if folder.exists():
                 shutil.rmtree(folder)
-    written = _write_with_progress(specs, out, index_specs=SPECS.values())
+    written = _write_with_progress(specs, out)
     print(f"wrote {len(written)} files to {out} in {time.perf_counter() - start:.1f} s")
     return 0
 

@@ -2,7 +2,8 @@
 
 Layout under the output folder (by default the conformance package's ``golden/``)::
 
-    index.json                 specs, their hyperparameters, state, variants and files
+    <spec>/index.json          the spec: hyperparameters, state, variants and files
+    <spec>/MANIFEST.json       the SHA-256 of every other file of the folder (the plugin checks it)
     <spec>/spec.json           every case: inputs, expected params and state after every step,
                                and ``catches``: the variants the case separates from the spec
     <spec>/<variant id>.json   the same cases' inputs with the params that variant would produce
@@ -193,7 +194,9 @@ def spec_documents(spec: Spec) -> dict[str, dict]:
 
 
 def index_document(specs: Iterable[Spec]) -> dict:
-    """The index: built from the specs alone (no evaluation), so one spec can be regenerated."""
+    """The index of ``specs``: built from the specs alone (no evaluation). Each spec's folder holds
+    its own (``<spec>/index.json``, the index of that one spec), so that adding a spec adds a
+    folder and changes no file of another."""
     out = {"schema": SCHEMA_ID, "specs": {}}
     for spec in specs:
         out["specs"][spec.id] = {
@@ -227,31 +230,31 @@ def dumps(obj, indent: int = 0) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
 
-def write_all(specs: Iterable[Spec], out_dir: Path, index_specs: Iterable[Spec] | None = None,
+def write_all(specs: Iterable[Spec], out_dir: Path,
               progress: Callable[[Spec], object] | None = None) -> list[Path]:
-    """Write the documents of ``specs`` and the index of ``index_specs`` (default: the same);
+    """Write the documents of ``specs``, each spec's index and each spec's manifest;
     ``progress(spec)`` is called as each spec's documents are computed."""
-    specs = list(specs)
     written = []
-    docs: dict[str, dict] = {}
     for spec in specs:
-        docs.update(spec_documents(spec))
+        docs = spec_documents(spec)
+        docs[f"{spec.id}/index.json"] = index_document([spec])
+        for rel, doc in sorted(docs.items()):
+            path = out_dir / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(dumps(doc) + "\n", encoding="utf-8")
+            written.append(path)
+        written.append(write_manifest(out_dir / spec.id))
         if progress is not None:
             progress(spec)
-    docs["index.json"] = index_document(specs if index_specs is None else index_specs)
-    for rel, doc in sorted(docs.items()):
-        path = out_dir / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(dumps(doc) + "\n", encoding="utf-8")
-        written.append(path)
     return written
 
 
-def write_manifest(out_dir: Path) -> Path:
-    """MANIFEST.json: the SHA-256 of every golden file now in ``out_dir`` (the plugin checks the
-    files it reads against it). Deterministic: sorted paths, the same layout as the goldens."""
+def write_manifest(spec_dir: Path) -> Path:
+    """``<spec>/MANIFEST.json``: the SHA-256 of every other golden file of a spec's folder (the
+    plugin checks the files it reads against it). Deterministic: sorted paths relative to the
+    golden folder."""
     from optimizer_conformance.conformance.golden import MANIFEST, manifest_document
 
-    path = out_dir / MANIFEST
-    path.write_text(dumps(manifest_document(out_dir)) + "\n", encoding="utf-8")
+    path = spec_dir / MANIFEST
+    path.write_text(dumps(manifest_document(spec_dir)) + "\n", encoding="utf-8")
     return path

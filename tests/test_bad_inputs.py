@@ -526,12 +526,12 @@ def _lr(doc: dict) -> None:
     doc["cases"][0]["param_groups"][0]["hyperparameters"]["lr"] = "0.5"
 
 
-SPEC = "adam/spec.json"
+SPEC, INDEX, MANIFEST = "adam/spec.json", "adam/index.json", "adam/MANIFEST.json"
 TAMPERINGS = [  # (id, file, new bytes or None to delete, text of the refusal)
     ("expected-digit", *_first_digit_changed(SPEC, '"expected"'), "adam/spec.json does not match"),
     ("case-lr", *_json_edit(SPEC, _lr), "adam/spec.json does not match"),
     ("bounds-x1e12", *_json_edit(SPEC, _scale_bounds), "adam/spec.json does not match"),
-    ("index-acceptable", *_json_edit("index.json", _acceptable), "index.json does not match"),
+    ("index-acceptable", *_json_edit(INDEX, _acceptable), "adam/index.json does not match"),
     ("spec-truncated", SPEC, (GOLDEN / SPEC).read_bytes()[:1000], "adam/spec.json does not match"),
     ("spec-empty", SPEC, b"", "adam/spec.json does not match"),
     ("spec-deleted", SPEC, None, "adam/spec.json cannot be read"),
@@ -541,17 +541,19 @@ TAMPERINGS = [  # (id, file, new bytes or None to delete, text of the refusal)
     ("spec-trailing-space", SPEC, (GOLDEN / SPEC).read_bytes() + b" ", "adam/spec.json does not match"),
     ("variant-edited", *_first_digit_changed("adam/adam.eps_hat.json", '"expected"'), "adam.eps_hat.json does not match"),
     ("variant-deleted", "adam/adam.eps_hat.json", None, "adam/adam.eps_hat.json cannot be read"),
-    ("index-truncated", "index.json", (GOLDEN / "index.json").read_bytes()[:500], "index.json does not match"),
-    ("index-deleted", "index.json", None, "index.json cannot be read"),
-    ("index-names-missing-file", *_json_edit("index.json", lambda d: d["specs"]["adam"].update(file="adam/x.json")),
-     "index.json does not match"),
-    ("manifest-deleted", "MANIFEST.json", None, "MANIFEST.json cannot be read"),
-    ("manifest-truncated", "MANIFEST.json", (GOLDEN / "MANIFEST.json").read_bytes()[:200], "not a valid manifest"),
-    ("manifest-reschemad", *_json_edit("MANIFEST.json", lambda d: d.update(schema="x")), "not a valid manifest"),
-    ("manifest-drops-spec", *_json_edit("MANIFEST.json", lambda d: d["files"].pop(SPEC)),
-     "adam/spec.json is not listed in MANIFEST.json"),
-    ("manifest-digest-changed", *_json_edit("MANIFEST.json", lambda d: d["files"].update({SPEC: "0" * 64})),
+    ("index-truncated", INDEX, (GOLDEN / INDEX).read_bytes()[:500], "adam/index.json does not match"),
+    ("index-deleted", INDEX, None, "adam/index.json cannot be read"),
+    ("index-names-missing-file", *_json_edit(INDEX, lambda d: d["specs"]["adam"].update(file="adam/x.json")),
+     "adam/index.json does not match"),
+    ("manifest-deleted", MANIFEST, None, "adam/MANIFEST.json cannot be read"),
+    ("manifest-truncated", MANIFEST, (GOLDEN / MANIFEST).read_bytes()[:200], "not a valid manifest"),
+    ("manifest-reschemad", *_json_edit(MANIFEST, lambda d: d.update(schema="x")), "not a valid manifest"),
+    ("manifest-drops-spec", *_json_edit(MANIFEST, lambda d: d["files"].pop(SPEC)),
+     "adam/spec.json is not listed in adam/MANIFEST.json"),
+    ("manifest-digest-changed", *_json_edit(MANIFEST, lambda d: d["files"].update({SPEC: "0" * 64})),
      "adam/spec.json does not match"),
+    ("manifest-vouches-other-spec", *_json_edit(MANIFEST, lambda d: d["files"].update({"sgd/spec.json": "0" * 64})),
+     "adam/MANIFEST.json is not a valid manifest"),
     # a file this run does not read: not verified (only the spec's files are), same verdict
     ("other-spec-edited", *_first_digit_changed("sgd/spec.json", '"expected"'), FAILED),
 ]
@@ -590,7 +592,7 @@ def test_tampered_golden_is_refused(tampered_run, rel, data, text):
 
 
 # -- property tests --------------------------------------------------------------------------------
-MUTABLE = ["index.json", SPEC, "adam/adam.eps_hat.json"]
+MUTABLE = [INDEX, SPEC, "adam/adam.eps_hat.json"]
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

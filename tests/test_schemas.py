@@ -48,11 +48,11 @@ def golden_files() -> list[str]:
         for child in node.iterdir():
             if child.is_dir():
                 walk(child, f"{prefix}{child.name}/")
-            elif child.name.endswith(".json") and prefix + child.name != "MANIFEST.json":
+            elif child.name.endswith(".json") and child.name != "MANIFEST.json":
                 out.append(prefix + child.name)
 
     walk(GOLDEN, "")
-    return sorted(out)  # MANIFEST.json (digests, not a golden document): tests/test_bad_inputs.py
+    return sorted(out)  # <spec>/MANIFEST.json (digests, not golden documents): tests/test_bad_inputs.py
 
 
 def golden(rel: str) -> dict:
@@ -150,11 +150,16 @@ FILES = golden_files()
 
 
 def test_goldens_are_shipped():
-    assert "index.json" in FILES
-    index = golden("index.json")
-    listed = {meta["file"] for meta in index["specs"].values()}
-    listed |= {v["file"] for meta in index["specs"].values() for v in meta["variants"]}
-    assert listed <= set(FILES)
+    """Each spec's folder holds its index (of that spec alone), whose files are shipped, and
+    nothing else is in the folder; no file of the golden folder lies outside a spec's folder."""
+    folders = sorted({rel.split("/")[0] for rel in FILES})
+    assert all("/" in rel for rel in FILES), [rel for rel in FILES if "/" not in rel]
+    for spec_id in folders:
+        index = golden(f"{spec_id}/index.json")
+        assert list(index["specs"]) == [spec_id]
+        meta = index["specs"][spec_id]
+        listed = {f"{spec_id}/index.json", meta["file"], *(v["file"] for v in meta["variants"])}
+        assert listed == {rel for rel in FILES if rel.startswith(f"{spec_id}/")}
 
 
 @pytest.mark.parametrize("rel", FILES, ids=FILES)
@@ -191,7 +196,7 @@ SPEC_DOC = "adam/spec.json"
 
 
 def _variant_rel() -> str:
-    return golden("index.json")["specs"]["adam"]["variants"][0]["file"]
+    return golden("adam/index.json")["specs"]["adam"]["variants"][0]["file"]
 
 
 def _spec_doc() -> dict:
@@ -344,7 +349,7 @@ def _index_extra_key(doc):
 @pytest.mark.parametrize("defect", [_index_without_file, _index_float_default, _index_extra_key],
                          ids=lambda f: f.__name__.lstrip("_"))
 def test_defective_index_fails(defect):
-    doc = copy.deepcopy(golden("index.json"))
+    doc = copy.deepcopy(golden("adam/index.json"))
     defect(doc)
     assert rejects("golden", doc), f"{defect.__name__}: the schema accepted a defective index"
 
