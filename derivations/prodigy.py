@@ -64,7 +64,7 @@ RULE = Rule(
                        doc="decay rates (β₁, β₂) of the moments; β₃ = √β₂ for r and s"),
         Hyperparameter("eps", eps, 1e-8, doc="ε, multiplied by D, added to √v"),
         Hyperparameter("weight_decay", lam, 0, neutral=0, doc="weight decay λ"),
-        Hyperparameter("decouple", decouple, True, boolean=True,
+        Hyperparameter("decouple", decouple, True, neutral=True, boolean=True,
                        doc="decoupled decay θ ← θ − λ·η·θ (else L2: λθ added to the gradient)"),
         Hyperparameter("d0", d0, 1e-6, doc="the initial estimate D₀"),
         Hyperparameter("d_coef", d_coef, 1.0, doc="the estimate's coefficient"),
@@ -340,5 +340,9 @@ SPEC = Spec(
                        note="pytorch_optimizer/optimizer/prodigy.py Prodigy.step (weight_decouple and "
                        "bias_correction are its names for decouple and use_bias_correction)",
                        args={"weight_decouple": "decouple", "bias_correction": "use_bias_correction"}),
+        Implementation("optax", "optax.contrib.prodigy",
+                       note="optax/contrib/_prodigy.py prodigy (estim_lr0 and estim_lr_coef are its names for d0 "
+                       "and d_coef; no decouple or use_bias_correction argument: the cases that set them are skipped)",
+                       args={"estim_lr0": "d0", "estim_lr_coef": "d_coef"}),
     ),
 )
