@@ -235,6 +235,10 @@ class MathPrinter(MathMLPresentationPrinter):
     def _print_Mean(self, expr):
         return self._applied(self._mi("mean"), self._print(expr.args[0]))
 
+    def _print_Total(self, expr):
+        """Σ over every element of every parameter of the step: a Σ with "params" under it."""
+        return self._applied(self._el("munder", self._mo("∑"), self._el("mtext", text="params")), self._print(expr.args[0]))
+
     def _print_NewtonSchulz(self, expr):
         u, a, b, c, eps, k = (self._print(x) for x in expr.args)
         frob = self._el("msub", self._el("mrow", self._mo("‖"), self._mo("·"), self._mo("‖")), self._mi("F"))

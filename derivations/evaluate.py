@@ -148,6 +148,70 @@ def _with_fixed(benv: dict, fenv: dict) -> dict:
     return {s: (v, fenv.get(s, 0.0)) for s, (v, _) in benv.items()}
 
 
+@dataclass
+class _Param:
+    """A parameter this step updates: its per-element envs (exact values, (value, bound) pairs,
+    fixed-channel errors), filled line by line."""
+
+    name: str
+    shape: tuple[int, ...]
+    envs_x: list[dict]
+    envs_b: list[dict]
+    envs_f: list[dict]
+
+
+def _node_inputs(node, ap: _Param, fixed: tuple[str, ...]):
+    """A tensor function's argument over one parameter: exact values, bound values, bound errors,
+    fixed-channel errors, and its scalar arguments (exact, bound value)."""
+    sym, fn_cls, arg, args, fn, scalars = node
+    xs = np.empty(len(ap.envs_x), dtype=object)
+    xs[:] = [fn(*(env[a] for a in args)) for env in ap.envs_x]
+    pairs = [ev(arg, benv) for benv in ap.envs_b]
+    vs = np.array([v for v, _ in pairs]).reshape(ap.shape)
+    es = np.array([e for _, e in pairs]).reshape(ap.shape)
+    fs = {d: np.array([ev(arg, _with_fixed(benv, fenv[d]), rounding=False)[1]
+                       for benv, fenv in zip(ap.envs_b, ap.envs_f, strict=True)]).reshape(ap.shape)
+          for d in fixed}
+    sx = [f(*(ap.envs_x[0][a] for a in a_args)) for _, a_args, f in scalars]
+    sv = [ev(x, ap.envs_b[0])[0] for x, _, _ in scalars]
+    return xs.reshape(ap.shape), vs, es, fs, sx, sv
+
+
+def _store(sym, ap: _Param, rx, rv, re, rf, fixed: tuple[str, ...]) -> None:
+    rf = {d: np.broadcast_to(rf.get(d, 0.0), ap.shape).reshape(-1) for d in fixed}
+    for i in range(len(ap.envs_x)):
+        ap.envs_x[i][sym] = rx[i]
+        ap.envs_b[i][sym] = (float(rv[i]), float(re[i]))
+        for d in fixed:
+            ap.envs_f[i][d][sym] = float(rf[d][i])
+
+
+def _reduce_over_tensor(node, ap: _Param, fixed: tuple[str, ...]) -> None:
+    """A tensor function over one parameter, broadcast back to its elements."""
+    xs, vs, es, fs, sx, sv = _node_inputs(node, ap, fixed)
+    rx = node[1].exact(xs, *sx).reshape(-1)
+    rv, re, rf = node[1].channels(vs, es, fs, *sv)
+    _store(node[0], ap, rx, rv.reshape(-1), re.reshape(-1), rf, fixed)
+
+
+def _reduce_over_step(node, active: list[_Param], fixed: tuple[str, ...]) -> None:
+    """A tensor function over every parameter of the step (flattened, concatenated in the case's
+    order), its one value broadcast back to every element of each."""
+    inputs = [_node_inputs(node, ap, fixed) for ap in active]
+    if not inputs:
+        return
+    cat = lambda k: np.concatenate([np.asarray(i[k]).reshape(-1) for i in inputs])  # noqa: E731
+    xs, vs, es = cat(0), cat(1).astype(float), cat(2).astype(float)
+    fs = {d: np.concatenate([i[3][d].reshape(-1) for i in inputs]) for d in fixed}
+    sx, sv = inputs[0][4], inputs[0][5]
+    rx = node[1].exact(xs, *sx).reshape(-1)
+    rv, re, rf = node[1].channels(vs, es, fs, *sv)
+    rv, re = rv.reshape(-1), re.reshape(-1)
+    for ap in active:
+        n = len(ap.envs_x)
+        _store(node[0], ap, rx[:n], rv[:n], re[:n], {d: np.asarray(rf[d]).reshape(-1)[:n].reshape(ap.shape) for d in rf}, fixed)
+
+
 def _evaluate(rule: Rule, case: CaseDesign) -> list[Snapshot]:
     body = _compile(rule)
     initial = _compile_initial(rule)
@@ -168,6 +232,8 @@ def _evaluate(rule: Rule, case: CaseDesign) -> list[Snapshot]:
         for change in step.changes:
             group_hps[change.group][change.name] = change.value
         envs = [hyperparameter_env(rule, hps) for hps in group_hps]
+        # the parameters this step updates (those with a gradient), with their element envs
+        active: list[_Param] = []
         for p in case.params:
             grad = step.grads[p.name]
             if grad is None:
@@ -219,41 +285,32 @@ def _evaluate(rule: Rule, case: CaseDesign) -> list[Snapshot]:
                 envs_x.append(env)
                 envs_b.append(benv)
                 envs_f.append(fenv)
-            # line by line over the whole parameter, so that a line may reduce over it
-            for line in body:
-                for sym, fn_cls, arg, args, fn, scalars in line.nodes:
-                    xs = np.empty(n, dtype=object)
-                    xs[:] = [fn(*(env[a] for a in args)) for env in envs_x]
-                    pairs = [ev(arg, benv) for benv in envs_b]
-                    vs = np.array([v for v, _ in pairs]).reshape(p.shape)
-                    es = np.array([e for _, e in pairs]).reshape(p.shape)
-                    fs = {d: np.array([ev(arg, _with_fixed(benv, fenv[d]), rounding=False)[1]
-                                       for benv, fenv in zip(envs_b, envs_f, strict=True)]).reshape(p.shape)
-                          for d in fixed}
-                    sx = [f(*(envs_x[0][a] for a in a_args)) for _, a_args, f in scalars]
-                    sv = [ev(x, envs_b[0])[0] for x, _, _ in scalars]
-                    rx = fn_cls.exact(xs.reshape(p.shape), *sx).reshape(-1)
-                    rv, re, rf = fn_cls.channels(vs, es, fs, *sv)
-                    rv, re = rv.reshape(-1), re.reshape(-1)
-                    rf = {d: np.broadcast_to(rf.get(d, 0.0), p.shape).reshape(-1) for d in fixed}
-                    for i in range(n):
-                        envs_x[i][sym] = rx[i]
-                        envs_b[i][sym] = (float(rv[i]), float(re[i]))
-                        for d in fixed:
-                            envs_f[i][d][sym] = float(rf[d][i])
-                for env, benv, fenv in zip(envs_x, envs_b, envs_f, strict=True):
+            active.append(_Param(p.name, p.shape, envs_x, envs_b, envs_f))
+        # line by line over every updated parameter, so that a line may reduce over a whole
+        # parameter (scope "tensor") or over all of them (scope "step")
+        for line in body:
+            for node in line.nodes:
+                if node[1].scope == "step":
+                    _reduce_over_step(node, active, fixed)
+                else:
+                    for ap in active:
+                        _reduce_over_tensor(node, ap, fixed)
+            for ap in active:
+                for env, benv, fenv in zip(ap.envs_x, ap.envs_b, ap.envs_f, strict=True):
                     env[line.target] = line.fn(*(env[a] for a in line.args))
                     for d in fixed:  # before benv changes: the operands' values
                         fenv[d][line.target] = ev(line.expr, _with_fixed(benv, fenv[d]), rounding=False)[1]
                     benv[line.target] = ev(line.expr, benv)
-            for i in range(n):
-                params[p.name][i] = envs_x[i][theta]
-                bounds[p.name][i] = envs_b[i][theta]
-                fixes[p.name][i] = {d: envs_f[i][d][theta] for d in fixed}
+        for ap in active:
+            st, sb, sf = state[ap.name], state_b[ap.name], state_f[ap.name]
+            for i, (env, benv, fenv) in enumerate(zip(ap.envs_x, ap.envs_b, ap.envs_f, strict=True)):
+                params[ap.name][i] = env[theta]
+                bounds[ap.name][i] = benv[theta]
+                fixes[ap.name][i] = {d: fenv[d][theta] for d in fixed}
                 for sym in st:
-                    st[sym][i] = envs_x[i][sym]
-                    sb[sym][i] = envs_b[i][sym]
-                    sf[sym][i] = {d: envs_f[i][d][sym] for d in fixed}
+                    st[sym][i] = env[sym]
+                    sb[sym][i] = benv[sym]
+                    sf[sym][i] = {d: fenv[d][sym] for d in fixed}
         out.append(
             Snapshot(
                 params={k: list(vs) for k, vs in params.items()},

@@ -35,6 +35,9 @@ class TensorFunction(sp.Function):
 
     nargs = 1
     axes: str = "all"  # "rows" (last dim), "columns" (dim -2) or "all"
+    # "tensor": over one parameter; "step": over every element of every parameter updated on this
+    # step, all param groups together (Prodigy's D estimate), the same value broadcast to each
+    scope: str = "tensor"
     # the floating-point type the function is defined to be evaluated in (None: the param's dtype)
     fixed_dtype: str | None = None
 
@@ -212,6 +215,48 @@ class Norm(TensorFunction):
 
     def _latex(self, printer):
         return r"\left\lVert " + printer._print(self.args[0]) + r" \right\rVert"
+
+
+class Total(TensorFunction):
+    r"""Sum over every element of every parameter the step updates (those with a gradient), across
+    all param groups: ``sum(x.sum() for p in params)``, one number broadcast back to each element of
+    each parameter (``scope = "step"``: the evaluator gathers the argument over the parameters).
+    Prodigy's D estimate reduces ⟨g, x₀ − θ⟩ and ‖s‖₁ this way.
+
+    Bound (units of u): recursive summation of n terms (all parameters together, in any order or
+    blocking: a per-parameter sum, then the sum of those, is one of them) adds at most
+    (n − 1)·Σ|xᵢ|; with the arguments' own errors eᵢ, e = Σeᵢ + (n − 1)·Σ|xᵢ|.
+    """
+
+    axes = "all"
+    scope = "step"
+
+    @classmethod
+    def eval(cls, x, *scalars):
+        return None
+
+    @classmethod
+    def exact(cls, x: np.ndarray, *scalars) -> np.ndarray:
+        """``x``: the argument's exact values over every parameter, flattened and concatenated."""
+        flat = x.reshape(-1)
+        total = sum(flat[1:], start=flat[0])
+        out = np.empty(x.shape, dtype=object)
+        out[...] = total
+        return out
+
+    @classmethod
+    def bound(cls, v: np.ndarray, e: np.ndarray, *scalars) -> tuple[np.ndarray, np.ndarray]:
+        n = v.size
+        s = float(np.sum(v))
+        err = float(np.sum(e)) + (n - 1) * float(np.sum(np.abs(v)))
+        return np.full(v.shape, s), np.full(v.shape, err)
+
+    @classmethod
+    def propagate(cls, v: np.ndarray, e: np.ndarray, *scalars) -> np.ndarray:
+        return np.full(v.shape, float(np.sum(e)))
+
+    def _latex(self, printer):
+        return r"\sum_{\text{params}}" + printer._print(self.args[0])
 
 
 def tensor_nodes(expr: sp.Expr) -> list[sp.Expr]:

@@ -163,6 +163,9 @@ class TextPrinter(StrPrinter):
     def _print_sign(self, expr):
         return f"sign({self._print(expr.args[0])})"
 
+    def _print_Total(self, expr):
+        return f"Σ_params({self._print(expr.args[0])})"
+
     def _print_Abs(self, expr):
         return f"|{self._print(expr.args[0])}|"
 

@@ -9,6 +9,7 @@ in float32 and in float64. The unmutated controls must conform, and agree bit fo
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from functools import cache
 
@@ -148,10 +149,23 @@ def test_control_is_bitwise_torch(spec_id, dtype):
 
 @cache
 def torch_runs(spec_id: str) -> list[tuple[str, str, list[CaseResult]]]:
-    """(implementation, dtype, results) of torch's class for the spec, every CPU implementation."""
+    """(implementation, dtype, results) of torch's class for the spec, every CPU implementation; for
+    a spec torch has no class of, its library implementations (the board's) that are installed."""
     from optimizer_conformance.conformance.sweep import implementations
 
-    cls = getattr(torch.optim, index()["specs"][spec_id]["torch_class"].rpartition(".")[2])
+    meta = index()["specs"][spec_id]
+    if meta["torch_class"] is None:
+        spec, runs = load_spec(spec_id), []
+        for impl in meta["implementations"]:
+            try:
+                cand = Candidate.from_path(impl["path"], impl["kwargs"])
+            except ImportError:
+                continue
+            cand = dataclasses.replace(cand, args=dict(impl.get("args", {})))
+            runs += [(impl["path"], dtype, [run_case(cand, spec, case, dtype) for case in spec.cases])
+                     for dtype in DTYPES]
+        return runs
+    cls = getattr(torch.optim, meta["torch_class"].rpartition(".")[2])
     return [(label, dtype, run_spec(cls, spec_id, dtype, **flags))
             for label, flags in implementations(cls) for dtype in DTYPES]
 
