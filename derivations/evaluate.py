@@ -10,6 +10,10 @@ and, for a rule with a tensor function defined in a fixed floating-point type (`
 Muon's bfloat16 Newton–Schulz iteration), one more error per such type, in units of that type's
 unit roundoff: the function puts its own bound there, and every later line carries it linearly
 (``ev(..., rounding=False)``), adding no rounding of its own.
+
+A *stateful* tensor function (``stateful = True``: SOAP's preconditioner statistics and eigenbases,
+matrices that are not the parameter's shape) gets a per-parameter ``memory`` dict that lasts the
+whole trajectory: one for the exact evaluation and one for the bound.
 """
 
 from __future__ import annotations
@@ -161,6 +165,9 @@ def _evaluate(rule: Rule, case: CaseDesign) -> list[Snapshot]:
     state: dict[str, dict[sp.Symbol, list]] = {}  # created on a param's first step
     state_b: dict[str, dict[sp.Symbol, list]] = {}
     state_f: dict[str, dict[sp.Symbol, list]] = {}
+    # stateful tensor functions' per-parameter memories: exact (mpmath) and bound (floats)
+    memory_x: dict[str, dict] = {p.name: {} for p in case.params}
+    memory_b: dict[str, dict] = {p.name: {} for p in case.params}
     out = []
     was_reloaded = False
     for step_no, step in enumerate(case.steps, start=1):
@@ -232,8 +239,10 @@ def _evaluate(rule: Rule, case: CaseDesign) -> list[Snapshot]:
                           for d in fixed}
                     sx = [f(*(envs_x[0][a] for a in a_args)) for _, a_args, f in scalars]
                     sv = [ev(x, envs_b[0])[0] for x, _, _ in scalars]
-                    rx = fn_cls.exact(xs.reshape(p.shape), *sx).reshape(-1)
-                    rv, re, rf = fn_cls.channels(vs, es, fs, *sv)
+                    mem_x = {"memory": memory_x[p.name]} if fn_cls.stateful else {}
+                    mem_b = {"memory": memory_b[p.name]} if fn_cls.stateful else {}
+                    rx = fn_cls.exact(xs.reshape(p.shape), *sx, **mem_x).reshape(-1)
+                    rv, re, rf = fn_cls.channels(vs, es, fs, *sv, **mem_b)
                     rv, re = rv.reshape(-1), re.reshape(-1)
                     rf = {d: np.broadcast_to(rf.get(d, 0.0), p.shape).reshape(-1) for d in fixed}
                     for i in range(n):
