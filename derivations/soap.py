@@ -265,9 +265,10 @@ class Sorted(_Soap):
 
 
 class Precondition(_Soap):
-    r"""``precondition(G; β_s, f, k, active)``: update the statistics L, R with G and, on a
-    parameter's first call, take their eigenvectors; every f-th k (k > 0) refresh the eigenbases by
-    one power-iteration step and QR, recording the sort for v. With ``active`` 0 nothing happens.
+    r"""``precondition(G; β_s, f, k, active)``: on a parameter's first call, the statistics L, R
+    from G and their eigenvectors; on a later call with ``active`` 1, L, R updated with G and, every
+    f-th k (k > 0), the eigenbases refreshed by one power-iteration step and QR, recording the sort
+    for v (with ``active`` 0 a later call does nothing).
     Its value is 0 (it acts on the memory only)."""
 
     nargs = 5
@@ -293,9 +294,9 @@ class Precondition(_Soap):
         memory["perm"] = None
         zero = np.zeros(x.shape, dtype=object)
         zero[...] = mpmath.mpf(0)
-        if not active or (cls.init_only and "GG" in memory):
-            return zero
         first = "GG" not in memory
+        if not first and (not active or cls.init_only):
+            return zero
         if first:
             memory["GG"] = [np.full((n, n), mpmath.mpf(0), dtype=object) if on else None
                             for n, on in zip(x.shape, cls._factors(x), strict=True)]
@@ -333,9 +334,9 @@ class Precondition(_Soap):
     def bound_with(cls, x, e, f, beta_s, freq, k, active=1.0, *, memory):
         memory["perm"] = None
         zero = np.zeros(x.shape)
-        if not active or (cls.init_only and "GG" in memory):
-            return zero, zero, zero
         first = "GG" not in memory
+        if not first and (not active or cls.init_only):
+            return zero, zero, zero
         if first:
             memory["GG"] = [np.zeros((n, n)) if on else None for n, on in zip(x.shape, cls._factors(x), strict=True)]
             memory["eGG"] = [None if gg is None else np.zeros_like(gg) for gg in memory["GG"]]
@@ -421,39 +422,44 @@ g_rot = sp.Symbol("gtilde", real=True)  # G̃ = Q_Lᵀ G Q_R
 D = sp.Symbol("D", real=True)  # Adam's direction in the eigenbasis
 U = sp.Symbol("U", real=True)  # the direction back in the parameter's basis
 P = sp.Symbol("P", real=True)  # the preconditioner's update (acts on its memory; value 0)
+z = sp.Symbol("z", integer=True, nonnegative=True)  # 1 on the step that only builds the preconditioner
+k = sp.Symbol("k", integer=True, nonnegative=True)  # Adam's step count, t − 1
 
 TINY = sp.Rational(1, 10**30)  # the official normalisation's 1e-30
 
 
-def _after_first(expr: sp.Expr, keep: sp.Expr, first: sp.Expr = sp.Eq(t, 1)) -> sp.Expr:
-    """``keep`` on the step that only initialises the preconditioner, ``expr`` after it."""
-    return sp.Piecewise((keep, first), (expr, True))
+def _after_first(expr: sp.Expr, keep: sp.Expr) -> sp.Expr:
+    """``keep`` on the step that only initialises the preconditioner (z = 1), ``expr`` after it."""
+    return sp.Piecewise((keep, sp.Eq(z, 1)), (expr, True))
 
 
-def _scale(k: sp.Expr) -> sp.Expr:
-    return sp.Piecewise((sp.sqrt(1 - beta2**k) / (1 - beta1**k), correct_bias), (1, True))
+def _scale(k_: sp.Expr) -> sp.Expr:
+    return sp.Piecewise((sp.sqrt(1 - beta2**k_) / (1 - beta1**k_), correct_bias), (1, True))
 
 
-def _body(first: sp.Expr, k: sp.Expr, precondition: sp.Expr) -> tuple[Assign, ...]:
-    return (
-        Assign("step", t, t + 1, "count the step"),
-        Assign("rotate_gradient", g_rot, Rotate(g), "the gradient in the eigenbasis: G̃ = Q_Lᵀ G Q_R"),
-        Assign("first_moment", m, _after_first(beta1 * m + (1 - beta1) * g, m, first),
-               "EMA of the gradient, in the parameter's basis (not on the first step)"),
-        Assign("second_moment", v, _after_first(beta2 * v + (1 - beta2) * g_rot**2, v, first),
-               "EMA of the squared rotated gradient, in the eigenbasis (not on the first step)"),
-        Assign("direction", D, Rotate(m) / (sp.sqrt(v) + eps), "Adam's direction in the eigenbasis"),
-        Assign("rotate_back", U, RotateBack(D), "back to the parameter's basis: U = Q_L D Q_Rᵀ"),
-        Assign("normalise", U, sp.Piecewise((U / (TINY + sp.sqrt(Mean(U**2))), normalize), (U, True)),
-               "normalize_grads: U / (10⁻³⁰ + rms(U))"),
-        Assign("update", theta, _after_first(theta - lr * _scale(k) * U, theta, first),
-               "the step, bias-corrected with k = t − 1 (none on the first step)"),
-        Assign("weight_decay", theta, _after_first(theta * (1 - lr * lam), theta, first),
-               "decoupled weight decay, after the step"),
-        Assign("precondition", P, precondition,
-               "L, R ← EMA of G Gᵀ, Gᵀ G; their eigenvectors on the first step; a power step + QR every f-th k"),
-        Assign("sort", v, Sorted(v), "v follows the refresh's sort of the eigenvectors"),
-    )
+BODY = (
+    Assign("step", t, t + 1, "count the step"),
+    Assign("initialising", z, sp.Piecewise((1, sp.Eq(t, 1)), (0, True)),
+           "z = 1 on the first step: it only builds the preconditioner"),
+    Assign("count", k, t - 1, "Adam's step count k (the official code's state['step'])"),
+    Assign("rotate_gradient", g_rot, Rotate(g), "the gradient in the eigenbasis: G̃ = Q_Lᵀ G Q_R"),
+    Assign("first_moment", m, _after_first(beta1 * m + (1 - beta1) * g, m),
+           "EMA of the gradient, in the parameter's basis (not on the first step)"),
+    Assign("second_moment", v, _after_first(beta2 * v + (1 - beta2) * g_rot**2, v),
+           "EMA of the squared rotated gradient, in the eigenbasis (not on the first step)"),
+    Assign("direction", D, Rotate(m) / (sp.sqrt(v) + eps), "Adam's direction in the eigenbasis"),
+    Assign("rotate_back", U, RotateBack(D), "back to the parameter's basis: U = Q_L D Q_Rᵀ"),
+    Assign("normalise", U, sp.Piecewise((U / (TINY + sp.sqrt(Mean(U**2))), normalize), (U, True)),
+           "normalize_grads: U / (10⁻³⁰ + rms(U))"),
+    Assign("update", theta, _after_first(theta - lr * _scale(k) * U, theta),
+           "the step, bias-corrected with k (none on the first step)"),
+    Assign("weight_decay", theta, _after_first(theta * (1 - lr * lam), theta),
+           "decoupled weight decay, after the step"),
+    Assign("precondition", P, Precondition(g, beta_s, freq, k, 1 - z),
+           "L, R and their eigenvectors on the first step; later L, R ← EMA of G Gᵀ, Gᵀ G and a power "
+           "step + QR every f-th k"),
+    Assign("sort", v, Sorted(v), "v follows the refresh's sort of the eigenvectors"),
+)
 
 
 RULE = Rule(
@@ -482,12 +488,11 @@ RULE = Rule(
                  "order; not compared: it carries the float32 eigen-solver's error, which the goldens write "
                  "for params only)", kept_when=lambda hp: False),
     ),
-    body=_body(sp.Eq(t, 1), t - 1, Precondition(g, beta_s, freq, t - 1, 1)),
+    body=BODY,
 )
 
 
 # -- variants -----------------------------------------------------------------------------------
-_group_first = sp.Eq(steps_taken, 1)
 
 VARIANTS = (
     Variant(
@@ -498,7 +503,7 @@ VARIANTS = (
         who="NVIDIA Emerging-Optimizers SOAP(use_eigh=True)",
         sources=("NVIDIA-NeMo/Emerging-Optimizers emerging_optimizers/soap/soap.py "
                  "(SOAP.step → update_eigenbasis_and_momentum(use_eigh=...) → get_eigenbasis_eigh)",),
-        delta=lambda r: r.replace("precondition", PreconditionEigh(g, beta_s, freq, t - 1, 1)),
+        delta=lambda r: r.replace("precondition", PreconditionEigh(g, beta_s, freq, k, 1 - z)),
     ),
     Variant(
         id="soap.adam_first_step",
@@ -510,10 +515,7 @@ VARIANTS = (
         sources=("NVIDIA-NeMo/Emerging-Optimizers emerging_optimizers/soap/soap.py SOAP.step "
                  "(precondition(grad, state.get('Q')) with no Q yet; state['step'] == adam_warmup_steps → "
                  "get_eigenbasis_eigh)",),
-        delta=lambda r: r.replace("first_moment", beta1 * m + (1 - beta1) * g)
-        .replace("second_moment", beta2 * v + (1 - beta2) * g_rot**2)
-        .replace("update", theta - lr * _scale(t) * U)
-        .replace("weight_decay", theta * (1 - lr * lam)),
+        delta=lambda r: r.replace("initialising", sp.Integer(0)).replace("update", theta - lr * _scale(t) * U),
     ),
     Variant(
         id="soap.decay_before_step",
@@ -536,14 +538,10 @@ VARIANTS = (
         sources=("pytorch_optimizer/optimizer/soap.py SOAP.step (group['step'] += 1; if group['step'] == 1: "
                  "continue; step = group['step'] - 1), SOAP.init_group (init_pre_conditioner + "
                  "update_pre_conditioner on a param's first gradient)",),
-        delta=lambda r: r.replace("first_moment", _after_first(beta1 * m + (1 - beta1) * g, m, _group_first))
-        .replace("second_moment", _after_first(beta2 * v + (1 - beta2) * g_rot**2, v, _group_first))
-        .replace("update", _after_first(theta - lr * _scale(steps_taken - 1) * U, theta, _group_first))
-        .replace("weight_decay", _after_first(theta * (1 - lr * lam), theta, _group_first))
-        .replace("precondition", Precondition(g, beta_s, freq, steps_taken - 1,
-                                              sp.Piecewise((0, _group_first), (1, True))))
+        delta=lambda r: r.replace("initialising", sp.Piecewise((1, sp.Eq(steps_taken, 1)), (0, True)))
+        .replace("count", steps_taken - 1)
         .insert_before("rotate_gradient", Assign("initialise", P, PreconditionInit(g, beta_s, freq, 0, 1),
-                                                 "a param's first gradient initialises L, R, Q_L, Q_R")),
+                                                 "a param's first gradient builds L, R, Q_L, Q_R before the step")),
     ),
     Variant(
         id="soap.normalize_eps",
@@ -563,7 +561,7 @@ VARIANTS = (
         "Emerging-Optimizers SOAP (False by default in all three)",
         sources=("nikhilvyas/SOAP soap.py init_preconditioner (if grad.dim() == 1: ... precondition_1d)",
                  "pytorch_optimizer/optimizer/soap.py SOAP.init_pre_conditioner"),
-        delta=lambda r: r.replace("precondition", Precondition1D(g, beta_s, freq, t - 1, 1)),
+        delta=lambda r: r.replace("precondition", Precondition1D(g, beta_s, freq, k, 1 - z)),
     ),
 )
 
