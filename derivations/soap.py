@@ -205,6 +205,15 @@ class Rotate(_Soap):
             return r"Q_L\,\left(" + x + r"\right)Q_R^{\top}"
         return r"Q_L^{\top}\left(" + x + r"\right)Q_R"
 
+    def _mathml_presentation(self, printer):
+        """Q_Lᵀ (x) Q_R, or Q_L (x) Q_Rᵀ (the docs' MathML printer)."""
+        def q(side, transposed):
+            sub = printer._mi(side)
+            return (printer._el("msubsup", printer._mi("Q"), sub, printer._mi("⊤")) if transposed
+                    else printer._el("msub", printer._mi("Q"), sub))
+        x = printer._el("mrow", printer._mo("("), printer._print(self.args[0]), printer._mo(")"))
+        return printer._el("mrow", q("L", not self.back), x, q("R", self.back))
+
     @classmethod
     def _bases(cls, memory, ndim):
         return memory.get("Q") or [None] * ndim
@@ -248,6 +257,9 @@ class Sorted(_Soap):
     def _latex(self, printer):
         return r"\operatorname{sort}\left(" + printer._print(self.args[0]) + r"\right)"
 
+    def _mathml_presentation(self, printer):
+        return printer._applied(printer._mi("sort"), printer._print(self.args[0]))
+
     @classmethod
     def _apply(cls, x, memory):
         for d, perm in enumerate(memory.get("perm") or ()):
@@ -277,10 +289,20 @@ class Precondition(_Soap):
     refresh_by_eigh = False  # refresh by a full eigendecomposition instead of one power step
     init_only = False  # only initialise the memory (from G), if it is empty
 
+    label = "precondition"  # its name in the docs (a variant's function names its difference)
+
     def _latex(self, printer):
         args = ", ".join(printer._print(a) for a in self.args[1:])
-        name = r"\operatorname{precondition}" + (r"^{\mathrm{init}}" if self.init_only else "")
-        return name + r"\left(" + printer._print(self.args[0]) + r";\ " + args + r"\right)"
+        return (r"\operatorname{" + self.label + r"}\left(" + printer._print(self.args[0]) + r";\ " + args
+                + r"\right)")
+
+    def _mathml_presentation(self, printer):
+        parts = [printer._print(self.args[0]), printer._mo(";")]
+        for i, a in enumerate(self.args[1:]):
+            parts += [printer._mo(",")] if i else []
+            parts.append(printer._print(a))
+        return printer._el("mrow", printer._mi(self.label), printer._mo("\u2061"), printer._mo("("), *parts,
+                           printer._mo(")"))
 
     @classmethod
     def _factors(cls, x) -> list[bool]:
@@ -387,28 +409,21 @@ class PreconditionEigh(Precondition):
     r"""The eigenbases refreshed by a full eigendecomposition (``eigh``) instead of a power step."""
 
     refresh_by_eigh = True
-
-    def _latex(self, printer):
-        args = ", ".join(printer._print(a) for a in self.args[1:])
-        return (r"\operatorname{precondition}_{\mathrm{eigh}}\left(" + printer._print(self.args[0]) + r";\ "
-                + args + r"\right)")
+    label = "precondition_eigh"
 
 
 class Precondition1D(Precondition):
     r"""``precondition`` with a factor for 1-D parameters too (``precondition_1d=True``)."""
 
     precondition_1d = True
-
-    def _latex(self, printer):
-        args = ", ".join(printer._print(a) for a in self.args[1:])
-        return (r"\operatorname{precondition}_{\mathrm{1d}}\left(" + printer._print(self.args[0]) + r";\ "
-                + args + r"\right)")
+    label = "precondition_1d"
 
 
 class PreconditionInit(Precondition):
     r"""Only the initialisation of ``precondition`` (statistics and eigenbases from G), if not done."""
 
     init_only = True
+    label = "precondition_init"
 
 
 # -- the rule -----------------------------------------------------------------------------------
@@ -418,7 +433,7 @@ freq = sp.Symbol("f", integer=True, positive=True)  # precondition_frequency
 correct_bias = sp.Symbol("correct_bias")
 normalize = sp.Symbol("normalize_grads")
 
-g_rot = sp.Symbol("gtilde", real=True)  # G̃ = Q_Lᵀ G Q_R
+g_rot = sp.Symbol(r"\tilde{g}", real=True)  # G̃ = Q_Lᵀ G Q_R
 D = sp.Symbol("D", real=True)  # Adam's direction in the eigenbasis
 U = sp.Symbol("U", real=True)  # the direction back in the parameter's basis
 P = sp.Symbol("P", real=True)  # the preconditioner's update (acts on its memory; value 0)
