@@ -40,27 +40,35 @@ parameter's basis (pytorch_optimizer keeps it there; the official code keeps Q_L
 rotates it at each refresh: the same trajectory, a sign-dependent representation), so only ``v``
 (``exp_avg_sq``) is compared as state.
 
-**The eigen-solver's tolerance.** Its goldens are exact: the eigenvectors and the QR factor of the
-exact statistics, at 80 digits. An implementation computes them in its dtype, and a rounding error
-δL of the statistics (or the solver's own backward error) moves eigenvector k by, to first order,
-δq_k = Σ_{j≠k} q_j (q_jᵀ δL q_k)/(λ_k − λ_j): the error is ‖δL‖/gap, not ‖δL‖. The bound carries it
-(:class:`Precondition`): with ‖δL‖₂ ≤ u·η, η = n²‖L‖_F (the backward error of Householder
-tridiagonalisation, γ_{cn²}, Higham, *Accuracy and Stability of Numerical Algorithms*, §19.3) +
-‖e_L‖_F (L's own accumulated error),
+**The eigen-solver, in float32.** The official code runs ``eigh`` and the refresh's product and QR
+in float32 whatever the parameter's dtype (``get_orthogonal_matrix`` and ``get_orthogonal_matrix_QR``
+cast to ``.float()``; pytorch_optimizer casts its QR to float32 too), so the spec defines them in
+float32, as Muon's Newton–Schulz iteration is defined in bfloat16: the goldens are the exact
+eigenvectors and QR factors of the exact statistics (80 digits), and the solver's error is a
+float32 fixed channel (tolerance + K·u₃₂·B_f, for the params and for v). The statistics L, R are
+accumulated in the parameter's dtype (their error stays in the main bound B).
 
-    |δQ_ik| ≤ u·(Σ_{j≠k} |Q_ij|·η/|λ_k − λ_j| + n²)          (the n²: Q's loss of orthogonality)
+**The eigen-solver's bound.** A perturbation δL of the statistics moves eigenvector k by, to first
+order, δq_k = Σ_{j≠k} q_j (q_jᵀ δL q_k)/(λ_k − λ_j): the error is ‖δL‖/gap, not ‖δL‖. So
 
-and for the power-iteration refresh Q ← QR(P), P = L·Q (Sun's first-order bound for the QR
-factor, BIT 31 (1991): ‖δQ‖_F ≤ √2·‖P⁻¹‖₂·‖δP‖_F, with Householder QR's backward error n²‖P‖_F)
+    |δQ_ik| ≤ Σ_{j≠k} |Q_ij|·‖δL‖₂/|λ_k − λ_j|
 
-    |δQ_ik| ≤ u·(√2·(‖e_P‖_F + n²‖P‖_F)/σ_min(P) + n²),   e_P = e_L|Q| + |L|e_Q + n|L||Q|
+with ‖δL‖₂ ≤ u·‖e_L‖_F from L's own accumulated error (units of the dtype's u, into B) and
+‖δL‖₂ ≤ u₃₂·(n² + 1)‖L‖_F from L rounded to float32 and the backward error of Householder
+tridiagonalisation (γ_{cn²}, Higham, *Accuracy and Stability of Numerical Algorithms*, §19.3), plus
+n² per component for Q's loss of orthogonality (units of u₃₂, into B_f). For the power-iteration
+refresh Q ← QR(P), P = L·Q, Sun's first-order bound for the QR factor (BIT 31, 1991),
+‖δQ‖_F ≤ √2·‖P⁻¹‖₂·‖δP‖_F, applied to every component, with δP = e_L|Q| + |L|e_Q (dtype) and
+|L|f_Q + (n + 1)|L||Q| + n²‖P‖_F (float32: the product, Householder QR's backward error).
 
-Products Q_Lᵀ X Q_R carry e = |Q_L|ᵀ e_X |Q_R| + e_Q_Lᵀ |X| |Q_R| + |Q_L|ᵀ |X| e_Q_R
-+ (m + n)·|Q_L|ᵀ|X||Q_R| (either association), and every later line carries that through the
-ordinary running bound (:mod:`.error_bound`); v carries the error of the G̃ it accumulated. Unlike
-Muon's bfloat16 iteration this part runs in the parameter's dtype (pytorch_optimizer's ``eigh``
-does), so it adds to the bound in units of the dtype's u; the cases keep every gap large
-(``_check_separated``) so that the bound stays small next to what the variants change.
+Products Q_Lᵀ X Q_R carry, in each channel, |Q_L|ᵀ e_X |Q_R| + e_Q_Lᵀ |X| |Q_R| + |Q_L|ᵀ |X| e_Q_R,
+plus (m + n)·|Q_L|ᵀ|X||Q_R| for their own rounding (either association) in the dtype's; every
+later line carries both through the ordinary running bound (:mod:`.error_bound`), and v carries the
+error of the G̃ it accumulated. The cases keep every gap large (``_check_separated`` refuses a case
+whose eigenvalues or refresh estimates are closer than 1 % of the largest), so that the order is
+well defined and the bound stays small next to what the variants change.
+
+The authors' code (nikhilvyas/SOAP a1e5535, run from source) passes every case in float32.
 """
 
 from __future__ import annotations
