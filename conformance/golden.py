@@ -197,6 +197,8 @@ class Case:
     expected_state: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     # error bound of the state: name -> state name -> (T, n); NaN before the state exists
     state_bound: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    # fixed-precision bounds of the state: name -> state name -> {fixed dtype: (T, n)}; most specs: {}
+    state_bound_fixed: dict[str, dict[str, dict[str, np.ndarray]]] = field(default_factory=dict)
     counters: frozenset[str] = frozenset()
 
     @property

@@ -71,6 +71,7 @@ def _case(spec_id: str, doc: dict, counters: set[str], with_state: bool) -> Case
     fixed: dict[str, dict[str, list]] = {p.name: {} for p in params}
     state: dict[str, dict[str, list]] = {p.name: {} for p in params}
     state_b: dict[str, dict[str, list]] = {p.name: {} for p in params}
+    state_f: dict[str, dict[str, dict[str, list]]] = {p.name: {} for p in params}  # key -> fixed dtype -> rows
     n = {p.name: p.initial.size for p in params}
     for t, s in enumerate(doc["steps"], start=1):
         steps.append(
@@ -95,6 +96,10 @@ def _case(spec_id: str, doc: dict, counters: set[str], with_state: bool) -> Case
                 brows = state_b[name].setdefault(key, [np.full(n[name], np.nan)] * (t - 1))
                 b = s["bound"]["state"][name].get(key)
                 brows.append(np.zeros(n[name]) if b is None else floats(b))
+                for fixed_dtype, by_kind in s["bound"].get("fixed", {}).items():
+                    fb = by_kind.get("state", {}).get(name, {}).get(key)
+                    frows = state_f[name].setdefault(key, {}).setdefault(fixed_dtype, [np.full(n[name], np.nan)] * (t - 1))
+                    frows.append(np.zeros(n[name]) if fb is None else floats(fb))
         for name in state:  # state that did not advance this step keeps its rows aligned
             for rows in state[name].values():
                 if len(rows) < t + 1:
@@ -102,6 +107,10 @@ def _case(spec_id: str, doc: dict, counters: set[str], with_state: bool) -> Case
             for brows in state_b[name].values():
                 if len(brows) < t:
                     brows.append(brows[-1])
+            for by_dtype in state_f[name].values():
+                for frows in by_dtype.values():
+                    if len(frows) < t:
+                        frows.append(frows[-1])
     return Case(
         spec=spec_id,
         id=doc["id"],
@@ -119,6 +128,8 @@ def _case(spec_id: str, doc: dict, counters: set[str], with_state: bool) -> Case
                      if by_dtype},
         expected_state={k: {s: np.vstack(r) for s, r in st.items()} for k, st in state.items()},
         state_bound={k: {s: np.vstack(r) for s, r in st.items()} for k, st in state_b.items()},
+        state_bound_fixed={k: {s: {d: np.vstack(r) for d, r in by_dtype.items()} for s, by_dtype in st.items()}
+                           for k, st in state_f.items() if st},
         counters=frozenset(counters),
     )
 
@@ -294,7 +305,9 @@ def _score(res: CaseResult, case: Case, dtype: str, shapes, state_rows) -> None:
             if key in case.counters:
                 tol_s = np.full_like(exp_state[1:], 0.5)  # a count: exact
             else:
-                tol_s = tolerance(np.nan_to_num(case.state_bound[name][key]), dtype)
+                fixed_s = case.state_bound_fixed.get(name, {}).get(key, {})
+                tol_s = tolerance(np.nan_to_num(case.state_bound[name][key]), dtype,
+                                  {d: np.nan_to_num(b) for d, b in fixed_s.items()})
             ratio, worst = compare(name, key, shapes[name], exp_state, act_state, tol_s, steps)
             # state the candidate has not created (yet) is not compared
             ratio = np.where(np.isnan(act_state[1 : steps + 1]) & ~np.isnan(exp_state[1 : steps + 1]), 0.0, ratio)

@@ -10,6 +10,10 @@ and, for a rule with a tensor function defined in a fixed floating-point type (`
 Muon's bfloat16 Newton–Schulz iteration), one more error per such type, in units of that type's
 unit roundoff: the function puts its own bound there, and every later line carries it linearly
 (``ev(..., rounding=False)``), adding no rounding of its own.
+
+A *stateful* tensor function (``stateful = True``: SOAP's preconditioner statistics and eigenbases,
+matrices that are not the parameter's shape) gets a per-parameter ``memory`` dict that lasts the
+whole trajectory: one for the exact evaluation and one for the bound.
 """
 
 from __future__ import annotations
@@ -186,11 +190,15 @@ def _store(sym, ap: _Param, rx, rv, re, rf, fixed: tuple[str, ...]) -> None:
             ap.envs_f[i][d][sym] = float(rf[d][i])
 
 
-def _reduce_over_tensor(node, ap: _Param, fixed: tuple[str, ...]) -> None:
-    """A tensor function over one parameter, broadcast back to its elements."""
+def _reduce_over_tensor(node, ap: _Param, fixed: tuple[str, ...], memory_x: dict, memory_b: dict) -> None:
+    """A tensor function over one parameter, broadcast back to its elements; a stateful one gets
+    the parameter's memories (exact, and bound) that last the whole trajectory."""
     xs, vs, es, fs, sx, sv = _node_inputs(node, ap, fixed)
-    rx = node[1].exact(xs, *sx).reshape(-1)
-    rv, re, rf = node[1].channels(vs, es, fs, *sv)
+    fn_cls = node[1]
+    mem_x = {"memory": memory_x[ap.name]} if fn_cls.stateful else {}
+    mem_b = {"memory": memory_b[ap.name]} if fn_cls.stateful else {}
+    rx = fn_cls.exact(xs, *sx, **mem_x).reshape(-1)
+    rv, re, rf = fn_cls.channels(vs, es, fs, *sv, **mem_b)
     _store(node[0], ap, rx, rv.reshape(-1), re.reshape(-1), rf, fixed)
 
 
@@ -225,6 +233,9 @@ def _evaluate(rule: Rule, case: CaseDesign) -> list[Snapshot]:
     state: dict[str, dict[sp.Symbol, list]] = {}  # created on a param's first step
     state_b: dict[str, dict[sp.Symbol, list]] = {}
     state_f: dict[str, dict[sp.Symbol, list]] = {}
+    # stateful tensor functions' per-parameter memories: exact (mpmath) and bound (floats)
+    memory_x: dict[str, dict] = {p.name: {} for p in case.params}
+    memory_b: dict[str, dict] = {p.name: {} for p in case.params}
     out = []
     was_reloaded = False
     for step_no, step in enumerate(case.steps, start=1):
@@ -294,7 +305,7 @@ def _evaluate(rule: Rule, case: CaseDesign) -> list[Snapshot]:
                     _reduce_over_step(node, active, fixed)
                 else:
                     for ap in active:
-                        _reduce_over_tensor(node, ap, fixed)
+                        _reduce_over_tensor(node, ap, fixed, memory_x, memory_b)
             for ap in active:
                 for env, benv, fenv in zip(ap.envs_x, ap.envs_b, ap.envs_f, strict=True):
                     env[line.target] = line.fn(*(env[a] for a in line.args))

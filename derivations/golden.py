@@ -113,11 +113,14 @@ def steps(rule: Rule, case: CaseDesign, trajectory: list[Snapshot], with_state: 
         if snap.param_fixed:  # only rules with a fixed-precision part (Muon's bfloat16 iteration)
             bound["fixed"] = {d: {"params": {k: [fmt_bound(x) for x in vs] for k, vs in by_param.items()}}
                               for d, by_param in snap.param_fixed.items()}
-        for by_param in snap.state_fixed.values():  # only the state the golden holds matters
-            if with_state and any(x for name, by_state in by_param.items() for k, vs in by_state.items()
-                                  if k in expected["state"].get(name, {}) for x in vs):
-                raise NotImplementedError(f"{rule.id}: a state carries a fixed-precision error; "
-                                          "the goldens write that channel for params only")
+        for d, by_param in snap.state_fixed.items() if with_state else ():
+            # compared state that carries the fixed-precision error too (SOAP's v)
+            by_state = {name: {key: [fmt_bound(x) for x in by_param[name][key]]
+                               for key in bound["state"].get(name, {}) if any(by_param[name][key])}
+                        for name in by_param}
+            by_state = {name: keys for name, keys in by_state.items() if keys}
+            if by_state:
+                bound.setdefault("fixed", {}).setdefault(d, {})["state"] = by_state
         out.append(
             {
                 "changes": [{"group": c.group, "name": c.name, "value": _plain(c.value)} for c in step.changes],

@@ -22,6 +22,10 @@ parameter's dtype (``fixed_dtype``: Muon's Newton–Schulz iteration runs in bfl
 errors then go into a second, fixed-precision error channel (units of that type's unit roundoff),
 which later lines carry linearly (``channels``; see :mod:`.evaluate`), not into the bound in units of
 the parameter dtype's u.
+
+A *stateful* function (``stateful``) keeps matrices of its own from step to step (SOAP's
+preconditioner statistics and eigenbases): the evaluator passes ``memory=`` (one dict per parameter
+and trajectory, separate for ``exact`` and ``channels``) to both.
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ class TensorFunction(sp.Function):
     scope: str = "tensor"
     # the floating-point type the function is defined to be evaluated in (None: the param's dtype)
     fixed_dtype: str | None = None
+    # whether ``exact`` and ``channels`` take a per-parameter ``memory`` (a dict kept by the evaluator
+    # for the whole trajectory): for matrices that are not the parameter's shape (SOAP's L, R, Q_L, Q_R)
+    stateful: bool = False
 
     @classmethod
     def eval(cls, x, *scalars):
