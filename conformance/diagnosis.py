@@ -190,21 +190,25 @@ def _follows(name: str, r) -> bool:
 
 def explain(spec: Spec, cases: dict[str, Case], ran: list, wrong_params: list) -> tuple[list[str], list[str]]:
     """(explaining names, unexplained runs "<case>[<dtype>]"): the smallest names that every failing
-    run follows and no run contradicts; else, greedily, the uncontradicted names that account for
-    the most failing runs (smaller first on a tie), and the runs none accounts for."""
+    run follows and no run contradicts; else, greedily, the names no run with the spec's parameters
+    contradicts that account for the most failing runs (without the precision axis, then smaller,
+    first on a tie), and the runs none accounts for."""
     names = sorted({n for r in wrong_params for n in r.matches}, key=lambda n: (size(n), n))
 
-    def contradicted(name: str) -> bool:
-        return any(name_separated(spec, cases[r.case], name, r.dtype) and not _follows(name, r) for r in ran)
+    def contradicted(name: str, runs: list) -> bool:
+        return any(name_separated(spec, cases[r.case], name, r.dtype) and not _follows(name, r) for r in runs)
 
-    ok = [n for n in names if not contradicted(n)]
-    full = [n for n in ok if all(_follows(n, r) for r in wrong_params)]
+    full = [n for n in names if all(_follows(n, r) for r in wrong_params) and not contradicted(n, ran)]
     # the precision axis only where no name in the runs' own precision explains them: a variant
     # that float64 separates but float32 does not also lies within the float32 band of the spec
     full = [n for n in full if PRECISION not in parts(n)] or full
     if full:
         k = size(full[0])
         return [n for n in full if size(n) == k], []
+    # a part of the explanation: contradicted by no run that follows the spec's parameters (a
+    # failing run it does not match has another deviation on top: it is what remains)
+    wrong = {id(r) for r in wrong_params}
+    ok = [n for n in names if not contradicted(n, [r for r in ran if id(r) not in wrong])]
     explaining: list[str] = []
     left = list(wrong_params)
     while left:
@@ -240,16 +244,19 @@ def localise(spec: Spec, runs: list) -> list[str]:
             order.setdefault(line["computes"], i)
     state = [d for d in divs if d.quantity != "param"]
     at = min(state, key=lambda d: order.get(d.quantity, len(rule))) if state else first.first_divergence
-    out = [f"first divergence: {first.case}[{first.dtype}] at step {at.step}, {at.where()}: expected "
+    out = [f"leaves the spec first: {first.case}[{first.dtype}] at step {at.step}, {at.where()}: expected "
            f"{at.expected:.17g}, got {at.actual:.17g} ({at.ratio:.3g}× the tolerance)"]
     fine = [s for s in first.compared_state if s not in {d.quantity for d in divs}]
     if fine:
         out.append(f"  still within tolerance at that step: {', '.join(fine)}")
     lines = [line for line in rule if line["computes"] == at.quantity]
     if at.quantity == "param" and lines:
-        # the parameter's own update: the lines after the last state a candidate keeps feed it
-        last_state = max((order[s] for s in first.compared_state if s in order), default=-1)
-        lines = [line for line in rule[last_state + 1:] if line["computes"] in (None, "param")] or lines
+        # the parameter's own update: what it reads after the last state found on the spec (lines
+        # computing an intermediate, the parameter, or a state the candidate does not keep under
+        # torch's name) is where it left the spec
+        last_state = max((i for i, line in enumerate(rule) if line["computes"] in first.compared_state), default=-1)
+        lines = [line for line in rule[last_state + 1:]
+                 if line["computes"] in (None, "param") or line["computes"] not in first.compared_state] or lines
     for line in lines:
         out.append(f"  rule line {line['label']} ({line['doc']}): {line['text']}")
     return out

@@ -94,7 +94,7 @@ def test_unexplained_deviation_is_localised(spec_id, label, state):
     assert diag.verdict == "unknown" and not diag.variants, detail
     assert "no known variant explains" in diag.text, diag.text
     lines = diag.text.splitlines()
-    first = next(x for x in lines if x.startswith("first divergence:"))
+    first = next(x for x in lines if x.startswith("leaves the spec first:"))
     assert f"[{state!r}]" in first and "at step 1," in first, diag.text
     rule_line = next(x for x in compound(spec_id).rule_lines if x["label"] == label)
     assert f"  rule line {label} ({rule_line['doc']}): {rule_line['text']}" in lines, diag.text
