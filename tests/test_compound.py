@@ -20,10 +20,10 @@ from optimizer_conformance.conformance.report import CaseRecord, failure_message
 from optimizer_conformance.conformance.runner import run_case
 
 try:  # run from the repository root (python -m pytest): tests/ is a namespace package
-    from tests.mutants import COMPOUND_MUTANTS, CONTROLS, LOCALISED
+    from tests.mutants import COMPOUND_MUTANTS, CONTROLS, LOCALISED, PARTIAL
     from tests.test_mutants import candidate, describe
 except ModuleNotFoundError:  # plain pytest puts tests/ itself on sys.path
-    from mutants import COMPOUND_MUTANTS, CONTROLS, LOCALISED
+    from mutants import COMPOUND_MUTANTS, CONTROLS, LOCALISED, PARTIAL
     from test_mutants import candidate, describe
 
 DTYPES = ("float32", "float64")
@@ -102,6 +102,22 @@ def test_unexplained_deviation_is_localised(spec_id, label, state):
     rec = next(r for r in results if r.outcome == "failed")
     msg = failure_message(CaseRecord.from_result(rec), "mutant")
     assert f"rule line {label}" in msg and "matches no catalogued variant" in msg, msg
+
+
+@pytest.mark.parametrize(("spec_id", "name", "label", "state"), sorted(PARTIAL))
+def test_what_remains_is_localised(spec_id, name, label, state):
+    """A name explains the runs it matches, and what remains is listed and localised."""
+    results, diag, detail = run(PARTIAL[(spec_id, name, label, state)], spec_id, "float64")
+    assert diag.verdict == "variant" and diag.variants == [name], detail
+    remain = sorted(f"{r.case}[{r.dtype}]" for r in results
+                    if r.outcome == "failed" and not r.params_conform and name not in r.matches)
+    assert remain and diag.unexplained == remain, detail
+    lines = diag.text.splitlines()
+    assert f"  trajectory matches {name} [explains " in "\n  ".join(["", *lines]), diag.text
+    assert f"what remains: {', '.join(remain)}" in lines, diag.text
+    first = next(x for x in lines if x.startswith("leaves the spec first:"))
+    assert f"[{state!r}]" in first, diag.text
+    assert any(x.startswith(f"  rule line {label} (") for x in lines), diag.text
 
 
 @pytest.mark.parametrize("spec_id", sorted(s for s in index()["specs"] if compound(s).combinations))

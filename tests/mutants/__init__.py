@@ -24,6 +24,8 @@ MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {}
 COMPOUND_MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {}
 # a deviation no variant explains: (spec_id, rule line label, state variable) the localisation names -> cls
 LOCALISED: dict[tuple[str, str, str], type[torch.optim.Optimizer]] = {}
+# explained in part: (spec_id, the name explaining a share, rule line label, state variable of what remains) -> cls
+PARTIAL: dict[tuple[str, str, str, str], type[torch.optim.Optimizer]] = {}
 
 # contract_mutants.py holds mutants of the optimizer contract (tests/test_contract.py), not of specs
 MODULES: list[str] = sorted(m.name for m in pkgutil.iter_modules(__path__)
@@ -34,5 +36,6 @@ for _name in MODULES:
     MUTANTS.update(_module.MUTANTS)
     COMPOUND_MUTANTS.update(getattr(_module, "COMPOUND_MUTANTS", {}))
     LOCALISED.update(getattr(_module, "LOCALISED", {}))
+    PARTIAL.update(getattr(_module, "PARTIAL", {}))
 
-__all__ = ["COMPOUND_MUTANTS", "CONTROLS", "LOCALISED", "MODULES", "MUTANTS"]
+__all__ = ["COMPOUND_MUTANTS", "CONTROLS", "LOCALISED", "MODULES", "MUTANTS", "PARTIAL"]
