@@ -155,6 +155,12 @@ def load_variant(spec_id: str, info: VariantInfo) -> dict[str, Case]:
     return _variant_cases(spec_id, info.file, info.acceptable)
 
 
+def variant_cases(spec_id: str, file: str) -> dict[str, Case]:
+    """The params (not the state) of a variant document by its file, by case id (also a
+    combination's: ``compound.py``)."""
+    return _variant_cases(spec_id, file, False)
+
+
 @cache
 def _variant_cases(spec_id: str, file: str, with_state: bool) -> dict[str, Case]:
     doc = read_document(file)
@@ -272,18 +278,30 @@ def _accept(res: CaseResult, spec: Spec, case: Case, dtype: str, shapes, state_r
             accept: tuple[str, ...] = ()) -> None:
     """A failed case passes when the candidate follows an acceptable variant (params and state),
     or a catalogued variant the user accepted as its convention (params; its state is not
-    compared, since a convention may keep other quantities under torch's names)."""
+    compared, since a convention may keep other quantities under torch's names), or a combination
+    of those. With the precision axis accepted (``precision.float32_internal``), a float64 run may
+    follow the spec, or any of those, within the float32 tolerance instead."""
     if res.steps_run < case.n_steps:
         return
-    for vid in [*spec.acceptable, *accept]:
+    from .compound import PRECISION, compound, describe, join
+
+    allowed = {*spec.acceptable, *accept}
+    goldens = [(vid, load_variant(spec.id, spec.variants[vid])[case.id]) for vid in [*spec.acceptable, *accept]
+               if vid != PRECISION]
+    goldens += [(c.id, variant_cases(spec.id, c.file)[case.id]) for c in compound(spec.id).combinations.values()
+                if set(c.parts) <= allowed and set(c.parts) & set(accept)]
+    tries = [(vid, golden, dtype) for vid, golden in goldens]
+    if PRECISION in accept and dtype == "float64":
+        tries += [(PRECISION, case, "float32")] + [(join(vid, PRECISION), g, "float32") for vid, g in goldens]
+    for vid, golden, tol_dtype in tries:
         alt = CaseResult(res.spec, res.case, dtype, res.device)
         alt.actual, alt.steps_run = res.actual, res.steps_run
-        v = spec.variants[vid]
-        _score(alt, load_variant(spec.id, v)[case.id], dtype, shapes, state_rows)
+        _score(alt, golden, tol_dtype, shapes, state_rows)
         if alt.max_ratio <= 1.0:
             res.outcome, res.accepted, res.accepted_ratio = "passed", vid, alt.max_ratio
-            label = ACCEPTED if v.acceptable else f"{CONVENTION} (--optimizer-accept)"
-            res.findings = sorted({*res.findings, f"{label} {vid}: {v.title}"})
+            acceptable = vid in spec.variants and spec.variants[vid].acceptable
+            label = ACCEPTED if acceptable else f"{CONVENTION} (--optimizer-accept)"
+            res.findings = sorted({*res.findings, f"{label} {vid}: {describe(spec, vid).title}"})
             return
 
 
@@ -318,3 +336,4 @@ def _score(res: CaseResult, case: Case, dtype: str, shapes, state_rows) -> None:
                     per_step[s].append(d)
     res.compared_state = sorted(compared)
     res.first_divergence = first_divergence(per_step)
+    res.first_step_divergences = next((list(divs) for divs in per_step if divs), [])

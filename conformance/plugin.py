@@ -112,12 +112,15 @@ def _dtypes(values: list[str] | None) -> list[str]:
 
 
 def _accepted(values: list[str] | None, spec: Spec) -> tuple[str, ...]:
-    """--optimizer-accept: catalogued variant ids of this spec (usage error otherwise)."""
+    """--optimizer-accept: catalogued variant ids of this spec, or the precision axis
+    (usage error otherwise); accepting several accepts their combinations."""
+    from .compound import PRECISION
+
     out: list[str] = []
     for v in values or []:
         for vid in (x.strip() for x in v.split(",")):
-            if vid not in spec.catalogued:
-                known = ", ".join(spec.catalogued) or "none"
+            if vid not in spec.catalogued and vid != PRECISION:
+                known = ", ".join([*spec.catalogued, PRECISION])
                 raise _usage(f"--optimizer-accept={vid!r}: not a catalogued variant of spec {spec.id!r} "
                              f"(its variants: {known})")
             if vid not in out:

@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
 
-from .diagnosis import Diagnosis
+from .compound import PRECISION, describe, size
+from .diagnosis import Diagnosis, localise, shown_matches
 from .golden import Case, Spec
 from .kinds import load_spec
 from .scoring import CaseResult, Divergence
@@ -34,6 +35,7 @@ class CaseRecord:
     max_ratio: float = 0.0
     params_conform: bool = True
     first_divergence: Divergence | None = None
+    first_step_divergences: list[Divergence] = field(default_factory=list)
     matches: list[str] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
     compared_state: list[str] = field(default_factory=list)
@@ -48,34 +50,38 @@ class CaseRecord:
     def from_result(cls, r: CaseResult) -> CaseRecord:
         return cls(r.spec, r.case, r.dtype, r.device, r.outcome, r.reason, r.max_error,
                    r.tolerance_at_max, r.max_ratio, r.params_conform, r.first_divergence,
-                   list(r.matches), list(r.findings), list(r.compared_state), r.accepted, r.mode)
+                   list(getattr(r, "first_step_divergences", [])), list(r.matches), list(r.findings), list(r.compared_state), r.accepted, r.mode)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["first_divergent_step"] = self.first_divergent_step
-        if self.first_divergence is not None:
-            d["first_divergence"]["index"] = list(self.first_divergence.index)
         for k in ("max_error", "tolerance", "max_ratio"):
             d[k] = _finite(d[k])
-        if d["first_divergence"]:
-            for k in ("expected", "actual", "error", "tolerance"):
-                d["first_divergence"][k] = _finite(d["first_divergence"][k])
+        for div in [d["first_divergence"], *d["first_step_divergences"]]:
+            if div:
+                div["index"] = list(div["index"])
+                for k in ("expected", "actual", "error", "tolerance"):
+                    div[k] = _finite(div[k])
         return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CaseRecord:
         d = dict(d)
         d.pop("first_divergent_step", None)
-        fd = d.get("first_divergence")
-        if fd:
-            fd = dict(fd)
-            fd["index"] = tuple(fd["index"])
-            for k in ("expected", "actual", "error", "tolerance"):
-                fd[k] = float(fd[k]) if fd[k] is not None else float("nan")
-            d["first_divergence"] = Divergence(**fd)
+        if d.get("first_divergence"):
+            d["first_divergence"] = _divergence(d["first_divergence"])
+        d["first_step_divergences"] = [_divergence(x) for x in d.get("first_step_divergences", [])]
         for k in ("max_error", "tolerance", "max_ratio"):
             d[k] = float("inf") if d[k] is None else d[k]
         return cls(**d)
+
+
+def _divergence(fd: dict[str, Any]) -> Divergence:
+    fd = dict(fd)
+    fd["index"] = tuple(fd["index"])
+    for k in ("expected", "actual", "error", "tolerance"):
+        fd[k] = float(fd[k]) if fd[k] is not None else float("nan")
+    return Divergence(**fd)
 
 
 def _finite(x: float) -> float | None:
@@ -132,19 +138,21 @@ def failure_message(rec: CaseRecord, candidate: str) -> str:
 def _variant_lines(spec: Spec, rec: CaseRecord) -> list[str]:
     if rec.matches:
         out = []
-        for vid in rec.matches:
-            v = spec.variants[vid]
-            out += [f"  trajectory matches variant {vid}: {v.title}",
-                    f"    {v.summary}"]
-            for line in v.lines:
+        for name in shown_matches(rec.matches):
+            k = describe(spec, name)
+            kind = "variant" if size(name) == 1 and name != PRECISION else "combination" if size(name) > 1 else "precision"
+            out += [f"  trajectory matches {kind} {name}: {k.title}",
+                    f"    {k.summary}"]
+            for line in k.lines:
                 out += rule_line_diff(line, indent="    ")
-            out.append(f"    known in: {v.who}; sources: {', '.join(v.sources)}")
+            out.append(f"    known in: {k.who}; sources: {', '.join(k.sources)}")
         return out
     if rec.first_divergence is not None and rec.outcome == "failed":
         if rec.params_conform:
             what = "the loss step(closure) returns" if rec.first_divergence.quantity == "loss" else "the state"
             return [f"  the parameters follow the spec; only {what} differs"]
-        return ["  trajectory matches no catalogued variant of this spec"]
+        return ["  trajectory matches no catalogued variant of this spec, nor a combination of up to three",
+                *("  " + x for x in localise(spec, [rec]))]
     return []
 
 

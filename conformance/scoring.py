@@ -51,6 +51,8 @@ class CaseResult:
     params_conform: bool = True  # the parameter trajectory alone is within tolerance
     tolerance_at_max: float = 0.0
     first_divergence: Divergence | None = None
+    # every quantity out of tolerance at the first divergent step (the worst element of each)
+    first_step_divergences: list[Divergence] = field(default_factory=list)
     compared_state: list[str] = field(default_factory=list)
     matches: list[str] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)  # acceptable, but worth knowing

@@ -24,6 +24,7 @@ from optimizer_conformance.conformance.tolerance import CATCH_MARGIN, tolerance
 
 from .cases import CaseDesign, SparseGrad, exact_decimal
 from .closed_loop_golden import spec_documents as closed_loop_documents
+from .compound import SEPARATOR, Combination, combinations, rule_lines
 from .evaluate import Snapshot, evaluate
 from .golden_format import (
     DIGITS,
@@ -194,6 +195,52 @@ def spec_documents(spec: Spec) -> dict[str, dict]:
                 for i, case in enumerate(cases)
             ],
         }
+    docs.update(compound_documents(spec, cases, spec_trajs, var_trajs, header))
+    return docs
+
+
+def combination_meta(combo: Combination) -> dict:
+    """A combination as a variant document's ``variant``: its parts' texts joined."""
+    parts = combo.parts
+    return {"id": combo.id, "title": SEPARATOR.join(v.title for v in parts),
+            "summary": "; ".join(v.summary for v in parts),
+            "who": "; ".join(f"{v.id}: {v.who}" for v in parts), "acceptable": False,
+            "sources": list(dict.fromkeys(s for v in parts for s in v.sources))}
+
+
+def compound_documents(spec: Spec, cases: list[CaseDesign], spec_trajs: list, var_trajs: dict[str, list],
+                       header: dict) -> dict[str, dict]:
+    """``<spec>/compound.json`` (the spec's rule lines, and its compatible combinations of variants
+    with their separation from the spec per case) and one variant document per combination under
+    ``<spec>/compound/`` (see :mod:`.compound`). A combination whose trajectory is within the
+    float64 tolerance of one of its smaller parts' on every case is left out (one of its deltas
+    changes nothing on top of the others, e.g. ε̂ computes the step from m and v, so a change to the
+    bias-corrected m̂ is lost): no run could tell it from the smaller one."""
+    docs: dict[str, dict] = {}
+    listed = []
+    # trajectories by the set of variant ids: the singles', then each combination's
+    known = {frozenset([v.id]): var_trajs[v.id] for v in spec.variants}
+    for combo in combinations(spec):
+        trajs = [evaluate(combo.rule, c) for c in cases]
+        ids = frozenset(v.id for v in combo.parts)
+        smaller = [t for sub, t in known.items() if sub < ids]
+        known[ids] = trajs
+        if any(all(max(separation(c, sub[i], trajs[i]).values()) < 1.0 for i, c in enumerate(cases)) for sub in smaller):
+            continue  # one of its deltas changes nothing on top of the others: the smaller one names it
+        rel = f"{spec.id}/compound/{combo.file_name}"
+        listed.append({
+            "id": combo.id,
+            "parts": [v.id for v in combo.parts],
+            "file": rel,
+            "lines": changed_lines_text(spec.rule, combo.rule),
+            "separation": {case.id: {d: f"{s[d]:.3g}" for d in DTYPES}
+                           for case, s in ((c, separation(c, spec_trajs[i], trajs[i])) for i, c in enumerate(cases))},
+        })
+        docs[rel] = {**header, "variant": combination_meta(combo),
+                     "cases": [{"id": case.id, **inputs(case), "steps": steps(combo.rule, case, trajs[i], with_state=False)}
+                               for i, case in enumerate(cases)]}
+    docs[f"{spec.id}/compound.json"] = {"schema": SCHEMA_ID, "spec": spec.id, "rule_lines": rule_lines(spec.rule),
+                                        "combinations": listed}
     return docs
 
 

@@ -6,7 +6,9 @@ variant's formula; the core Adam variants are registered under both ``adam`` and
 
 Every module ``<name>_mutants.py`` of this package is found by discovery and defines
 ``CONTROLS = {spec_id: cls}`` and ``MUTANTS = {(spec_id, variant_id): cls}``: adding an
-optimizer's mutants is adding one such module.
+optimizer's mutants is adding one such module. A module may also define ``COMPOUND_MUTANTS``
+(combinations of variants, named by the compound diagnosis) and ``LOCALISED`` (a deviation no
+variant explains, which the diagnosis must localise): tests/test_compound.py.
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ import torch
 
 CONTROLS: dict[str, type[torch.optim.Optimizer]] = {}
 MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {}
+# a combination of catalogued variants (or the precision axis): (spec_id, the diagnosis's name) -> cls
+COMPOUND_MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {}
+# a deviation no variant explains: (spec_id, rule line label, state variable) the localisation names -> cls
+LOCALISED: dict[tuple[str, str, str], type[torch.optim.Optimizer]] = {}
+# explained in part: (spec_id, the name explaining a share, rule line label, state variable of what remains) -> cls
+PARTIAL: dict[tuple[str, str, str, str], type[torch.optim.Optimizer]] = {}
 
 # contract_mutants.py holds mutants of the optimizer contract (tests/test_contract.py), not of specs
 MODULES: list[str] = sorted(m.name for m in pkgutil.iter_modules(__path__)
@@ -26,5 +34,8 @@ for _name in MODULES:
     _module = importlib.import_module(f"{__name__}.{_name}")
     CONTROLS.update(_module.CONTROLS)
     MUTANTS.update(_module.MUTANTS)
+    COMPOUND_MUTANTS.update(getattr(_module, "COMPOUND_MUTANTS", {}))
+    LOCALISED.update(getattr(_module, "LOCALISED", {}))
+    PARTIAL.update(getattr(_module, "PARTIAL", {}))
 
-__all__ = ["CONTROLS", "MODULES", "MUTANTS"]
+__all__ = ["COMPOUND_MUTANTS", "CONTROLS", "LOCALISED", "MODULES", "MUTANTS", "PARTIAL"]

@@ -111,8 +111,17 @@ class UnfactoredMatrices(Adafactor):
 
 
 CONTROLS = {"adafactor": Adafactor}
+class HFAdafactorFixedLr(EpsAddedToG2, AbsoluteStepSize):
+    """adafactor.eps_added_to_g2 + adafactor.absolute_step_size: transformers' Adafactor with
+    scale_parameter=False, relative_step=False (ε₁ added to g², the step size lr itself)."""
+
+
 MUTANTS = {
     ("adafactor", "adafactor.eps_added_to_g2"): EpsAddedToG2,
     ("adafactor", "adafactor.absolute_step_size"): AbsoluteStepSize,
     ("adafactor", "adafactor.unfactored_matrices"): UnfactoredMatrices,
+}
+
+COMPOUND_MUTANTS = {
+    ("adafactor", "adafactor.eps_added_to_g2 + adafactor.absolute_step_size"): HFAdafactorFixedLr,
 }

@@ -272,3 +272,72 @@ MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {
     **{("adam", vid): cls for vid, cls in ADAM_MUTANTS.items()},
     **{("adamw", vid): cls for vid, cls in ADAMW_MUTANTS.items()},
 }
+
+
+# -- combinations, the precision axis, and a deviation no variant explains -------------------------
+
+
+class AdamEpsHatDecoupledDecay(EpsHat, AdamDecoupledDecay):
+    """adam.eps_hat + adam.decoupled_decay: Hugging Face's AdamW (ε̂, decoupled decay) passed off as
+    Adam."""
+
+
+class AdamFloat32Internal(Adam):
+    """precision.float32_internal: the update computed in float32 for any param dtype (grad, param
+    and state cast to float32, the result written back), as timm's RAdamLegacy does."""
+
+    def _state(self, p, group):
+        state = super()._state(p, group)
+        for key, value in state.items():
+            if key != "step" and value.is_floating_point():
+                state[key] = value.float()  # float32 state (a reloaded one comes back in p's dtype)
+        return state
+
+    def _update(self, p, grad, group, state):
+        p32 = p.float()
+        super()._update(p32, grad.float(), group, state)
+        p.copy_(p32)
+
+
+class AdamUndampedFirstMoment(Adam):
+    """No catalogued variant: m ← β₁·m + g (the first moment without the (1 − β₁) factor), so
+    exp_avg leaves the spec at step 1 while exp_avg_sq stays on it."""
+
+    def _update(self, p, grad, group, state):
+        beta1, _ = group["betas"]
+        before = state["exp_avg"].clone()
+        super()._update(p, grad, {**group, "lr": 0.0}, state)  # every moment as the spec, θ untouched
+        g = -grad if group["maximize"] else grad
+        g = self._weight_decay(p, g, group)
+        state["exp_avg"].copy_(before.mul(beta1).add_(g))
+        bc1, bc2 = self._bias_corrections(state["step"].item(), beta1, group["betas"][1])
+        v, bc2 = self._second_moment(state, group, bc2)
+        self._descend(p, state["exp_avg"], v, group["lr"], bc1, bc2, group["eps"])
+
+
+class AdamEpsHatDoubledAmsgrad(EpsHat, Adam):
+    """adam.eps_hat, and with AMSGrad a made-up deviation no variant has: the running maximum of
+    2·v (so only the AMSGrad cases are left unexplained, at the line computing max_exp_avg_sq)."""
+
+    def _second_moment(self, state, group, bc2):
+        if not group["amsgrad"]:
+            return super()._second_moment(state, group, bc2)
+        v_max = state["max_exp_avg_sq"]
+        torch.maximum(v_max, state["exp_avg_sq"] * 2, out=v_max)
+        return v_max, bc2
+
+
+COMPOUND_MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {
+    ("adam", "adam.eps_hat + adam.decoupled_decay"): AdamEpsHatDecoupledDecay,
+    ("adam", "precision.float32_internal"): AdamFloat32Internal,
+}
+
+# (spec, the rule line the localisation must name, the state variable that leaves the spec first)
+LOCALISED: dict[tuple[str, str, str], type[torch.optim.Optimizer]] = {
+    ("adam", "first_moment", "exp_avg"): AdamUndampedFirstMoment,
+}
+
+# (spec, what explains a share of the failing runs, rule line and state localising what remains)
+PARTIAL: dict[tuple[str, str, str, str], type[torch.optim.Optimizer]] = {
+    ("adam", "adam.eps_hat", "amsgrad", "max_exp_avg_sq"): AdamEpsHatDoubledAmsgrad,
+}

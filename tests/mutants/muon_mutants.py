@@ -120,6 +120,11 @@ class LrAdjustmentTransposed(Muon):
 
 
 CONTROLS = {"muon": Muon}
+class OptaxMuon(BiasCorrectedMomentum, EpsAddedToNorm):
+    """muon.bias_corrected_momentum + muon.eps_added_to_norm: optax.contrib.muon (scale_by_muon's
+    bias-corrected momentum, orthogonalize_via_newton_schulz's X / (‖X‖ + ε))."""
+
+
 MUTANTS = {
     ("muon", "muon.sum_momentum"): SumMomentum,
     ("muon", "muon.bias_corrected_momentum"): BiasCorrectedMomentum,
@@ -127,4 +132,8 @@ MUTANTS = {
     ("muon", "muon.match_rms_adamw"): MatchRmsAdamW,
     ("muon", "muon.max_dim_scale"): MaxDimScale,
     ("muon", "muon.lr_adjustment_transposed"): LrAdjustmentTransposed,
+}
+
+COMPOUND_MUTANTS = {
+    ("muon", "muon.bias_corrected_momentum + muon.eps_added_to_norm"): OptaxMuon,
 }

@@ -104,10 +104,20 @@ class RMSpropLrInMomentumBuffer(RMSprop):
         p.sub_(buf)
 
 
+class RMSpropTF(RMSpropEpsInsideSqrt, RMSpropInitialMsOne, RMSpropLrInMomentumBuffer):
+    """rmsprop.eps_inside_sqrt + rmsprop.initial_ms_one + rmsprop.lr_in_momentum_buffer: timm's
+    RMSpropTF (timm/optim/rmsprop_tf.py: ``square_avg`` starts at ones, ``avg = (square_avg +
+    eps).sqrt_()``, ``buf.mul_(momentum).addcdiv_(grad, avg, value=lr); p.add_(-buf)``)."""
+
+
 CONTROLS: dict[str, type[torch.optim.Optimizer]] = {"rmsprop": RMSprop}
 
 MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {
     ("rmsprop", "rmsprop.eps_inside_sqrt"): RMSpropEpsInsideSqrt,
     ("rmsprop", "rmsprop.initial_ms_one"): RMSpropInitialMsOne,
     ("rmsprop", "rmsprop.lr_in_momentum_buffer"): RMSpropLrInMomentumBuffer,
+}
+
+COMPOUND_MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {
+    ("rmsprop", "rmsprop.eps_inside_sqrt + rmsprop.initial_ms_one + rmsprop.lr_in_momentum_buffer"): RMSpropTF,
 }
