@@ -23,8 +23,8 @@ those facts is mutated only on the side taken, and its condition not at all; ``r
 from __future__ import annotations
 
 import ast
-import copy
 import difflib
+import functools
 import importlib.util
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -73,6 +73,9 @@ BINOP_SWAP = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: as
 CMP_SWAP = {ast.Eq: (ast.NotEq,), ast.NotEq: (ast.Eq,), ast.Lt: (ast.LtE, ast.Gt), ast.LtE: (ast.Lt,),
             ast.Gt: (ast.GtE, ast.Lt), ast.GtE: (ast.Gt,), ast.Is: (ast.IsNot,), ast.IsNot: (ast.Is,),
             ast.In: (ast.NotIn,), ast.NotIn: (ast.In,)}
+SIBLINGS = {"beta1": "beta2", "beta2": "beta1", "momentum": "dampening", "dampening": "momentum",
+            "etaminus": "etaplus", "etaplus": "etaminus", "step_size_min": "step_size_max",
+            "step_size_max": "step_size_min", "lambd": "alpha", "alpha": "lambd"}
 NAME_SWAP = {"maximum": "minimum", "minimum": "maximum", "max": "min", "min": "max",
              "clamp_min": "clamp_max", "clamp_max": "clamp_min"}
 OPERATORS = {
@@ -87,7 +90,8 @@ OPERATORS = {
     "chain": "last call of a chain dropped (a.mul_(b).addcmul_(...) → a.mul_(b), (x / y).add_(eps) → x / y)",
     "kwdrop": "keyword argument dropped (its default used: alpha=, value=, weight=)",
     "kwneg": "keyword value negated",
-    "kwswap": "two keyword values swapped",
+    "swap": "a hyperparameter read as its sibling (β1 ↔ β2, momentum ↔ dampening, η− ↔ η+, "
+            "step size min ↔ max, λ ↔ α), in a keyword value or anywhere else",
     "argswap": "first two positional arguments swapped",
     "minmax": "maximum ↔ minimum, max ↔ min, clamp_min ↔ clamp_max",
 }
@@ -271,7 +275,10 @@ def _expr_points(node: ast.AST, parents: dict, hyper: set[str]) -> Iterator[tupl
             yield n, f"neg:{type(n.op).__name__}", _replacer(parents, n, lambda n=n: n.operand)
         elif isinstance(n, ast.Call):
             yield from _call_points(n, parents)
-        elif isinstance(n, (ast.Name, ast.Attribute)):
+        elif (isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id in SIBLINGS
+              and SIBLINGS[n.id] in hyper):
+            yield n, f"swap:{n.id}->{SIBLINGS[n.id]}", _setter(n, "id", SIBLINGS[n.id])
+        if isinstance(n, (ast.Name, ast.Attribute)):
             name = n.id if isinstance(n, ast.Name) else n.attr
             if name in NAME_SWAP and isinstance(parents.get(n, (None,))[0], ast.Call):
                 field_name = "id" if isinstance(n, ast.Name) else "attr"
@@ -292,13 +299,6 @@ def _call_points(n: ast.Call, parents: dict) -> Iterator[tuple[ast.AST, str, Cal
         yield n, f"kwdrop:{k.arg}", _setter(n, "keywords", [o for o in n.keywords if o is not k])
         if not (isinstance(k.value, ast.UnaryOp) and isinstance(k.value.op, ast.USub)):
             yield n, f"kwneg:{k.arg}", _setter(k, "value", ast.UnaryOp(ast.USub(), k.value))
-    values = [k for k in n.keywords if k.arg not in (None, "out")]
-    for i, a in enumerate(values):
-        for b in values[i + 1:]:
-            if ast.dump(a.value) != ast.dump(b.value):
-                def swap(a=a, b=b) -> None:
-                    a.value, b.value = b.value, a.value
-                yield n, f"kwswap:{a.arg}<->{b.arg}", swap
     if len(n.args) >= 2 and ast.dump(n.args[0]) != ast.dump(n.args[1]):
         def argswap() -> None:
             n.args[0], n.args[1] = n.args[1], n.args[0]
@@ -345,6 +345,7 @@ def _enumerate(tree: ast.Module, target: Target) -> list[Point]:
     return out
 
 
+@functools.cache
 def source(target: Target) -> str:
     return module_path(target.module).read_text(encoding="utf-8")
 
@@ -401,7 +402,9 @@ def mutant_module(target: Target, mutant_id: str | None) -> str:
     return ast.unparse(tree) + "\n"
 
 
+@functools.cache
 def function_source(target: Target, mutant_id: str | None) -> str:
+    """The target function's source (normalised by ``ast.unparse``), the mutant applied."""
     tree = ast.parse(source(target))
     fn = _function(tree, target.function)
     if mutant_id is not None:
@@ -409,8 +412,7 @@ def function_source(target: Target, mutant_id: str | None) -> str:
         if not found:
             raise LookupError(f"no mutation point {mutant_id}")
         found[0].apply()
-    ast.fix_missing_locations(tree)
-    return ast.unparse(copy.deepcopy(fn))
+    return ast.unparse(fn)
 
 
 def diff(target: Target, mutant_id: str) -> str:
