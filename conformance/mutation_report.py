@@ -41,6 +41,8 @@ def _mutant(m: dict) -> list[str]:
     out = [f"#### `{m['id']}`", "", f"Checked as {runs}.", "", "```diff", m["diff"], "```", ""]
     if m["reason"]:
         out += [f"**Why it is equivalent:** {m['reason']}", ""]
+    if m.get("gap"):
+        out += [f"**What would kill it:** {m['gap']}", ""]
     for r in m["runs"]:
         if r.get("log"):
             out += ["```text", r["log"][-800:], "```", ""]
@@ -97,7 +99,8 @@ def markdown(doc: dict) -> str:
               f"condition not at all. Decided: {known}; {calls}; `grad.is_sparse = False`; "
               "`isinstance(<hyperparameter>, Tensor) = False` (hyperparameters are Python numbers). "
               "So the `capturable`, `differentiable`, complex, sparse and TorchScript branches "
-              "are out of scope (the sweep checks capturable and fused implementations whole).", ""]
+              "are out of scope (the sweep checks the foreach and fused implementations, and on CUDA the "
+              "capturable ones, as wholes).", ""]
     gaps = [m for m in mutants if m["status"] in ("survived", "error")]
     lines += ["## Surviving mutants: gaps of the suite", ""]
     if gaps:

@@ -4,9 +4,9 @@ Every mutant of conformance/mutation.py is written as a module (torch's module s
 changed, the classes on their for-loop path) and checked by the plugin exactly as a user would:
 ``pytest --optimizer=<mutant module>.<Class> --optimizer-spec=<spec>``, in float32 and float64.
 A mutant is *killed* when a case of some class that calls the function fails, *survived* when
-every case passes. A survivor listed in ``mutation_equivalent.toml`` (keyed by mutant id, with the
-written reason why no input can tell it from torch's code) is *equivalent*; the others are gaps
-of the suite. Score = killed / (mutants − equivalent). Before the mutants, each unmutated module
+every case passes. A survivor listed in ``mutation_equivalent.toml`` with a ``reason`` (keyed by mutant id:
+why no input can tell it from torch's code) is *equivalent*; the others are gaps of the suite
+(the file may hold a ``gap`` note for one: the input that would kill it). Score = killed / (mutants − equivalent). Before the mutants, each unmutated module
 must pass (else the harness, not the suite, is broken: exit 2).
 
 Each run is ``pytest.main`` in a process forked from this one after torch, pytest and the plugin
@@ -58,12 +58,18 @@ class Job:
     log: str = ""
 
 
+def _entries(path: Path) -> dict[str, dict]:
+    return tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
 def equivalents(path: Path = EQUIVALENT) -> dict[str, str]:
     """mutant id → the written reason it is equivalent."""
-    if not path.exists():
-        return {}
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
-    return {key: entry["reason"] for key, entry in data.items()}
+    return {key: entry["reason"] for key, entry in _entries(path).items() if "reason" in entry}
+
+
+def gaps(path: Path = EQUIVALENT) -> dict[str, str]:
+    """mutant id → the written note of a survivor that is a gap: what input would kill it."""
+    return {key: entry["gap"] for key, entry in _entries(path).items() if "gap" in entry}
 
 
 def _write_modules(workdir: Path, targets: list[Target], limit: int | None) -> list[Job]:
@@ -137,7 +143,7 @@ def run_jobs(jobs: list[Job], workdir: Path, parallel: int, progress=None) -> No
                     progress(job)
 
 
-def classify(jobs: list[Job], reasons: dict[str, str]) -> list[dict]:
+def classify(jobs: list[Job], reasons: dict[str, str], notes: dict[str, str] | None = None) -> list[dict]:
     """One record per mutant: killed (a case of some class failed), equivalent (all passed, and a
     reason is written), survived (all passed, no reason: a gap), error (a run did not finish)."""
     by_id: dict[str, list[Job]] = {}
@@ -160,6 +166,7 @@ def classify(jobs: list[Job], reasons: dict[str, str]) -> list[dict]:
             "id": point_id, "target": target.key, "operator": point_id.split(":", 3)[3],
             "kind": point_id.split(":", 3)[3].split(":")[0].split("#")[0],
             "status": status, "reason": reasons.get(point_id, "") if status != "killed" else "",
+            "gap": (notes or {}).get(point_id, "") if status == "survived" else "",
             "stale_reason": status == "killed" and point_id in reasons,
             "runs": [{"class": j.cls, "spec": j.spec, "rc": j.rc, "cases": j.cases, "failed": j.failed,
                       "seconds": round(j.seconds, 2), **({"log": j.log} if j.log else {})} for j in runs],
@@ -235,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
 
     run_jobs(mutants, workdir, args.jobs, progress)
     wall = time.perf_counter() - start
-    records = classify(jobs, equivalents())
+    records = classify(jobs, equivalents(), gaps())
     total = summary(records)
     print(f"\n{total['mutants']} mutants of {len(targets)} functions ({len(mutants)} plugin runs, "
           f"{args.jobs} at once) in {wall:.0f} s: {total['killed']} killed, {total['equivalent']} equivalent, "

@@ -116,23 +116,26 @@ def test_every_mutant_module_compiles():
             compile(mutation.mutant_module(target, p.id), f"<{p.id}>", "exec")
 
 
-def test_equivalence_reasons_name_current_mutants():
-    reasons = mutation_run.equivalents()
+def test_equivalence_reasons_and_gap_notes_name_current_mutants():
+    reasons, notes = mutation_run.equivalents(), mutation_run.gaps()
     ids = {p.id for t in TARGETS for p in mutation.points(t)}
-    assert set(reasons) <= ids, sorted(set(reasons) - ids)
-    assert all(len(r.split()) >= 8 for r in reasons.values())  # a reason, not a word
+    assert set(reasons) | set(notes) <= ids, sorted((set(reasons) | set(notes)) - ids)
+    assert not set(reasons) & set(notes)  # equivalent or a gap, not both
+    assert all(len(r.split()) >= 8 for r in [*reasons.values(), *notes.values()])  # a reason, not a word
 
 
 def test_committed_report_is_a_run_of_this_generator():
     if not mutation_run.REPORT.exists():
         pytest.skip("no reports/mutation.json: run `nox -s mutation`")
     doc = mutation_report.load(mutation_run.REPORT)
-    reasons = mutation_run.equivalents()
+    reasons, notes = mutation_run.equivalents(), mutation_run.gaps()
     assert doc["complete"]
     assert [m["id"] for m in doc["mutants"]] == [p.id for t in TARGETS for p in mutation.points(t)]
     assert doc["summary"] == mutation_run.summary(doc["mutants"])
     for m in doc["mutants"]:
         assert (m["status"] == "equivalent") == (m["id"] in reasons and m["status"] != "killed"), m["id"]
+        assert m["reason"] == (reasons.get(m["id"], "") if m["status"] == "equivalent" else "")
+        assert m["gap"] == (notes.get(m["id"], "") if m["status"] == "survived" else "")
     page = mutation_report.markdown(doc)
     s = doc["summary"]
     assert f"{s['killed']}/{s['mutants'] - s['equivalent']}" in page
