@@ -11,7 +11,7 @@ must pass (else the harness, not the suite, is broken: exit 2).
 
 Each run is ``pytest.main`` in a process forked from this one after torch, pytest and the plugin
 are imported (a fresh process per mutant, without paying ``import torch`` each time); at most
-``--jobs`` (default 2) at once. The report (``--json``, default reports/mutation.json) holds every
+``--jobs`` (default 2) at once. The report (``--json``; reports/mutation.json after a complete run) holds every
 mutant with its diff, verdict and the cases that killed it, and the wall time; the docs' page
 "Mutation test" is generated from it (conformance/mutation_report.py). Exit 1 when a
 non-equivalent mutant survives.
@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -72,11 +73,15 @@ def gaps(path: Path = EQUIVALENT) -> dict[str, str]:
     return {key: entry["gap"] for key, entry in _entries(path).items() if "gap" in entry}
 
 
-def _write_modules(workdir: Path, targets: list[Target], limit: int | None) -> list[Job]:
+def _write_modules(workdir: Path, targets: list[Target], limit: int | None,
+                   only: set[str] | None = None) -> list[Job]:
     (workdir / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")  # no rootdir config
     jobs = []
     for target in targets:
-        ids = [None] + [p.id for p in mutation.points(target)][:limit]
+        ids = [p.id for p in mutation.points(target) if only is None or p.id in only][:limit]
+        if not ids:
+            continue
+        ids = [None, *ids]
         for n, mutant_id in enumerate(ids):
             name = f"mutant_{target.module}_{'base' if mutant_id is None else n}"
             (workdir / f"{name}.py").write_text(mutation.mutant_module(target, mutant_id), encoding="utf-8")
@@ -204,11 +209,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="only these torch.optim modules (adam, sgd, ...); repeatable")
     parser.add_argument("--jobs", type=int, default=2, help="mutants checked at once (default 2)")
     parser.add_argument("--limit", type=int, help="only the first N mutants of each target (a smoke run)")
-    parser.add_argument("--json", metavar="PATH", default=str(REPORT),
-                        help="write the report here (default reports/mutation.json; '-' for none)")
+    parser.add_argument("--id", action="append", metavar="MUTANT_ID",
+                        help="only these mutants (e.g. the survivors, after adding a case); repeatable")
+    parser.add_argument("--json", metavar="PATH",
+                        help="write the report here (default: reports/mutation.json after a complete "
+                        "run, none after a partial one; '-' for none)")
     parser.add_argument("--keep", metavar="DIR", help="write the mutant modules and logs here (kept)")
     args = parser.parse_args(argv)
-
+    start = time.perf_counter()  # the whole run: imports, warm-up, writing the mutants, the runs
     targets = [t for t in TARGETS if not args.target or t.module in args.target]
     unknown = set(args.target or ()) - {t.module for t in targets}
     if unknown:
@@ -220,10 +228,14 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     _warm(torch, targets)
-    start = time.perf_counter()
     workdir = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="mutation-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    jobs = _write_modules(workdir, targets, args.limit)
+    only = set(args.id) if args.id else None
+    if only:
+        known = {p.id for t in targets for p in mutation.points(t)}
+        if only - known:
+            parser.error(f"no such mutant(s): {', '.join(sorted(only - known))}")
+    jobs = _write_modules(workdir, targets, args.limit, only)
     baseline = [j for j in jobs if j.mutant_id is None]
     run_jobs(baseline, workdir, args.jobs)
     broken = [j for j in baseline if j.rc != 0]
@@ -241,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\r{done[0]}/{len(mutants)} runs", end="", file=sys.stderr, flush=True)
 
     run_jobs(mutants, workdir, args.jobs, progress)
+    if not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
     wall = time.perf_counter() - start
     records = classify(jobs, equivalents(), gaps())
     total = summary(records)
@@ -256,18 +270,20 @@ def main(argv: list[str] | None = None) -> int:
                     print(run["log"][-600:])
         if r["stale_reason"]:
             print(f"\nKILLED but listed as equivalent (remove it from {EQUIVALENT.name}): {r['id']}")
-    if args.json != "-":
+    complete = args.limit is None and not args.target and not only
+    out = args.json or (str(REPORT) if complete else "-")
+    if out != "-":
         doc = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
                "cpus": os.cpu_count(), "jobs": args.jobs, "seconds": round(wall, 1),
-               "complete": args.limit is None and not args.target,
+               "complete": complete,
                "operators": mutation.OPERATORS,
                "scope": {"known": {k: repr(v) for k, v in mutation.KNOWN.items()},
                          "known_calls": mutation.KNOWN_CALLS, "known_attrs": mutation.KNOWN_ATTRS},
                "targets": [{"function": t.key, "classes": [f"{c} ({s})" for c, s in t.classes],
                             "mutants": sum(r["target"] == t.key for r in records)} for t in targets],
                "summary": total, "mutants": records}
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return 1 if total["survived"] or total["error"] else 0
 
 
