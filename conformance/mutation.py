@@ -76,6 +76,7 @@ CMP_SWAP = {ast.Eq: (ast.NotEq,), ast.NotEq: (ast.Eq,), ast.Lt: (ast.LtE, ast.Gt
 SIBLINGS = {"beta1": "beta2", "beta2": "beta1", "momentum": "dampening", "dampening": "momentum",
             "etaminus": "etaplus", "etaplus": "etaminus", "step_size_min": "step_size_max",
             "step_size_max": "step_size_min", "lambd": "alpha", "alpha": "lambd"}
+STEP_NAMES = {"step", "step_t"}  # the step counter, as the for-loop functions name it
 NAME_SWAP = {"maximum": "minimum", "minimum": "maximum", "max": "min", "min": "max",
              "clamp_min": "clamp_max", "clamp_max": "clamp_min"}
 OPERATORS = {
@@ -84,6 +85,7 @@ OPERATORS = {
     "boolop": "and ↔ or",
     "const": "numeric constant ± 1 (the step counter's += 1 becomes += 2 or += 0)",
     "neg": "unary minus or not dropped",
+    "offbyone": "the step counter read off by one (step → step + 1, step − 1)",
     "sqrt": "square root dropped (x.sqrt(), torch.sqrt(x), x ** 0.5 → x)",
     "remove": "state update removed (an in-place call, an augmented assignment, a store into a "
               "state list, or a rebinding x = f(x) replaced by pass)",
@@ -242,11 +244,24 @@ def _names(node: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
 
 
+def _walk(node: ast.AST, hyper: set[str]) -> Iterator[ast.AST]:
+    """``ast.walk``, except that a conditional expression the configuration decides is walked
+    on the side taken only (``step_t if capturable else _get_value(step_t)``: the else side)."""
+    todo = [node]
+    while todo:
+        n = todo.pop(0)
+        if isinstance(n, ast.IfExp):
+            value = decide(n.test, hyper)
+            if value is not UNKNOWN:
+                todo.append(n.body if value else n.orelse)
+                continue
+        yield n
+        todo.extend(ast.iter_child_nodes(n))
+
+
 def _expr_points(node: ast.AST, parents: dict, hyper: set[str]) -> Iterator[tuple[ast.AST, str, Callable]]:
     """(node, operator, apply) for every point inside one reachable statement or expression."""
-    for n in ast.walk(node):
-        if isinstance(n, ast.IfExp) and decide(n.test, hyper) is not UNKNOWN:
-            continue  # decided by the configuration (its branches are still walked below)
+    for n in _walk(node, hyper):
         if isinstance(n, ast.BinOp):
             swap = BINOP_SWAP.get(type(n.op))
             if swap is not None:
@@ -278,6 +293,10 @@ def _expr_points(node: ast.AST, parents: dict, hyper: set[str]) -> Iterator[tupl
         elif (isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id in SIBLINGS
               and SIBLINGS[n.id] in hyper):
             yield n, f"swap:{n.id}->{SIBLINGS[n.id]}", _setter(n, "id", SIBLINGS[n.id])
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id in STEP_NAMES:
+            for op, sign in ((ast.Add, "+"), (ast.Sub, "-")):
+                yield n, f"offbyone:{n.id}{sign}1", _replacer(
+                    parents, n, lambda n=n, op=op: ast.BinOp(ast.Name(n.id, ast.Load()), op(), ast.Constant(1)))
         if isinstance(n, (ast.Name, ast.Attribute)):
             name = n.id if isinstance(n, ast.Name) else n.attr
             if name in NAME_SWAP and isinstance(parents.get(n, (None,))[0], ast.Call):
