@@ -69,8 +69,11 @@ def markdown(doc: dict) -> str:
         f"{total['killed']} killed, {total['equivalent']} equivalent, {total['survived']} survived"
         + (f", {total['error']} did not finish" if total["error"] else "") + ".",
         "",
-        f"The run took {doc['seconds']:.0f} s ({doc['jobs']} at once on {doc['cpus']} CPUs; torch "
-        f"{doc['torch']}, Python {doc['python']}, {doc['machine']}).",
+        f"The run took {doc['seconds']:.0f} s of wall time"
+        + (f" and {doc['cpu_seconds']:.0f} s of CPU time" if "cpu_seconds" in doc else "")
+        + f" ({doc['jobs']} runs at once on {doc['cpus']} CPUs"
+        + (" with a load average of {:.0f} → {:.0f}".format(*doc["load_average"]) if "load_average" in doc else "")
+        + f"; torch {doc['torch']}, Python {doc['python']}, {doc['machine']}).",
         "",
     ]
     if not doc.get("complete", True):

@@ -53,7 +53,7 @@ class Job:
     cls: str
     spec: str
     rc: int | None = None
-    failed: list[str] = field(default_factory=list)  # "case[dtype]" of the failing cases
+    failed: list[str] = field(default_factory=list)  # "case[float32,float64]": the failing cases
     cases: int = 0
     seconds: float = 0.0
     log: str = ""
@@ -115,7 +115,11 @@ def _read(job: Job, out: Path) -> None:
     except (OSError, ValueError):
         report = {"cases": []}
     job.cases = len(report["cases"])
-    job.failed = [f"{c['id']}[{c['dtype']}]" for c in report["cases"] if c["outcome"] == "failed"]
+    dtypes: dict[str, list[str]] = {}
+    for c in report["cases"]:
+        if c["outcome"] == "failed":
+            dtypes.setdefault(c["id"], []).append(c["dtype"])
+    job.failed = [f"{case}[{','.join(d)}]" for case, d in dtypes.items()]
     if job.rc not in (0, 1):
         log = out.with_suffix(".log")
         job.log = log.read_text(encoding="utf-8", errors="replace")[-2000:] if log.exists() else ""
@@ -217,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", metavar="DIR", help="write the mutant modules and logs here (kept)")
     args = parser.parse_args(argv)
     start = time.perf_counter()  # the whole run: imports, warm-up, writing the mutants, the runs
+    load_before = os.getloadavg()[0]  # the machine's load: the wall time depends on it
     targets = [t for t in TARGETS if not args.target or t.module in args.target]
     unknown = set(args.target or ()) - {t.module for t in targets}
     if unknown:
@@ -275,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     if out != "-":
         doc = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
                "cpus": os.cpu_count(), "jobs": args.jobs, "seconds": round(wall, 1),
+               "cpu_seconds": round(sum(os.times()[:4]), 1),  # this process and its runs, user + system
+               "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
                "complete": complete,
                "operators": mutation.OPERATORS,
                "scope": {"known": {k: repr(v) for k, v in mutation.KNOWN.items()},
