@@ -1,4 +1,4 @@
-"""Sessions: ``nox -s tests golden lint benchmark startup sweep conformance docs explore``.
+"""Sessions: ``nox -s tests golden lint benchmark startup sweep conformance docs explore mutation``.
 
 Every session runs in the current environment (``venv_backend="none"``): a fresh nox venv would
 resolve ``torch`` from the registry and download a multi-gigabyte CUDA build. Set up once with
@@ -66,6 +66,14 @@ def sweep(session: nox.Session) -> None:
 def conformance(session: nox.Session) -> None:
     """The main job: a verdict on torch.optim.Adam (pass another with -- --optimizer=...)."""
     session.run("pytest", *(session.posargs or ["--optimizer=torch.optim.Adam"]))
+
+
+@nox.session
+def mutation(session: nox.Session) -> None:
+    """The suite's own mutation test (not in the default sessions: minutes): single-point mutants of
+    torch.optim's for-loop implementations, each checked by the plugin; writes reports/mutation.json
+    (the docs' "Mutation test" page). `nox -s mutation -- --target sgd --json -` for one function."""
+    session.run("python", "-m", "optimizer_conformance.conformance.mutation_run", *session.posargs)
 
 
 @nox.session
