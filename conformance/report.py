@@ -108,7 +108,8 @@ def describe_case(case: Case) -> list[str]:
 def failure_message(rec: CaseRecord, candidate: str) -> str:
     spec = load_spec(rec.spec)
     case = next(c for c in spec.cases if c.id == rec.case)
-    where = f"{rec.dtype}, {rec.device}" + (", step() captured in a CUDA graph" if rec.mode == "cuda_graph" else "")
+    where = f"{rec.dtype}, {rec.device}" + (", step() captured in a CUDA graph" if rec.mode == "cuda_graph" else
+                                            f", {rec.mode}" if rec.mode != "eager" else "")
     head = f"{rec.case} [{where}]: {candidate} does not conform to spec {rec.spec!r}"
     lines = [head]
     if rec.reason:
@@ -133,6 +134,12 @@ def _variant_lines(spec: Spec, rec: CaseRecord) -> list[str]:
     if rec.matches:
         out = []
         for vid in rec.matches:
+            if vid not in spec.variants:  # a distributed variant: no goldens, no rule lines
+                from .distributed_variants import VARIANTS
+
+                d = VARIANTS[vid]
+                out += [f"  trajectory matches distributed variant {vid}: {d.title}", f"    {d.summary}"]
+                continue
             v = spec.variants[vid]
             out += [f"  trajectory matches variant {vid}: {v.title}",
                     f"    {v.summary}"]

@@ -19,9 +19,11 @@ import torch
 CONTROLS: dict[str, type[torch.optim.Optimizer]] = {}
 MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {}
 
-# contract_mutants.py holds mutants of the optimizer contract (tests/test_contract.py), not of specs
+# contract_mutants.py holds mutants of the optimizer contract (tests/test_contract.py), and
+# distributed_mutants.py those of the distributed variants (tests/test_distributed.py): not of specs
+OTHERS = ("contract_mutants", "distributed_mutants")
 MODULES: list[str] = sorted(m.name for m in pkgutil.iter_modules(__path__)
-                            if m.name.endswith("_mutants") and m.name != "contract_mutants")
+                            if m.name.endswith("_mutants") and m.name not in OTHERS)
 for _name in MODULES:
     _module = importlib.import_module(f"{__name__}.{_name}")
     CONTROLS.update(_module.CONTROLS)
