@@ -439,7 +439,13 @@ def serve_rank(rank: int, world: int, port: int, conn, steps, path: str, kwargs:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for pytest: it stops this process
     faulthandler.disable()
     try:
-        conn.send(_join(rank, world, port, path, kwargs, search, args, jit, device, collective_timeout))
+        # first torch and the candidate (slow, and at each rank's own pace), then, when the parent
+        # says so (every rank has imported), the rendezvous: under the collective timeout
+        imported = _import_candidate(path, kwargs, search, args, jit)
+        conn.send(imported)
+        if imported[0] != "ready" or conn.recv() != "join":
+            return
+        conn.send(_join(rank, world, port, device, collective_timeout))
         from .scoring import STEP_HOOKS
 
         STEP_HOOKS.append(lambda t: steps.__setitem__(rank, t))
@@ -457,11 +463,27 @@ def serve_rank(rank: int, world: int, port: int, conn, steps, path: str, kwargs:
         os._exit(0)  # no atexit handlers, no destroy_process_group waiting on a dead peer
 
 
-def _join(rank, world, port, path, kwargs, search, args, jit, device, collective_timeout):
+def _import_candidate(path, kwargs, search, args, jit):
+    from .candidates import _one_line
+    from .isolation import _import
+
+    try:
+        import torch
+        import torch.distributed  # noqa: F401 - imported before the rendezvous, not during it
+    except BaseException as exc:  # noqa: BLE001 - said to the parent, never a traceback
+        return "usage", f"torch.distributed cannot be imported: {_one_line(exc)}"
+    torch.set_num_threads(1)  # tiny tensors, N processes on a few cores: a second thread only spins
+    # torch imports dynamo on the first optimizer step (seconds): here, not in the first case's time
+    warm = torch.zeros(1, requires_grad=True)
+    warm.grad = torch.zeros(1)
+    torch.optim.SGD([warm], lr=0.0).step()
+    return _import(path, kwargs, search, args, jit)
+
+
+def _join(rank, world, port, device, collective_timeout):
     from datetime import timedelta
 
     from .candidates import _one_line
-    from .isolation import _import
 
     try:
         import torch
@@ -474,7 +496,7 @@ def _join(rank, world, port, path, kwargs, search, args, jit, device, collective
                                 world_size=world, timeout=timedelta(seconds=collective_timeout))
     except BaseException as exc:  # noqa: BLE001 - said to the parent, never a traceback
         return "usage", f"rank {rank} could not join the process group: {_one_line(exc)}"
-    return _import(path, kwargs, search, args, jit)
+    return "joined", None
 
 
 def _answer(message: tuple, rank: int, wrapper: str, device: str, scratch: str) -> tuple[str, Any]:

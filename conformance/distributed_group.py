@@ -35,6 +35,9 @@ COLLATERAL = ("gloo", "Gloo", "Connection closed", "Connection reset", "timed ou
               "NCCL", "ProcessGroup", "Socket", "peer", "on rank ")
 
 
+START_TIMEOUT = 120.0  # seconds for N processes to import torch and the candidate (at least)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -84,17 +87,29 @@ class RankGroup:
             child.close()
             self.procs.append(proc)
             self.conns.append(parent)
-        answers, trouble = self._gather(self.timeout)
+        ready = None
+        # importing torch in N processes at once may take long on a busy machine: not the candidate's doing
+        answers, trouble = self._gather(max(self.timeout, START_TIMEOUT))
+        for rank in range(self.world):
+            kind, info = answers.get(rank, ("ready", None))
+            if kind != "ready":
+                self.stop()
+                return kind, info
+            if rank == 0:
+                ready = info
+        if not trouble:
+            for conn in self.conns:
+                conn.send("join")
+            answers, trouble = self._gather(self.collective_timeout + START_TIMEOUT / 4)
+            info = next((a[1] for a in answers.values() if a[0] != "joined"), None)
+            if info:
+                self.stop()
+                return "usage", info
         if trouble:
             self.stop()
             return "usage", (f"--optimizer-distributed={self.wrapper}: starting {self.world} ranks: "
                              f"{'; '.join(trouble)}")
-        for rank in range(self.world):
-            kind, info = answers[rank]
-            if kind != "ready":
-                self.stop()
-                return kind, info
-        return "ready", answers[0][1]
+        return "ready", ready
 
     def stop(self) -> None:
         """Kill every rank and wait for it: nothing is left behind."""

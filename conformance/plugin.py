@@ -309,7 +309,7 @@ class ConformanceRun:
             if self.candidate.api != "torch":
                 raise UsageError(f"--optimizer-distributed: torch.distributed runs torch candidates; "
                                  f"{path} is a {self.candidate.api} candidate")
-            self.unavailable = self.unavailable or self.distributed_unavailable
+            self.unavailable = self.distributed_unavailable or self.unavailable
         self._check_contract(config)
         if getattr(config, "workerinput", None) is None:  # checked once: not again in each xdist worker
             self._check_candidate()
@@ -713,7 +713,7 @@ class ConformanceCase(pytest.Item):
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self):
-        graph = ", CUDA graph" if self.mode != "eager" else ""
+        graph = ", CUDA graph" if self.mode == "cuda_graph" else f", {self.mode}" if self.mode != "eager" else ""
         return self.path, None, f"{self.case.id} [{self.dtype}, {self.run.device}{graph}]"
 
 

@@ -95,3 +95,42 @@ DISTRIBUTED_MUTANTS = {
     ("adamw", "distributed.weight_decay_per_rank"): WeightDecayPerRankAdamW,
     ("adamw", "distributed.state_lost_on_resume"): StateLostAdamW,
 }
+
+
+# -- ranks that misbehave (tests/test_distributed.py: the verdict names the rank) --------------------
+
+FAULT_RANK, FAULT_STEP = 1, 2
+
+
+class _FaultyAdamW(AveragingAdamW):
+    steps = 0
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        type(self).steps += 1  # per rank process: counts every step of every case
+        if dist.get_rank(self.process_group) == FAULT_RANK and type(self).steps == FAULT_STEP:
+            self.fault()
+        return super().step(closure)
+
+
+class RaisesOnRank1(_FaultyAdamW):
+    def fault(self):
+        raise RuntimeError("rank 1 gives up")
+
+
+class HangsOnRank1(_FaultyAdamW):
+    def fault(self):
+        import time
+
+        time.sleep(3600)
+
+
+class DiesOnRank1(_FaultyAdamW):
+    def fault(self):
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+FAULTS = {"raises": RaisesOnRank1, "hangs": HangsOnRank1, "dies": DiesOnRank1}
