@@ -35,7 +35,9 @@ gradient) skips it with torch's own error: ``not supported by torch: ...``.
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
+import json
 import math
 import os
 from typing import Any
@@ -126,7 +128,8 @@ class DistributedDriver(TorchDriver):
 
         self.torch, self.dist = torch, dist
         self.wrapper, self.scratch = wrapper, scratch
-        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        self.pg = GROUP[0] or dist.group.WORLD  # the group of this case (a fresh one after a failed case)
+        self.rank, self.world = dist.get_rank(self.pg), dist.get_world_size(self.pg)
         self.cand, self.spec, self.case = cand, spec, case
         self.dtype_name, self.device_name = dtype, device
         self.dtype = getattr(torch, dtype)
@@ -185,11 +188,13 @@ class DistributedDriver(TorchDriver):
                 from torch.nn.parallel import DistributedDataParallel as DDP
 
                 ids = [self.device.index] if self.device.type == "cuda" else None
-                self.model = DDP(self.module, device_ids=ids, find_unused_parameters=self._some_unused())
+                self.model = DDP(self.module, device_ids=ids, find_unused_parameters=self._some_unused(),
+                                 process_group=self.pg)
             elif self.wrapper == "fsdp":
+                from torch.distributed.device_mesh import DeviceMesh
                 from torch.distributed.fsdp import fully_shard
 
-                self.model = fully_shard(self.module)
+                self.model = fully_shard(self.module, mesh=DeviceMesh.from_group(self.pg, self.device.type))
             else:
                 self.model = self.module
         except Exception as exc:  # the wrapper refuses these params
@@ -208,12 +213,13 @@ class DistributedDriver(TorchDriver):
         groups = [{"params": [self.tensors[n] for n in g.params], **self.cand.settings(self.spec, hps)}
                   for g, hps in zip(self.case.groups, self.groups, strict=True)]
         first = {k: v for k, v in groups[0].items() if k != "params"}
-        return ZeroRedundancyOptimizer(groups, optimizer_class=self.cand.target, **{**first, **self.cand.kwargs})
+        return ZeroRedundancyOptimizer(groups, optimizer_class=self.cand.target, process_group=self.pg,
+                                       **{**first, **self.cand.kwargs})
 
     def _build_plain(self):
         if self.wrapper != "own":
             return TorchDriver._build(self)
-        group = self.dist.group.WORLD
+        group = self.pg
         target = self.cand.target
         if "process_group" in _parameters(target):
             own = Candidate(self.cand.path, _with_group(target, group), self.cand.api, self.cand.kwargs,
@@ -253,7 +259,7 @@ class DistributedDriver(TorchDriver):
         torch, dist = self.torch, self.dist
         mine = torch.cat([t.detach().reshape(-1).to(torch.float64) for t in self.tensors.values()])
         every = [torch.empty_like(mine) for _ in range(self.world)]
-        dist.all_gather(every, mine)
+        dist.all_gather(every, mine, group=self.pg)
         for r, other in enumerate(every):
             if not torch.equal(other, mine):
                 raise CandidateBroke(f"the replicated params differ between ranks after the step (rank {r} "
@@ -315,7 +321,7 @@ class DistributedDriver(TorchDriver):
             self.opt.consolidate_state_dict(to=0)
         sd = copy.deepcopy(self.opt.state_dict()) if self.rank == 0 else None
         box = [sd]
-        self.dist.broadcast_object_list(box, src=0)
+        self.dist.broadcast_object_list(box, src=0, group=self.pg)
         self.opt = self._build()
         self.opt.load_state_dict(box[0])
 
@@ -326,7 +332,7 @@ class DistributedDriver(TorchDriver):
         CHECKPOINTS[0] += 1  # the same count on every rank: every rank runs every reload
         path = os.path.join(self.scratch, f"checkpoint-{CHECKPOINTS[0]}")
         model_sd, optim_sd = get_state_dict(self.module, self.opt)
-        dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=path)
+        dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=path, process_group=self.pg)
         # as in a fresh process: no gradients. get_state_dict initialises a fresh optimizer's state
         # (the entries dcp.load fills) only when no param has a gradient; else it loads nothing
         for t in self.tensors.values():
@@ -334,10 +340,19 @@ class DistributedDriver(TorchDriver):
         self.opt = self._build()
         model_sd, optim_sd = get_state_dict(self.module, self.opt)
         loaded = {"model": model_sd, "optim": optim_sd}
-        dcp.load(loaded, checkpoint_id=path)
+        dcp.load(loaded, checkpoint_id=path, process_group=self.pg)
         set_state_dict(self.module, self.opt, model_state_dict=loaded["model"], optim_state_dict=loaded["optim"])
 
 
+@functools.cache
+def _candidate(path: str, kwargs: str) -> Candidate:
+    return Candidate.from_path(path, json.loads(kwargs))
+
+
+# The process group the cases run in: WORLD, until a case ends with an error on some rank (its
+# collectives may be left half-done on the others); then every rank moves on to a fresh group
+# (``regroup``, through the store: no collective of the old group), which is cheaper than new ranks.
+GROUP: list = [None]
 CHECKPOINTS = [0]  # checkpoints written by this rank process (their directory names)
 
 
@@ -361,15 +376,13 @@ def _parameters(target) -> set[str]:
 
 
 def _with_group(target, group):
-    import functools
-
     return functools.partial(target, process_group=group)
 
 
 # -- one case on this rank -----------------------------------------------------------------------
 
 
-def _synchronised(build, dist):
+def _synchronised(build, dist, group):
     """Build the driver on every rank, then agree: if any rank could not (a skip or an error),
     every rank raises the same, so that no rank goes on into a collective the others never join."""
     outcome, drv = ("ok", ""), None
@@ -380,8 +393,8 @@ def _synchronised(build, dist):
     except Exception as exc:  # the candidate's constructor
         outcome = ("error", f"{type(exc).__name__}: {exc}")
         error = exc
-    every: list = [None] * dist.get_world_size()
-    dist.all_gather_object(every, outcome)
+    every: list = [None] * dist.get_world_size(group)
+    dist.all_gather_object(every, outcome, group=group)
     for rank, (kind, text) in enumerate(every):
         if kind == "skip":
             raise CaseSkipped(text)
@@ -412,7 +425,8 @@ def run_rank_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: s
                           mode=mode)
 
     def make(cand, spec, case, dtype, device, mode):
-        return _synchronised(lambda: DistributedDriver(cand, spec, case, dtype, device, wrapper, scratch), dist)
+        return _synchronised(lambda: DistributedDriver(cand, spec, case, dtype, device, wrapper, scratch), dist,
+                             GROUP[0] or dist.group.WORLD)
 
     res = run_case(cand, spec, case, dtype, device, accept=accept, mode=mode, make_driver=make)
     if dist.get_rank() == 0 and res.outcome == "failed" and res.steps_run == case.n_steps \
@@ -506,6 +520,13 @@ def _answer(message: tuple, rank: int, wrapper: str, device: str, scratch: str) 
     from .scoring import CaseResult, exc_line
 
     op, request = message
+    if op == "regroup":
+        from datetime import timedelta
+
+        import torch.distributed as dist
+
+        GROUP[0] = dist.new_group(list(range(dist.get_world_size())), timeout=timedelta(seconds=request))
+        return "ok", None
     try:
         if op == "check":
             from .preflight import check_candidate
@@ -525,8 +546,11 @@ def _answer(message: tuple, rank: int, wrapper: str, device: str, scratch: str) 
     spec = load_spec(request["spec"])
     case = next(c for c in spec.cases if c.id == request["case"])
     dev = f"cuda:{rank}" if device.startswith("cuda") else device
+    cand = isolation.CANDIDATE
+    if request.get("path"):  # the sweep: another candidate per request, on the same ranks
+        cand = _candidate(request["path"], json.dumps(request.get("kwargs", {}), sort_keys=True))
     try:
-        res = run_rank_case(isolation.CANDIDATE, spec, case, request["dtype"], dev, wrapper, scratch,
+        res = run_rank_case(cand, spec, case, request["dtype"], dev, wrapper, scratch,
                             accept=tuple(request["accept"]))
         res.device = device
         return "result", res

@@ -5,7 +5,8 @@ them in one torch.distributed process group (gloo on 127.0.0.1 and a free port; 
 CUDA device per rank for ``--optimizer-device=cuda``). Each case is sent to every rank; rank 0
 answers with the scored result. The group outlives a case that every rank finished; after any
 other ending (a rank raised, hung or died: the ranks may be out of step in their collectives)
-every rank is killed and the next case starts a fresh group.
+the ranks move on to a fresh process group (``dist.new_group``, through the store), and after a
+hang or a death every rank is killed and the next case starts new ranks.
 
 How a case ends when a rank misbehaves, always naming the rank:
 
@@ -179,6 +180,13 @@ class RankGroup:
                 conn.send(message)
         return self._gather(timeout)
 
+    def _regroup(self) -> None:
+        """Every rank answered, but some with an error: a new process group on the same ranks
+        (or new ranks, if that fails)."""
+        answers, trouble = self.ask_all(("regroup", self.collective_timeout), self.collective_timeout + 10)
+        if trouble or any(a[0] != "ok" for a in answers.values()):
+            self.stop()
+
     def check(self, spec_id: str) -> tuple[str, Any]:
         """Preflight on every rank: ("ok", None) or ("usage", message)."""
         answers, trouble = self.ask_all(("check", spec_id), self.timeout)
@@ -220,7 +228,7 @@ class RankGroup:
         broken = [r for r, x in sorted(results.items()) if x.outcome == "failed" and x.reason]
         if not broken:
             return results[0]
-        self.stop()  # the ranks may be out of step in their collectives: a fresh group next time
+        self._regroup()  # the ranks may be out of step in their collectives: a fresh group next time
         first = [r for r in broken if not any(m in results[r].reason for m in COLLATERAL)] or broken
         culprit = results[first[0]]
         out = results[0]
