@@ -101,6 +101,11 @@ def test_adamw_under_ddp_conforms(tmp_path):
     assert doc["summary"]["passed"] == 16 and doc["summary"]["failed"] == 0, out
     assert {c["mode"] for c in doc["cases"]} == {"ddp-ws2"}
     assert "distributed: ddp over 2 ranks (gloo)" in out
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads((ROOT / "conformance" / "schemas" / "report.schema.json").read_text(encoding="utf-8"))
+    errors = [e.message for e in Draft202012Validator(schema).iter_errors(doc)]
+    assert not errors, errors
 
 
 @pytest.mark.parametrize("variant", [
@@ -120,9 +125,9 @@ def test_distributed_mutant_fails_and_is_named(tmp_path, variant):
 
 
 @full_only
-def test_the_own_control_conforms_at_world_size_3(tmp_path):
-    doc, out = run_plugin(tmp_path, f"--optimizer={MUTANTS}.AveragingAdamW", "--optimizer-distributed=own",
-                          "--optimizer-world-size=3")
+def test_an_own_factory_taking_the_group_conforms_at_world_size_3(tmp_path):
+    doc, out = run_plugin(tmp_path, f"--optimizer={MUTANTS}:make_averaging_adamw", "--optimizer-spec=adamw",
+                          "--optimizer-distributed=own", "--optimizer-world-size=3")
     assert doc["diagnosis"]["verdict"] == "conforms", out
 
 

@@ -38,6 +38,11 @@ class AveragingAdamW(torch.optim.AdamW):
         return super().step(closure)
 
 
+def make_averaging_adamw(params, process_group=None, **hyperparameters):
+    """The control as a factory (docs/distributed.md): ``make(params, process_group=...)``."""
+    return AveragingAdamW(params, process_group=process_group, **hyperparameters)
+
+
 class GradsSummedAdamW(AveragingAdamW):
     """distributed.grads_summed: the all-reduce sums and nothing divides by the world size."""
 
