@@ -405,6 +405,16 @@ def _synchronised(build, dist, group):
     return drv
 
 
+def _refused_by_torch(reason: str) -> str:
+    """The error, when a step raised it inside torch.distributed refusing an operation (``... not
+    supported ...`` raised in torch/distributed/): what the wrapper cannot do, not a wrong number."""
+    head, sep, where = reason.rpartition(" at ")
+    inside = f"torch{os.sep}distributed{os.sep}" in where
+    if not (sep and inside and "not supported" in head):
+        return ""
+    return head.split(" raised ", 1)[-1]
+
+
 def run_rank_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str, wrapper: str,
                   scratch: str, accept: tuple[str, ...] = ()):
     """This rank's run of one case (every rank calls it with the same arguments): rank 0's
@@ -429,6 +439,9 @@ def run_rank_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: s
                              GROUP[0] or dist.group.WORLD)
 
     res = run_case(cand, spec, case, dtype, device, accept=accept, mode=mode, make_driver=make)
+    refused = _refused_by_torch(res.reason) if res.outcome == "failed" and res.steps_run < case.n_steps else ""
+    if refused:  # e.g. DTensor refusing an in-place op of the optimizer on a shard: the wrapper's limit
+        res.outcome, res.reason, res.params_conform = "skipped", f"{UNSUPPORTED}: {refused}", True
     if dist.get_rank() == 0 and res.outcome == "failed" and res.steps_run == case.n_steps \
             and not res.params_conform:
         res.matches = matching_variants(spec, case, res.actual, dtype) + \
