@@ -326,18 +326,29 @@ class DistributedDriver(TorchDriver):
         self.opt.load_state_dict(box[0])
 
     def _reload_dcp(self) -> None:
+        CHECKPOINTS[0] += 1  # the same count on every rank: every rank runs every reload
+        path = os.path.join(self.scratch, f"checkpoint-{CHECKPOINTS[0]}")
+        self.save_checkpoint(path)
+        self.opt = self._build()
+        self.load_checkpoint(path)
+
+    def save_checkpoint(self, path: str) -> None:
+        """FSDP2: params and optimizer state through torch.distributed.checkpoint (each rank its shards)."""
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import get_state_dict
+
+        model_sd, optim_sd = get_state_dict(self.module, self.opt)
+        dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=path, process_group=self.pg)
+
+    def load_checkpoint(self, path: str) -> None:
+        """Into this driver's optimizer, at this group's world size (DCP reshards on load)."""
         import torch.distributed.checkpoint as dcp
         from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
-        CHECKPOINTS[0] += 1  # the same count on every rank: every rank runs every reload
-        path = os.path.join(self.scratch, f"checkpoint-{CHECKPOINTS[0]}")
-        model_sd, optim_sd = get_state_dict(self.module, self.opt)
-        dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=path, process_group=self.pg)
         # as in a fresh process: no gradients. get_state_dict initialises a fresh optimizer's state
         # (the entries dcp.load fills) only when no param has a gradient; else it loads nothing
         for t in self.tensors.values():
             t.grad = None
-        self.opt = self._build()
         model_sd, optim_sd = get_state_dict(self.module, self.opt)
         loaded = {"model": model_sd, "optim": optim_sd}
         dcp.load(loaded, checkpoint_id=path, process_group=self.pg)
@@ -451,6 +462,30 @@ def run_rank_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: s
     return res
 
 
+def run_segment(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str, scratch: str,
+                part: str, checkpoint: str) -> list[dict[str, np.ndarray]]:
+    """FSDP2 resume at another world size, one half per group of ranks: ``part="before"`` runs the
+    steps before the case's first resume and saves a DCP checkpoint; ``part="after"`` (a group of
+    another size) builds a fresh module and optimizer, loads the checkpoint and runs the rest.
+    Returns the full params after each step run (rank 0's; the other ranks return [])."""
+    import torch.distributed as dist
+
+    group = GROUP[0] or dist.group.WORLD
+    k = next(i for i, s in enumerate(case.steps) if s.reload_before)
+    drv = _synchronised(lambda: DistributedDriver(cand, spec, case, dtype, device, "fsdp", scratch), dist, group)
+    if part == "after":
+        drv.load_checkpoint(checkpoint)
+    rows = []
+    for step in case.steps[:k] if part == "before" else case.steps[k:]:
+        for c in step.changes:
+            drv.set_hyperparameter(c.group, c.name, c.value)
+        drv.step(step.grads)
+        rows.append(drv.params())
+    if part == "before":
+        drv.save_checkpoint(checkpoint)
+    return rows if dist.get_rank(group) == 0 else []
+
+
 # -- the rank process ----------------------------------------------------------------------------
 
 
@@ -562,6 +597,12 @@ def _answer(message: tuple, rank: int, wrapper: str, device: str, scratch: str) 
     cand = isolation.CANDIDATE
     if request.get("path"):  # the sweep: another candidate per request, on the same ranks
         cand = _candidate(request["path"], json.dumps(request.get("kwargs", {}), sort_keys=True))
+    if request.get("part"):  # resume at another world size (distributed_reshard.py)
+        try:
+            return "rows", run_segment(cand, spec, case, request["dtype"], dev, scratch, request["part"],
+                                       request["checkpoint"])
+        except BaseException as exc:  # noqa: BLE001 - said to the parent
+            return "error", f"rank {rank}: {exc_line(exc)}"
     try:
         res = run_rank_case(cand, spec, case, request["dtype"], dev, wrapper, scratch,
                             accept=tuple(request["accept"]))

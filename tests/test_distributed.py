@@ -177,3 +177,13 @@ def test_numpy_of_the_split_matches_the_documented_rule():
     shares = [local_gradient(g, r, 2) for r in range(2)]
     assert shares[0].item() == 2.0 and shares[1].item() == 2.0 ** -22  # 2·hi, 2·lo
     assert np.float32(shares[0].item() + shares[1].item()) / 2 == np.float32(g.item())
+
+
+@full_only
+@pytest.mark.parametrize(("saved_by", "loaded_by"), [(2, 3), (3, 2)])
+def test_fsdp2_resumes_at_another_world_size(saved_by, loaded_by):
+    from optimizer_conformance.conformance.distributed_reshard import reshard_resume
+
+    for dtype in ("float32", "float64"):
+        res = reshard_resume("torch.optim.AdamW", "adamw", "adamw/resume", dtype, saved_by, loaded_by)
+        assert res.passed, res
