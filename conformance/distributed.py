@@ -423,7 +423,7 @@ def _refused_by_torch(reason: str) -> str:
     inside = f"torch{os.sep}distributed{os.sep}" in where
     if not (sep and inside and "not supported" in head):
         return ""
-    return head.split(" raised ", 1)[-1]
+    return " ".join(head.split(" raised ", 1)[-1].split())  # one line (DTensor's errors span several)
 
 
 def run_rank_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str, wrapper: str,
