@@ -1,4 +1,4 @@
-"""Sessions: ``nox -s tests golden lint benchmark startup sweep conformance docs explore mutation``.
+"""Sessions: ``nox -s tests golden lint benchmark startup sweep conformance docs explore mutation distributed``.
 
 Every session runs in the current environment (``venv_backend="none"``): a fresh nox venv would
 resolve ``torch`` from the registry and download a multi-gigabyte CUDA build. Set up once with
@@ -81,3 +81,14 @@ def docs(session: nox.Session) -> None:
     """The site, with the pages generated from derivations/ (docs/hooks/generated_pages.py):
     re-proves the closed forms and runs the sweep for the conformance matrix while building."""
     session.run("mkdocs", "build", "--strict")
+
+
+@nox.session
+def distributed(session: nox.Session) -> None:
+    """Distributed runs in full (every distributed mutant, a rank that hangs or dies, ZeRO and FSDP2
+    at world size 3), then the table of every torch.optim optimizer × ddp/zero/fsdp × world size
+    2/3 × dtype (docs/distributed.md), with AdamW's verdict time under each wrapper."""
+    session.run("pytest", "-p", "no:cacheprovider", "tests/test_distributed.py", *session.posargs,
+                env={"OPTIMIZER_CONFORMANCE_DISTRIBUTED_FULL": "1"})
+    session.run("python", "-m", "optimizer_conformance.conformance.distributed_sweep", "--markdown",
+                "--timing", "torch.optim.AdamW")

@@ -202,11 +202,13 @@ def _as_elements(value: np.ndarray, shape: tuple[int, ...], n: int) -> np.ndarra
 
 
 def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = "cpu",
-             accept: tuple[str, ...] = (), mode: str = "eager") -> CaseResult:
+             accept: tuple[str, ...] = (), mode: str = "eager", make_driver=None) -> CaseResult:
     """Run one case on a fresh candidate and score it (not yet matched against the variants:
     ``runner.run_case`` does that). ``accept``: catalogued variants the user declared as the
     candidate's convention (``--optimizer-accept``): a case following one passes as acceptable.
-    ``mode="cuda_graph"``: step() captured in a CUDA graph and replayed (conformance/cuda_graph.py)."""
+    ``mode="cuda_graph"``: step() captured in a CUDA graph and replayed (conformance/cuda_graph.py).
+    ``make_driver``: a driver factory with :func:`driver`'s arguments, for a mode defined elsewhere
+    (the distributed wrappers of conformance/distributed.py run every rank's case through here)."""
     res = CaseResult(spec.id, case.id, dtype, device, mode=mode)
     why = cand.unsupported(spec, case, dtype)
     if why:
@@ -216,7 +218,7 @@ def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = 
     actual = {p.name: [p.initial.copy()] for p in case.params}
     state_rows: dict[str, dict[str, list[np.ndarray]]] = {p.name: {} for p in case.params}
     try:
-        drv = driver(cand, spec, case, dtype, device, mode)
+        drv = (make_driver or driver)(cand, spec, case, dtype, device, mode)
     except CaseSkipped as exc:
         res.outcome, res.reason = "skipped", str(exc)
         return res

@@ -63,6 +63,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--optimizer-plots", metavar="DIR",
                     help="write a PNG per failing case here: expected vs actual trajectory of the first "
                     "diverging element, and its error vs the tolerance (needs matplotlib)")
+    group.addoption("--optimizer-distributed", metavar="WRAPPER", choices=("ddp", "zero", "fsdp", "own"),
+                    help="run every case in N processes of a torch.distributed group (gloo on the CPU, NCCL on "
+                    "CUDA), the candidate behind a wrapper: ddp (DistributedDataParallel), zero "
+                    "(ZeroRedundancyOptimizer), fsdp (FSDP2 fully_shard), or own (the candidate takes "
+                    "process_group= and communicates itself); see docs/distributed.md")
+    group.addoption("--optimizer-world-size", metavar="N", default="2",
+                    help="the number of ranks of --optimizer-distributed (default 2)")
     group.addoption("--optimizer-contract", action="store_true",
                     help="also check the optimizer contract a training loop relies on (zero_grad, "
                     "step(closure), add_param_group, state_dict, hooks, ...): torch candidates only")
@@ -195,6 +202,40 @@ def _isolated(config: pytest.Config, device: str) -> bool:
     return not (hooked and start_method(device) != "fork")
 
 
+def _distributed(config: pytest.Config) -> tuple[str, int] | None:
+    """(wrapper, world size) of --optimizer-distributed, None without it."""
+    wrapper = config.getoption("optimizer_distributed")
+    given = config.getoption("optimizer_world_size")
+    try:
+        world = int(given)
+    except (TypeError, ValueError):
+        world = 0
+    if world < 1:
+        raise _usage(f"--optimizer-world-size={given}: expected a whole number of ranks >= 1")
+    if wrapper is None:
+        if given != "2":
+            raise _usage("--optimizer-world-size needs --optimizer-distributed=ddp|zero|fsdp|own")
+        return None
+    return wrapper, world
+
+
+def _distributed_unavailable(distributed: tuple[str, int] | None, device: str) -> str:
+    """Why a distributed run cannot run on this machine ("" when it can): NCCL needs one CUDA
+    device per rank."""
+    if not distributed or not device.startswith("cuda"):
+        return ""
+    import torch
+
+    wrapper, world = distributed
+    have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if have < world:
+        return (f"--optimizer-distributed={wrapper} --optimizer-world-size={world} on {device}: NCCL runs one "
+                f"rank per CUDA device, and this machine has {have}")
+    if not torch.distributed.is_nccl_available():
+        return f"--optimizer-distributed={wrapper} on {device}: this torch build has no NCCL"
+    return ""
+
+
 def _xdist_controller(config: pytest.Config) -> bool:
     return getattr(config, "workerinput", None) is None and config.getoption("dist", "no") != "no"
 
@@ -229,7 +270,20 @@ class ConformanceRun:
         # how the candidate names its settings, and whether optax runs under jit (names.py)
         args = _json_object(config.getoption("optimizer_args"), "--optimizer-args")
         jit = not config.getoption("optimizer_no_jit")
-        if _isolated(config, device):
+        self.group = None  # the rank processes of --optimizer-distributed (distributed_group.py)
+        self.distributed = _distributed(config)
+        self.distributed_unavailable = _distributed_unavailable(self.distributed, device)
+        if self.distributed and not self.distributed_unavailable:
+            from .distributed_group import RankGroup
+
+            wrapper, world = self.distributed
+            self.group = RankGroup(path, kwargs, search, self.timeout, wrapper, world, device, args=args, jit=jit)
+            kind, info = self.group.start()
+            if kind != "ready":
+                raise UsageError(info)
+            self.candidate = Candidate(path, None, info["api"], dict(kwargs), info=info, args=args, jit=jit)
+            declared = info["spec"]
+        elif _isolated(config, device) and not self.distributed:
             from .isolation import CandidateProcess, start_method
 
             method = start_method(device)
@@ -259,11 +313,18 @@ class ConformanceRun:
                 raise UsageError(f"--optimizer={path}: {exc}") from None
         self.accept = _accepted(config.getoption("optimizer_accept"), self.spec)
         self.device, self.unavailable = _check_device(device, self.candidate)
+        if self.distributed:
+            if self.candidate.api != "torch":
+                raise UsageError(f"--optimizer-distributed: torch.distributed runs torch candidates; "
+                                 f"{path} is a {self.candidate.api} candidate")
+            self.unavailable = self.distributed_unavailable or self.unavailable
         self._check_contract(config)
         if getattr(config, "workerinput", None) is None:  # checked once: not again in each xdist worker
             self._check_candidate()
         if self.worker is not None and _xdist_controller(config):
             self.worker.stop()  # the controller runs no case
+        if self.group is not None and _xdist_controller(config):
+            self.group.stop()
         self.records: list[CaseRecord] = []
         self.died: list[str] = []  # how the candidate process died, per case run
         self.crashed_workers: list[str] = []  # pytest-xdist workers that died running a case
@@ -276,6 +337,11 @@ class ConformanceRun:
         """Protocol, --optimizer-kwargs and a first construction (preflight.py), where it runs."""
         from .candidates import UsageError
 
+        if self.group is not None:
+            kind, payload = self.group.check(self.spec.id)
+            if kind != "ok":
+                raise UsageError(payload)
+            return
         if self.worker is None:
             from .preflight import check_candidate
 
@@ -400,6 +466,10 @@ class ConformanceRun:
         capturable implementation, the cases a CUDA graph can replay once more as graph cases."""
         from .cuda_graph import MODE, candidate_ineligible, graph_ineligible
 
+        if self.distributed:
+            from .distributed import mode_name
+
+            return [(c, mode_name(*self.distributed)) for c in self.spec.cases]
         out = [(c, "eager") for c in self.spec.cases]
         if not self.unavailable and candidate_ineligible(self.candidate, self.device) is None:
             out += [(c, MODE) for c in self.spec.cases if graph_ineligible(c) is None]
@@ -416,7 +486,8 @@ class ConformanceRun:
             f"optimizer-conformance {env['optimizer-conformance']}: candidate {self.candidate.path} "
             f"({self.candidate.api}){kw}; spec {self.spec.id}; dtypes {','.join(self.dtypes)}; "
             f"device {self.device}; {versions}"
-        ]
+        ] + ([f"distributed: {self.distributed[0]} over {self.distributed[1]} ranks "
+              f"({'nccl' if self.device.startswith('cuda') else 'gloo'})"] if self.distributed else [])
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection(self, session: pytest.Session) -> bool | None:
@@ -469,15 +540,24 @@ class ConformanceRun:
                                        mode=mode or "eager", outcome="failed", params_conform=False,
                                        reason=f"{why} (pytest-xdist): the case has no verdict"))
 
-    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+    def _diagnose(self, records):
+        if self.distributed:
+            from .distributed_variants import diagnose_distributed
+
+            return diagnose_distributed(records)
         from .diagnosis import diagnose
 
+        return diagnose(records)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.worker is not None:
             self.worker.stop()
+        if self.group is not None:
+            self.group.stop()
         if getattr(self.config, "workerinput", None) is not None:
             return  # a pytest-xdist worker: the controller reports
         self.records.sort(key=lambda r: (r.case, r.mode, r.dtype))
-        self.diagnosis = diagnose(self.records)
+        self.diagnosis = self._diagnose(self.records)
         if self.records and all(r.outcome == "skipped" for r in self.records) and not self.unavailable:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         self.incomplete = self._incomplete(session, exitstatus)
@@ -486,6 +566,8 @@ class ConformanceRun:
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self.worker is not None:
             self.worker.stop()
+        if self.group is not None:
+            self.group.stop()
 
     def _incomplete(self, session: pytest.Session, exitstatus: int) -> str:
         """Why the records are not the whole run ("" when they are)."""
@@ -514,7 +596,6 @@ class ConformanceRun:
         pytest process itself is killed), rewritten with the cases so far after each case (still
         "complete": false; ~1 ms: a report is a few kB) and again when the run ends, whatever
         ended it."""
-        from .diagnosis import diagnose
         from .report import environment, report_document, write_report
 
         path = self.config.getoption("optimizer_report")
@@ -524,7 +605,7 @@ class ConformanceRun:
                 "accept": list(self.accept)}
         if provisional:
             records = sorted(getattr(self, "records", []), key=lambda r: (r.case, r.mode, r.dtype))
-            diagnosis = diagnose(records)
+            diagnosis = self._diagnose(records)
             incomplete = (f"the run has not finished (or its pytest process was killed): "
                           f"{len(records)} case run(s) so far")
         else:
@@ -640,7 +721,7 @@ class ConformanceCase(pytest.Item):
         self.dtype = dtype
         self.mode = mode
         self.run = self.parent.run
-        if self.run.worker is None:  # else the candidate process is killed after the limit
+        if self.run.worker is None and self.run.group is None:  # else its process is killed after the limit
             self.add_marker(pytest.mark.timeout(self.run.timeout))
         # -k can select by feature (amsgrad, weight_decay, grad_none, ...), dtype and mode
         self.extra_keyword_matches.update(case.features)
@@ -657,6 +738,10 @@ class ConformanceCase(pytest.Item):
         if self.run.unavailable:
             result = CaseResult(self.run.spec.id, self.case.id, self.dtype, self.run.device, "skipped",
                                 self.run.unavailable, mode=self.mode)
+        elif self.run.group is not None:
+            result = self.run.group.run({"spec": self.run.spec.id, "case": self.case.id, "dtype": self.dtype,
+                                         "device": self.run.device, "accept": list(self.run.accept),
+                                         "mode": self.mode})
         elif self.run.worker is not None:
             result = self.run.run_isolated(self.case, self.dtype, self.mode)
         else:
@@ -686,7 +771,7 @@ class ConformanceCase(pytest.Item):
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self):
-        graph = ", CUDA graph" if self.mode != "eager" else ""
+        graph = ", CUDA graph" if self.mode == "cuda_graph" else f", {self.mode}" if self.mode != "eager" else ""
         return self.path, None, f"{self.case.id} [{self.dtype}, {self.run.device}{graph}]"
 
 
@@ -774,5 +859,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except UsageError as exc:
         if getattr(run, "worker", None) is not None:
             run.worker.stop()
+        if getattr(run, "group", None) is not None:
+            run.group.stop()
         raise pytest.UsageError(" ".join(str(exc).split("\n"))) from None
     config.pluginmanager.register(run, "optimizer-conformance-run")

@@ -114,7 +114,8 @@ def describe_case(case: Case) -> list[str]:
 def failure_message(rec: CaseRecord, candidate: str) -> str:
     spec = load_spec(rec.spec)
     case = next(c for c in spec.cases if c.id == rec.case)
-    where = f"{rec.dtype}, {rec.device}" + (", step() captured in a CUDA graph" if rec.mode == "cuda_graph" else "")
+    where = f"{rec.dtype}, {rec.device}" + (", step() captured in a CUDA graph" if rec.mode == "cuda_graph" else
+                                            f", {rec.mode}" if rec.mode != "eager" else "")
     head = f"{rec.case} [{where}]: {candidate} does not conform to spec {rec.spec!r}"
     lines = [head]
     if rec.reason:
@@ -139,6 +140,13 @@ def _variant_lines(spec: Spec, rec: CaseRecord) -> list[str]:
     if rec.matches:
         out = []
         for name in shown_matches(rec.matches):
+            if name.split(" + ")[0] not in spec.variants and name != PRECISION:  # a distributed variant
+                from .distributed_variants import VARIANTS
+
+                d = VARIANTS.get(name)
+                if d is not None:
+                    out += [f"  trajectory matches distributed variant {name}: {d.title}", f"    {d.summary}"]
+                    continue
             k = describe(spec, name)
             kind = "variant" if size(name) == 1 and name != PRECISION else "combination" if size(name) > 1 else "precision"
             out += [f"  trajectory matches {kind} {name}: {k.title}",

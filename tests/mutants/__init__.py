@@ -27,9 +27,11 @@ LOCALISED: dict[tuple[str, str, str], type[torch.optim.Optimizer]] = {}
 # explained in part: (spec_id, the name explaining a share, rule line label, state variable of what remains) -> cls
 PARTIAL: dict[tuple[str, str, str, str], type[torch.optim.Optimizer]] = {}
 
-# contract_mutants.py holds mutants of the optimizer contract (tests/test_contract.py), not of specs
+# contract_mutants.py holds mutants of the optimizer contract (tests/test_contract.py), and
+# distributed_mutants.py those of the distributed variants (tests/test_distributed.py): not of specs
+OTHERS = ("contract_mutants", "distributed_mutants")
 MODULES: list[str] = sorted(m.name for m in pkgutil.iter_modules(__path__)
-                            if m.name.endswith("_mutants") and m.name != "contract_mutants")
+                            if m.name.endswith("_mutants") and m.name not in OTHERS)
 for _name in MODULES:
     _module = importlib.import_module(f"{__name__}.{_name}")
     CONTROLS.update(_module.CONTROLS)

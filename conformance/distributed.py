@@ -1,0 +1,615 @@
+"""Rank side of a distributed run: one golden case driven through a torch.distributed wrapper.
+
+``--optimizer-distributed=ddp|zero|fsdp|own`` runs every case in N processes (the *ranks*,
+spawned by ``distributed_group.py``). Each rank runs the very same open-loop case
+(``open_loop.run_case``) with a :class:`DistributedDriver`, so that the collectives the wrapper
+issues happen in the same order on every rank; rank 0's scores are the case's result.
+
+The gradient of a step is the golden's, split so that the average over the ranks is exactly the
+golden gradient (:func:`local_gradient`): each rank sees a different local gradient, the wrapper
+does its own communication, and a wrapper that sums instead of averaging, or forgets to reduce,
+leaves a different trajectory.
+
+Wrappers (:data:`WRAPPERS`):
+
+- ``ddp``: the params are ``nn.Parameter`` s of a module under ``DistributedDataParallel``; the
+  local gradient is set by the backward of the linear loss ``sum(<g_local, p>)`` (DDP's hooks
+  all-reduce and average it); the candidate steps on every rank (replicated state).
+- ``zero``: the same DDP module, the candidate class inside
+  ``torch.distributed.optim.ZeroRedundancyOptimizer`` (state sharded by parameter); the state is
+  gathered with ``consolidate_state_dict(to=0)``.
+- ``fsdp``: FSDP2, ``torch.distributed.fsdp.fully_shard`` on the module: DTensor params sharded on
+  dim 0 (unevenly when N does not divide it); params and state gathered with ``full_tensor()``;
+  resume through ``torch.distributed.checkpoint`` (``get_state_dict`` / ``dcp.save`` /
+  ``dcp.load`` / ``set_state_dict``).
+- ``own``: a user's own distributed optimizer: plain replicated params, ``p.grad`` set to the
+  rank's local gradient, and the candidate (a factory or class taking ``process_group=``) does
+  all the communication itself.
+
+After every step the full params of every rank are checked to agree (``ddp``, ``zero``,
+``own``: the params are replicated), and rank 0 compares them (and the gathered state) with the
+golden under the single-process tolerances. A wrapper that refuses a case (a shape, a sparse
+gradient) skips it with torch's own error: ``not supported by torch: ...``.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import inspect
+import json
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+from .candidates import Candidate, CaseSkipped
+from .drivers import TorchDriver
+from .golden import Case, SparseGrad, Spec
+from .scoring import CandidateBroke
+
+WRAPPERS = ("ddp", "zero", "fsdp", "own")
+UNSUPPORTED = "not supported by torch"
+
+
+def mode_name(wrapper: str, world_size: int) -> str:
+    """The mode of a distributed case run (its item id: ``adam/defaults[float32-cpu-ddp-ws2]``)."""
+    return f"{wrapper}-ws{world_size}"
+
+
+def parse_mode(mode: str) -> tuple[str, int] | None:
+    """(wrapper, world size) of a distributed mode, None for another mode."""
+    wrapper, _, ws = mode.partition("-ws")
+    if wrapper in WRAPPERS and ws.isdigit():
+        return wrapper, int(ws)
+    return None
+
+
+# -- the gradient split --------------------------------------------------------------------------
+
+_INT = {8: "int64", 4: "int32", 2: "int16"}
+
+
+def local_gradient(g, rank: int, world_size: int):
+    """Rank ``rank``'s share of the gradient ``g`` (a torch tensor in the run's dtype): the
+    shares of the N ranks average to ``g`` exactly, in every dtype, whatever order the reduction
+    adds them in and whether it divides before or after (for N a power of two; for other N the
+    division by N itself rounds, as it does in every data-parallel run).
+
+    ``g = hi + lo`` where ``hi`` is ``g`` with its last k = ceil(log2 N) mantissa bits cleared and
+    ``lo = g - hi`` (exact, at most k bits): ``N·hi`` and ``N·lo`` are exact. Element i goes as
+    ``N·hi`` to rank i mod N and as ``N·lo`` to rank (i+1) mod N; the other ranks get 0 there (so
+    every rank's local gradient differs). Non-finite elements go unchanged to every rank."""
+    import torch
+
+    if world_size == 1:
+        return g.clone()
+    k = max(1, math.ceil(math.log2(world_size)))
+    flat = g.reshape(-1)
+    ints = flat.view(getattr(torch, _INT[flat.element_size()]))
+    hi = (ints & ~((1 << k) - 1)).view(flat.dtype)
+    lo = flat - hi
+    idx = torch.arange(flat.numel(), device=flat.device) % world_size
+    zero = torch.zeros_like(flat)
+    share = torch.where(idx == rank, hi * world_size, zero) + \
+        torch.where((idx + 1) % world_size == rank, lo * world_size, zero)
+    share = torch.where(torch.isfinite(flat), share, flat)
+    return share.reshape(g.shape)
+
+
+# -- the driver ----------------------------------------------------------------------------------
+
+
+def takes_process_group(target) -> bool:
+    """Whether a candidate is a distributed optimizer of its own: its constructor (or factory)
+    takes ``process_group``, or it declares ``conformance_distributed = True``."""
+    if getattr(target, "conformance_distributed", False):
+        return True
+    try:
+        return "process_group" in inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _unsupported(exc: BaseException) -> CaseSkipped:
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return CaseSkipped(f"{UNSUPPORTED}: {text[:300]}")
+
+
+class DistributedDriver(TorchDriver):
+    """A TorchDriver whose params live in a module under a distributed wrapper (see the module
+    docstring). Every method is called on every rank in the same order (collectives inside)."""
+
+    def __init__(self, cand: Candidate, spec: Spec, case: Case, dtype: str, device: str, wrapper: str,
+                 scratch: str):
+        import torch
+        import torch.distributed as dist
+
+        self.torch, self.dist = torch, dist
+        self.wrapper, self.scratch = wrapper, scratch
+        self.pg = GROUP[0] or dist.group.WORLD  # the group of this case (a fresh one after a failed case)
+        self.rank, self.world = dist.get_rank(self.pg), dist.get_world_size(self.pg)
+        self.cand, self.spec, self.case = cand, spec, case
+        self.dtype_name, self.device_name = dtype, device
+        self.dtype = getattr(torch, dtype)
+        self.device = torch.device(device)
+        self.groups = [dict(g.hyperparameters) for g in case.groups]
+        self.findings = set()
+        self.reloads = 0
+        if any(isinstance(g, SparseGrad) for s in case.steps for g in s.grads.values()):
+            raise CaseSkipped(f"sparse gradients are not run under --optimizer-distributed={wrapper}: "
+                              "the wrappers reduce dense gradients")
+        if wrapper == "own" and not takes_process_group(cand.target):
+            raise CaseSkipped("--optimizer-distributed=own: the candidate takes no process_group= (nor declares "
+                              "conformance_distributed = True): it cannot communicate")
+        self.names = [p.name for p in case.params]
+        # FSDP2 refuses 0-dim params ("Change p_scalar to a 1D tensor with numel equal to 1"):
+        # as torch says, a scalar is held as a 1-element vector there (the same elements)
+        self.shapes = {p.name: (1,) if wrapper == "fsdp" and p.shape == () else p.shape for p in case.params}
+        self.module = self._module()
+        self.tensors = self._wrap()
+        try:
+            self.opt = self._build()
+        except CaseSkipped:
+            raise
+        except Exception as exc:
+            if wrapper == "zero" and _raised_by_torch_distributed(exc):  # ZeRO refuses the param groups
+                raise _unsupported(exc) from None
+            raise
+
+    # -- construction --------------------------------------------------------------------------
+    def _module(self):
+        torch = self.torch
+
+        class Holder(torch.nn.Module):
+            def __init__(self, case: Case, dtype, device, shapes):
+                super().__init__()
+                self.names = [p.name for p in case.params]
+                for p in case.params:
+                    t = torch.tensor(p.initial, dtype=dtype, device=device).reshape(shapes[p.name])
+                    self.register_parameter(_attr(p.name), torch.nn.Parameter(t))
+
+            def forward(self, grads: dict[str, Any]):
+                loss = None
+                for n in self.names:
+                    g = grads.get(n)
+                    if g is not None:
+                        term = (getattr(self, _attr(n)) * g).sum()
+                        loss = term if loss is None else loss + term
+                return loss
+
+        return Holder(self.case, self.dtype, self.device, self.shapes)
+
+    def _wrap(self) -> dict[str, Any]:
+        torch = self.torch
+        try:
+            if self.wrapper in ("ddp", "zero"):
+                from torch.nn.parallel import DistributedDataParallel as DDP
+
+                ids = [self.device.index] if self.device.type == "cuda" else None
+                self.model = DDP(self.module, device_ids=ids, find_unused_parameters=self._some_unused(),
+                                 process_group=self.pg)
+            elif self.wrapper == "fsdp":
+                from torch.distributed.device_mesh import DeviceMesh
+                from torch.distributed.fsdp import fully_shard
+
+                self.model = fully_shard(self.module, mesh=DeviceMesh.from_group(self.pg, self.device.type))
+            else:
+                self.model = self.module
+        except Exception as exc:  # the wrapper refuses these params
+            raise _unsupported(exc) from None
+        del torch
+        return {n: getattr(self.module, _attr(n)) for n in self.names}
+
+    def _some_unused(self) -> bool:
+        return any(g is None for s in self.case.steps for g in s.grads.values())
+
+    def _build(self):
+        if self.wrapper != "zero":
+            return self._build_plain()
+        from torch.distributed.optim import ZeroRedundancyOptimizer
+
+        groups = [{"params": [self.tensors[n] for n in g.params], **self.cand.settings(self.spec, hps)}
+                  for g, hps in zip(self.case.groups, self.groups, strict=True)]
+        first = {k: v for k, v in groups[0].items() if k != "params"}
+        return ZeroRedundancyOptimizer(groups, optimizer_class=self.cand.target, process_group=self.pg,
+                                       **{**first, **self.cand.kwargs})
+
+    def _build_plain(self):
+        if self.wrapper != "own":
+            return TorchDriver._build(self)
+        group = self.pg
+        target = self.cand.target
+        if "process_group" in _parameters(target):
+            own = Candidate(self.cand.path, _with_group(target, group), self.cand.api, self.cand.kwargs,
+                            hook=self.cand.hook, args=self.cand.args, jit=self.cand.jit)
+            own.info = getattr(self.cand, "info", None)
+            saved, self.cand = self.cand, own
+            try:
+                return TorchDriver._build(self)
+            finally:
+                self.cand = saved
+        return TorchDriver._build(self)
+
+    # -- stepping ------------------------------------------------------------------------------
+    def step(self, grads: dict[str, np.ndarray | None]) -> None:
+        torch = self.torch
+        local = {}
+        for name in self.names:
+            g = grads[name]
+            if g is not None:
+                full = torch.tensor(g, dtype=self.dtype, device=self.device).reshape(self.shapes[name])
+                local[name] = local_gradient(full, self.rank, self.world)
+        for t in self.tensors.values():
+            t.grad = None
+        if self.wrapper == "own":
+            for name, g in local.items():
+                self.tensors[name].grad = g
+        elif local:
+            loss = self.model(local)
+            loss.backward()
+        self.opt.step()
+        self._check_replicas()
+
+    def _check_replicas(self) -> None:
+        """Replicated params (ddp, zero, own) must agree bit for bit on every rank after a step."""
+        if self.wrapper == "fsdp" or self.world == 1:
+            return
+        torch, dist = self.torch, self.dist
+        mine = torch.cat([t.detach().reshape(-1).to(torch.float64) for t in self.tensors.values()])
+        every = [torch.empty_like(mine) for _ in range(self.world)]
+        dist.all_gather(every, mine, group=self.pg)
+        for r, other in enumerate(every):
+            if not torch.equal(other, mine):
+                raise CandidateBroke(f"the replicated params differ between ranks after the step (rank {r} "
+                                     f"differs from rank {self.rank}): the update did not see the same "
+                                     f"gradient on every rank")
+
+    def params(self) -> dict[str, np.ndarray]:
+        return {n: self._full(t).to("cpu", self.torch.float64).numpy().reshape(-1).copy()
+                for n, t in self.tensors.items()}
+
+    def _full(self, t):
+        t = t.detach()
+        return t.full_tensor() if hasattr(t, "full_tensor") else t
+
+    # -- state -----------------------------------------------------------------------------------
+    def state(self) -> dict[str, dict[str, np.ndarray]]:
+        if self.wrapper == "zero":
+            return self._zero_state()
+        out = {}
+        for name in self.names:
+            st = self.opt.state.get(self.tensors[name], {})
+            entries = {}
+            for key in sorted(st):
+                value = st[key]
+                if isinstance(value, self.torch.Tensor) and not value.is_sparse:
+                    value = self._full(value)
+                    entries[key] = value.to("cpu", self.torch.float64).numpy().copy()
+                elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                    entries[key] = np.array([float(value)])
+            out[name] = entries
+        return out
+
+    def _zero_state(self) -> dict[str, dict[str, np.ndarray]]:
+        """ZeRO: the state gathered onto rank 0 (``consolidate_state_dict``), indexed like the
+        param groups; the other ranks return nothing (rank 0 scores)."""
+        self.opt.consolidate_state_dict(to=0)
+        if self.rank != 0:
+            return {}
+        sd = self.opt.state_dict()
+        order = [n for g in self.case.groups for n in g.params]
+        out: dict[str, dict[str, np.ndarray]] = {n: {} for n in self.names}
+        for i, st in sd["state"].items():
+            for key, value in st.items():
+                if isinstance(value, self.torch.Tensor):
+                    out[order[i]][key] = value.detach().to("cpu", self.torch.float64).numpy().copy()
+                elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                    out[order[i]][key] = np.array([float(value)])
+        return out
+
+    # -- resume ----------------------------------------------------------------------------------
+    def reload(self) -> None:
+        """A checkpoint saved and loaded into a fresh optimizer: rank 0's state_dict broadcast
+        (ddp, own), ZeRO's consolidated state_dict, FSDP2 through torch.distributed.checkpoint."""
+        self.reloads += 1
+        if self.wrapper == "fsdp":
+            self._reload_dcp()
+            return
+        if self.wrapper == "zero":
+            self.opt.consolidate_state_dict(to=0)
+        sd = copy.deepcopy(self.opt.state_dict()) if self.rank == 0 else None
+        box = [sd]
+        self.dist.broadcast_object_list(box, src=0, group=self.pg)
+        self.opt = self._build()
+        self.opt.load_state_dict(box[0])
+
+    def _reload_dcp(self) -> None:
+        CHECKPOINTS[0] += 1  # the same count on every rank: every rank runs every reload
+        path = os.path.join(self.scratch, f"checkpoint-{CHECKPOINTS[0]}")
+        self.save_checkpoint(path)
+        self.opt = self._build()
+        self.load_checkpoint(path)
+
+    def save_checkpoint(self, path: str) -> None:
+        """FSDP2: params and optimizer state through torch.distributed.checkpoint (each rank its shards)."""
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import get_state_dict
+
+        model_sd, optim_sd = get_state_dict(self.module, self.opt)
+        dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=path, process_group=self.pg)
+
+    def load_checkpoint(self, path: str) -> None:
+        """Into this driver's optimizer, at this group's world size (DCP reshards on load)."""
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+        # as in a fresh process: no gradients. get_state_dict initialises a fresh optimizer's state
+        # (the entries dcp.load fills) only when no param has a gradient; else it loads nothing
+        for t in self.tensors.values():
+            t.grad = None
+        model_sd, optim_sd = get_state_dict(self.module, self.opt)
+        loaded = {"model": model_sd, "optim": optim_sd}
+        dcp.load(loaded, checkpoint_id=path, process_group=self.pg)
+        set_state_dict(self.module, self.opt, model_state_dict=loaded["model"], optim_state_dict=loaded["optim"])
+
+
+@functools.cache
+def _candidate(path: str, kwargs: str) -> Candidate:
+    return Candidate.from_path(path, json.loads(kwargs))
+
+
+# The process group the cases run in: WORLD, until a case ends with an error on some rank (its
+# collectives may be left half-done on the others); then every rank moves on to a fresh group
+# (``regroup``, through the store: no collective of the old group), which is cheaper than new ranks.
+GROUP: list = [None]
+CHECKPOINTS = [0]  # checkpoints written by this rank process (their directory names)
+
+
+def _attr(name: str) -> str:
+    return "p_" + "".join(c if c.isalnum() else "_" for c in name)
+
+
+def _raised_by_torch_distributed(exc: BaseException) -> bool:
+    """Whether the innermost frame of the exception is torch.distributed's code (not the candidate's)."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and f"torch{os.sep}distributed{os.sep}" in frames[-1].filename
+
+
+def _parameters(target) -> set[str]:
+    try:
+        return set(inspect.signature(target).parameters)
+    except (TypeError, ValueError):
+        return set()
+
+
+def _with_group(target, group):
+    return functools.partial(target, process_group=group)
+
+
+# -- one case on this rank -----------------------------------------------------------------------
+
+
+def _synchronised(build, dist, group):
+    """Build the driver on every rank, then agree: if any rank could not (a skip or an error),
+    every rank raises the same, so that no rank goes on into a collective the others never join."""
+    outcome, drv = ("ok", ""), None
+    try:
+        drv = build()
+    except CaseSkipped as exc:
+        outcome = ("skip", str(exc))
+    except Exception as exc:  # the candidate's constructor
+        outcome = ("error", f"{type(exc).__name__}: {exc}")
+        error = exc
+    every: list = [None] * dist.get_world_size(group)
+    dist.all_gather_object(every, outcome, group=group)
+    for rank, (kind, text) in enumerate(every):
+        if kind == "skip":
+            raise CaseSkipped(text)
+        if kind == "error":
+            if outcome[0] == "error":
+                raise error
+            raise RuntimeError(f"on rank {rank}: {text}")
+    return drv
+
+
+def _refused_by_torch(reason: str) -> str:
+    """The error, when a step raised it inside torch.distributed refusing an operation (``... not
+    supported ...`` raised in torch/distributed/): what the wrapper cannot do, not a wrong number."""
+    head, sep, where = reason.rpartition(" at ")
+    inside = f"torch{os.sep}distributed{os.sep}" in where
+    if not (sep and inside and "not supported" in head):
+        return ""
+    return " ".join(head.split(" raised ", 1)[-1].split())  # one line (DTensor's errors span several)
+
+
+def run_rank_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str, wrapper: str,
+                  scratch: str, accept: tuple[str, ...] = ()):
+    """This rank's run of one case (every rank calls it with the same arguments): rank 0's
+    result, matched against the catalogued and the distributed variants when it fails."""
+    import torch.distributed as dist
+
+    from .diagnosis import matching_variants
+    from .distributed_variants import distributed_matches
+    from .open_loop import NAME as OPEN_LOOP
+    from .open_loop import run_case
+    from .scoring import CaseResult
+
+    world = dist.get_world_size()
+    mode = mode_name(wrapper, world)
+    if spec.kind != OPEN_LOOP:
+        return CaseResult(spec.id, case.id, dtype, device, "skipped",
+                          f"{spec.id} is driven through step(closure): distributed runs cover the stepwise specs",
+                          mode=mode)
+
+    def make(cand, spec, case, dtype, device, mode):
+        return _synchronised(lambda: DistributedDriver(cand, spec, case, dtype, device, wrapper, scratch), dist,
+                             GROUP[0] or dist.group.WORLD)
+
+    res = run_case(cand, spec, case, dtype, device, accept=accept, mode=mode, make_driver=make)
+    refused = _refused_by_torch(res.reason) if res.outcome == "failed" and res.steps_run < case.n_steps else ""
+    if refused:  # e.g. DTensor refusing an in-place op of the optimizer on a shard: the wrapper's limit
+        res.outcome, res.reason, res.params_conform = "skipped", f"{UNSUPPORTED}: {refused}", True
+    if dist.get_rank() == 0 and res.outcome == "failed" and res.steps_run == case.n_steps \
+            and not res.params_conform:
+        res.matches = matching_variants(spec, case, res.actual, dtype) + \
+            distributed_matches(spec, case, res.actual, dtype, world)
+    if dist.get_rank() != 0:
+        res.actual = {}  # only rank 0's trajectory is scored and sent back
+    return res
+
+
+def run_segment(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str, scratch: str,
+                part: str, checkpoint: str) -> list[dict[str, np.ndarray]]:
+    """FSDP2 resume at another world size, one half per group of ranks: ``part="before"`` runs the
+    steps before the case's first resume and saves a DCP checkpoint; ``part="after"`` (a group of
+    another size) builds a fresh module and optimizer, loads the checkpoint and runs the rest.
+    Returns the full params after each step run (rank 0's; the other ranks return [])."""
+    import torch.distributed as dist
+
+    group = GROUP[0] or dist.group.WORLD
+    k = next(i for i, s in enumerate(case.steps) if s.reload_before)
+    drv = _synchronised(lambda: DistributedDriver(cand, spec, case, dtype, device, "fsdp", scratch), dist, group)
+    if part == "after":
+        drv.load_checkpoint(checkpoint)
+    rows = []
+    for step in case.steps[:k] if part == "before" else case.steps[k:]:
+        for c in step.changes:
+            drv.set_hyperparameter(c.group, c.name, c.value)
+        drv.step(step.grads)
+        rows.append(drv.params())
+    if part == "before":
+        drv.save_checkpoint(checkpoint)
+    return rows if dist.get_rank(group) == 0 else []
+
+
+# -- the rank process ----------------------------------------------------------------------------
+
+
+def serve_rank(rank: int, world: int, port: int, conn, steps, path: str, kwargs: dict[str, Any],
+               search: tuple[str, ...], args: dict[str, str], jit: bool, wrapper: str, device: str,
+               collective_timeout: float, scratch: str) -> None:
+    """A rank process: join the group (gloo on the CPU, NCCL on CUDA: one device per rank), import
+    the candidate, then run every case it is sent until the pipe closes."""
+    import faulthandler
+    import signal
+
+    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")  # DDP's find_unused_parameters advice, per rank
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for pytest: it stops this process
+    faulthandler.disable()
+    try:
+        # first torch and the candidate (slow, and at each rank's own pace), then, when the parent
+        # says so (every rank has imported), the rendezvous: under the collective timeout
+        imported = _import_candidate(path, kwargs, search, args, jit)
+        conn.send(imported)
+        if imported[0] != "ready" or conn.recv() != "join":
+            return
+        conn.send(_join(rank, world, port, device, collective_timeout))
+        from .scoring import STEP_HOOKS
+
+        STEP_HOOKS.append(lambda t: steps.__setitem__(rank, t))
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                break
+            answer = _answer(message, rank, wrapper, device, scratch)
+            try:
+                conn.send(answer)
+            except (EOFError, OSError):
+                break
+    finally:
+        os._exit(0)  # no atexit handlers, no destroy_process_group waiting on a dead peer
+
+
+def _import_candidate(path, kwargs, search, args, jit):
+    from .candidates import _one_line
+    from .isolation import _import
+
+    try:
+        import torch
+        import torch.distributed  # noqa: F401 - imported before the rendezvous, not during it
+    except BaseException as exc:  # noqa: BLE001 - said to the parent, never a traceback
+        return "usage", f"torch.distributed cannot be imported: {_one_line(exc)}"
+    torch.set_num_threads(1)  # tiny tensors, N processes on a few cores: a second thread only spins
+    # torch imports dynamo on the first optimizer step (seconds): here, not in the first case's time
+    warm = torch.zeros(1, requires_grad=True)
+    warm.grad = torch.zeros(1)
+    torch.optim.SGD([warm], lr=0.0).step()
+    return _import(path, kwargs, search, args, jit)
+
+
+def _join(rank, world, port, device, collective_timeout):
+    from datetime import timedelta
+
+    from .candidates import _one_line
+
+    try:
+        import torch
+        import torch.distributed as dist
+
+        cuda = device.startswith("cuda")
+        if cuda:
+            torch.cuda.set_device(rank)
+        dist.init_process_group("nccl" if cuda else "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                                world_size=world, timeout=timedelta(seconds=collective_timeout))
+    except BaseException as exc:  # noqa: BLE001 - said to the parent, never a traceback
+        return "usage", f"rank {rank} could not join the process group: {_one_line(exc)}"
+    return "joined", None
+
+
+def _answer(message: tuple, rank: int, wrapper: str, device: str, scratch: str) -> tuple[str, Any]:
+    from . import isolation
+    from .candidates import UsageError, _one_line
+    from .kinds import load_spec
+    from .scoring import CaseResult, exc_line
+
+    op, request = message
+    if op == "regroup":
+        from datetime import timedelta
+
+        import torch.distributed as dist
+
+        GROUP[0] = dist.new_group(list(range(dist.get_world_size())), timeout=timedelta(seconds=request))
+        return "ok", None
+    try:
+        if op == "check":
+            from .preflight import check_candidate
+
+            try:
+                if wrapper != "own":  # an own distributed optimizer is built with its group, per case
+                    check_candidate(isolation.CANDIDATE, load_spec(request))
+            except UsageError:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - the candidate's code, while it was built
+                return "usage", f"--optimizer={isolation.CANDIDATE.path}: building the candidate raised {_one_line(exc)}"
+            return "ok", None
+        if op != "case":
+            return "error", f"unknown request {op!r}"
+    except UsageError as exc:
+        return "usage", str(exc)
+    spec = load_spec(request["spec"])
+    case = next(c for c in spec.cases if c.id == request["case"])
+    dev = f"cuda:{rank}" if device.startswith("cuda") else device
+    cand = isolation.CANDIDATE
+    if request.get("path"):  # the sweep: another candidate per request, on the same ranks
+        cand = _candidate(request["path"], json.dumps(request.get("kwargs", {}), sort_keys=True))
+    if request.get("part"):  # resume at another world size (distributed_reshard.py)
+        try:
+            return "rows", run_segment(cand, spec, case, request["dtype"], dev, scratch, request["part"],
+                                       request["checkpoint"])
+        except BaseException as exc:  # noqa: BLE001 - said to the parent
+            return "error", f"rank {rank}: {exc_line(exc)}"
+    try:
+        res = run_rank_case(cand, spec, case, request["dtype"], dev, wrapper, scratch,
+                            accept=tuple(request["accept"]))
+        res.device = device
+        return "result", res
+    except BaseException as exc:  # noqa: BLE001 - e.g. KeyboardInterrupt raised by step() itself
+        res = CaseResult(spec.id, case.id, request["dtype"], device, "failed",
+                         f"the candidate raised {exc_line(exc)}", mode=request["mode"])
+        res.params_conform = False
+        return "result", res

@@ -1,0 +1,252 @@
+"""The parent's end of a distributed run: N rank processes, started once and reused across cases.
+
+Like the candidate process of ``isolation.py`` (whose import of the candidate it reuses), but N of
+them in one torch.distributed process group (gloo on 127.0.0.1 and a free port; NCCL with one
+CUDA device per rank for ``--optimizer-device=cuda``). Each case is sent to every rank; rank 0
+answers with the scored result. The group outlives a case that every rank finished; after any
+other ending (a rank raised, hung or died: the ranks may be out of step in their collectives)
+the ranks move on to a fresh process group (``dist.new_group``, through the store), and after a
+hang or a death every rank is killed and the next case starts new ranks.
+
+How a case ends when a rank misbehaves, always naming the rank:
+
+- a rank raises: its error is the verdict (``rank 1: step 3: step() raised ValueError: ...``);
+  the other ranks, left waiting in a collective, give up after the collective timeout
+  (``init_process_group(timeout=...)``, half the case's time limit) and are not the verdict;
+- a rank dies (a signal, ``os._exit``): ``rank 1 died with SIGKILL at step 3 of case ...``;
+- a rank hangs: ``rank 1 did not finish the case within 60 s (--optimizer-timeout) ...``.
+
+:meth:`RankGroup.stop` kills and reaps every rank, so that no process is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import tempfile
+import time
+from typing import Any
+
+from .isolation import Died, how_it_ended
+
+# How a collective that gave up because of another rank says so: not the verdict of the case.
+COLLATERAL = ("gloo", "Gloo", "Connection closed", "Connection reset", "timed out", "Timed out", "Timeout",
+              "NCCL", "ProcessGroup", "Socket", "peer", "on rank ")
+
+
+START_TIMEOUT = 120.0  # seconds for N processes to import torch and the candidate (at least)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RankGroup:
+    def __init__(self, path: str, kwargs: dict[str, Any], search: tuple[str, ...], timeout: float,
+                 wrapper: str, world: int, device: str = "cpu", args: dict[str, str] | None = None,
+                 jit: bool = True):
+        import multiprocessing
+
+        self.path, self.kwargs, self.search, self.timeout = path, kwargs, search, timeout
+        self.wrapper, self.world, self.device = wrapper, world, device
+        self.args, self.jit = dict(args or {}), jit
+        # a CUDA rank cannot be forked from a process that initialised CUDA: spawn it
+        self.ctx = multiprocessing.get_context("spawn" if device.startswith("cuda") else "fork")
+        self.steps = self.ctx.RawArray("i", world)  # the step each rank is at (shared memory)
+        self.procs: list = []
+        self.conns: list = []
+        self.scratch = ""
+        self.restarts = 0
+
+    @property
+    def collective_timeout(self) -> float:
+        return max(1.0, self.timeout / 2)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> tuple[str, Any]:
+        """Start the N ranks: ("ready", rank 0's info about the candidate) or ("usage", message)."""
+        import sys
+
+        from .distributed import serve_rank
+
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        self.scratch = tempfile.mkdtemp(prefix="optimizer-conformance-dist-")
+        port = free_port()
+        for rank in range(self.world):
+            parent, child = self.ctx.Pipe()
+            proc = self.ctx.Process(target=serve_rank, name=f"optimizer-rank-{rank}", daemon=True,
+                                    args=(rank, self.world, port, child, self.steps, self.path, self.kwargs,
+                                          self.search, self.args, self.jit, self.wrapper, self.device,
+                                          self.collective_timeout, self.scratch))
+            proc.start()
+            child.close()
+            self.procs.append(proc)
+            self.conns.append(parent)
+        ready = None
+        # importing torch in N processes at once may take long on a busy machine: not the candidate's doing
+        answers, trouble = self._gather(max(self.timeout, START_TIMEOUT))
+        for rank in range(self.world):
+            kind, info = answers.get(rank, ("ready", None))
+            if kind != "ready":
+                self.stop()
+                return kind, info
+            if rank == 0:
+                ready = info
+        if not trouble:
+            for conn in self.conns:
+                conn.send("join")
+            answers, trouble = self._gather(self.collective_timeout + START_TIMEOUT / 4)
+            info = next((a[1] for a in answers.values() if a[0] != "joined"), None)
+            if info:
+                self.stop()
+                return "usage", info
+        if trouble:
+            self.stop()
+            return "usage", (f"--optimizer-distributed={self.wrapper}: starting {self.world} ranks: "
+                             f"{'; '.join(trouble)}")
+        return "ready", ready
+
+    def stop(self) -> None:
+        """Kill every rank and wait for it: nothing is left behind."""
+        procs, self.procs, conns, self.conns = self.procs, [], self.conns, []
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.close()
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
+        for proc in procs:
+            proc.join(10)
+        if self.scratch:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = ""
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    # -- requests --------------------------------------------------------------------------------
+    def _gather(self, timeout: float) -> tuple[dict[int, Any], list[str]]:
+        """Every rank's answer within ``timeout`` seconds: (answers by rank, what went wrong)."""
+        from multiprocessing.connection import wait
+
+        answers: dict[int, Any] = {}
+        dead: dict[int, str] = {}
+        deadline = time.monotonic() + timeout
+        while len(answers) + len(dead) < self.world:
+            waiting = {}
+            for r in range(self.world):
+                if r not in answers and r not in dead:
+                    waiting[self.conns[r]] = r
+                    waiting[self.procs[r].sentinel] = r
+            left = deadline - time.monotonic()
+            ready = wait(list(waiting), max(left, 0)) if left > 0 else []
+            if not ready:
+                break
+            for obj in ready:
+                r = waiting[obj]
+                if r in answers or r in dead:
+                    continue
+                if obj is self.conns[r]:
+                    try:
+                        answers[r] = self.conns[r].recv()
+                        continue
+                    except (EOFError, OSError):
+                        pass
+                self.procs[r].join(5)
+                dead[r] = how_it_ended(self.procs[r].exitcode)
+        trouble = [f"rank {r} {how} at step {self.steps[r]}" if self.steps[r] else f"rank {r} {how}"
+                   for r, how in sorted(dead.items())]
+        hung = [r for r in range(self.world) if r not in answers and r not in dead]
+        trouble += [f"rank {r} did not finish within {timeout:g} s (--optimizer-timeout): it hangs or is far too "
+                    f"slow (killed at step {self.steps[r]})" for r in hung]
+        return answers, trouble
+
+    def ask_all(self, message: tuple, timeout: float) -> tuple[dict[int, Any], list[str]]:
+        if not self.procs:
+            kind, info = self.start()
+            if kind != "ready":
+                raise Died(f"could not be restarted: {info}")
+            self.restarts += 1
+        for r in range(self.world):
+            self.steps[r] = 0
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.send(message)
+        return self._gather(timeout)
+
+    def _regroup(self) -> None:
+        """Every rank answered, but some with an error: a new process group on the same ranks
+        (or new ranks, if that fails)."""
+        answers, trouble = self.ask_all(("regroup", self.collective_timeout), self.collective_timeout + 10)
+        if trouble or any(a[0] != "ok" for a in answers.values()):
+            self.stop()
+
+    def check(self, spec_id: str) -> tuple[str, Any]:
+        """Preflight on every rank: ("ok", None) or ("usage", message)."""
+        answers, trouble = self.ask_all(("check", spec_id), self.timeout)
+        if trouble:
+            self.stop()
+            return "usage", f"--optimizer={self.path}: while the candidate was built: {'; '.join(trouble)}"
+        for r in range(self.world):
+            if answers[r][0] != "ok":
+                return "usage", answers[r][1]
+        return "ok", None
+
+    def run(self, request: dict[str, Any]):
+        """One case on every rank: rank 0's result, or the verdict naming the rank that raised,
+        hung or died."""
+        from .scoring import CaseResult
+
+        where = f"case {request['case']} [{request['dtype']}, {request['device']}]"
+        res = CaseResult(request["spec"], request["case"], request["dtype"], request["device"], "failed",
+                         mode=request["mode"])
+        res.params_conform = False
+        try:
+            answers, trouble = self.ask_all(("case", request), self.timeout)
+        except Died as exc:
+            res.reason = f"the rank processes {exc}"
+            return res
+        results = {r: a[1] for r, a in answers.items() if a[0] == "result"}
+        if trouble:
+            self.stop()
+            res.reason = f"{'; '.join(trouble)} of {where}"
+            others = [f"rank {r}: {x.reason}" for r, x in sorted(results.items()) if x.reason]
+            if others:
+                res.reason += f" (then {others[0]})"
+            res.steps_run = max(min(self.steps[r] for r in range(self.world)) - 1, 0)
+            return res
+        if len(results) < self.world:
+            self.stop()
+            res.reason = f"the harness failed on this case (please report it): {answers}"
+            return res
+        broken = [r for r, x in sorted(results.items()) if x.outcome == "failed" and x.reason]
+        if not broken:
+            return results[0]
+        self._regroup()  # the ranks may be out of step in their collectives: a fresh group next time
+        first = [r for r in broken if not any(m in results[r].reason for m in COLLATERAL)] or broken
+        culprit = results[first[0]]
+        out = results[0]
+        out.outcome, out.params_conform = "failed", False
+        out.reason = f"rank {first[0]}: {culprit.reason}"
+        out.steps_run = min(out.steps_run, culprit.steps_run)
+        return out
+
+
+def leftover_ranks(pids: list[int]) -> list[int]:
+    """The pids of a group's ranks that still exist (for tests: none should)."""
+    alive = []
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        except PermissionError:
+            pass
+        alive.append(pid)
+    return alive

@@ -1,0 +1,181 @@
+"""Every ``torch.optim`` optimizer under every distributed wrapper:
+``python -m optimizer_conformance.conformance.distributed_sweep --markdown``.
+
+For each wrapper (ddp, zero, fsdp; conformance/distributed.py) and world size (2, 3), one group of
+rank processes (conformance/distributed_group.py) runs every golden case of every spec that
+torch.optim implements, in float32 and float64, the optimizer class sent with each case. A cell is
+the verdict over the spec's cases: ``pass k/n``, ``FAIL k/n`` (with the variants the diagnosis
+names), or ``not supported by torch`` with torch's own error when the wrapper refused every case
+(cases it refused among others are counted as skipped and their reasons listed below the table).
+``--timing`` also measures the verdict time of one optimizer under each wrapper against the
+single-process run (both from a fresh process: what ``pytest --optimizer=...`` costs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+from .distributed import UNSUPPORTED, mode_name
+from .distributed_group import RankGroup
+from .distributed_variants import diagnose_distributed
+from .golden import index
+from .kinds import load_spec
+from .report import CaseRecord
+
+WRAPPERS = ("ddp", "zero", "fsdp")
+WORLDS = (2, 3)
+DTYPES = ("float32", "float64")
+
+
+@dataclass
+class Cell:
+    optimizer: str
+    wrapper: str
+    world: int
+    dtype: str
+    verdict: str  # pass | fail | unsupported | not run
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    variants: list[str] = field(default_factory=list)
+    detail: str = ""
+    skips: list[str] = field(default_factory=list)
+
+
+def sweep(wrapper: str, world: int, specs: list[str], timeout: float = 120) -> list[Cell]:
+    group = RankGroup("torch.optim.SGD", {}, (), timeout, wrapper, world)
+    kind, info = group.start()
+    if kind != "ready":
+        raise SystemExit(f"{wrapper} × {world}: {info}")
+    cells = []
+    try:
+        for spec_id in specs:
+            spec = load_spec(spec_id)
+            for dtype in DTYPES:
+                records = []
+                for case in spec.cases:
+                    res = group.run({"spec": spec_id, "case": case.id, "dtype": dtype, "device": "cpu",
+                                     "accept": [], "mode": mode_name(wrapper, world), "path": spec.torch_class})
+                    records.append(CaseRecord.from_result(res))
+                cells.append(_cell(spec.torch_class, wrapper, world, dtype, records))
+    finally:
+        group.stop()
+    return cells
+
+
+def _cell(optimizer: str, wrapper: str, world: int, dtype: str, records: list[CaseRecord]) -> Cell:
+    cell = Cell(optimizer, wrapper, world, dtype, "pass")
+    for r in records:
+        cell.passed += r.outcome == "passed"
+        cell.failed += r.outcome == "failed"
+        cell.skipped += r.outcome == "skipped"
+    skips = sorted({r.reason for r in records if r.outcome == "skipped"})
+    cell.skips = skips
+    if not cell.passed and not cell.failed:
+        refused = [s for s in skips if s.startswith(UNSUPPORTED)]
+        cell.verdict = "unsupported" if refused else "not run"
+        cell.detail = (refused or skips or ["no case"])[0]
+        return cell
+    if cell.failed:
+        diag = diagnose_distributed(records)
+        cell.verdict, cell.variants = "fail", diag.variants
+        cell.detail = diag.text.splitlines()[0] if diag.text else ""
+    return cell
+
+
+def table(cells: list[Cell], markdown: bool) -> str:
+    cols = [(w, n, d) for w in WRAPPERS for n in WORLDS for d in DTYPES]
+    head = ("optimizer", *[f"{w} ×{n} {d.replace('float', 'f')}" for w, n, d in cols])
+    keyed = {(c.optimizer, c.wrapper, c.world, c.dtype): c for c in cells}
+    rows = [head]
+    for opt in dict.fromkeys(c.optimizer for c in cells):
+        row = [opt]
+        for w, n, d in cols:
+            c = keyed.get((opt, w, n, d))
+            row.append("—" if c is None else _text(c))
+        rows.append(tuple(row))
+    if markdown:
+        lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+        lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+        return "\n".join(lines)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    return "\n".join("  ".join(x.ljust(w) for x, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+def _text(c: Cell) -> str:
+    n = c.passed + c.failed
+    if c.verdict == "pass":
+        return f"pass {c.passed}/{n}" + (f" ({c.skipped} skipped)" if c.skipped else "")
+    if c.verdict == "fail":
+        return f"FAIL {c.passed}/{n}" + (f" {', '.join(c.variants)}" if c.variants else "")
+    return "not supported by torch" if c.verdict == "unsupported" else "not run"
+
+
+def timing(optimizer: str, spec: str | None = None) -> dict[str, float]:
+    """Wall seconds of ``pytest --optimizer=OPTIMIZER`` (single process, then each wrapper at
+    world size 2), each from a fresh process: the verdict as a user waits for it."""
+    out = {}
+    for label, extra in [("single process", []), *[(w, [f"--optimizer-distributed={w}"]) for w in WRAPPERS]]:
+        cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", f"--optimizer={optimizer}", *extra]
+        if spec:
+            cmd.append(f"--optimizer-spec={spec}")
+        start = time.perf_counter()
+        subprocess.run(cmd, capture_output=True, check=False)
+        out[label] = round(time.perf_counter() - start, 2)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spec", action="append", help="only these specs")
+    parser.add_argument("--wrapper", action="append", choices=WRAPPERS, help="only these wrappers")
+    parser.add_argument("--world-size", action="append", type=int, help="only these world sizes")
+    parser.add_argument("--markdown", action="store_true", help="print a markdown table")
+    parser.add_argument("--json", metavar="PATH", help="write the cells as JSON here")
+    parser.add_argument("--timing", metavar="OPTIMIZER", help="also time a verdict, e.g. torch.optim.AdamW")
+    args = parser.parse_args(argv)
+    specs = args.spec or [sid for sid, m in index()["specs"].items() if m["torch_class"] is not None]
+    start = time.perf_counter()
+    cells: list[Cell] = []
+    for wrapper in args.wrapper or WRAPPERS:
+        for world in args.world_size or WORLDS:
+            t = time.perf_counter()
+            cells += sweep(wrapper, world, specs)
+            print(f"{wrapper} × {world}: {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
+    wall = time.perf_counter() - start
+    print(table(cells, args.markdown))
+    bad = [c for c in cells if c.verdict == "fail"]
+    print(f"\n{len(cells)} cells (optimizer × wrapper × world size × dtype) in {wall:.1f} s: "
+          f"{sum(c.verdict == 'pass' for c in cells)} pass, {len(bad)} fail, "
+          f"{sum(c.verdict == 'unsupported' for c in cells)} not supported by torch, "
+          f"{sum(c.verdict == 'not run' for c in cells)} not run")
+    reasons: dict[str, set[str]] = {}
+    for c in cells:
+        for s in c.skips:
+            reasons.setdefault(s, set()).add(f"{c.optimizer.rsplit('.', 1)[-1]}/{c.wrapper}")
+    for reason, where in sorted(reasons.items()):
+        print(f"  skipped ({', '.join(sorted(where))}): {reason}")
+    for c in bad:
+        print(f"  FAIL {c.optimizer} [{c.wrapper} ×{c.world}, {c.dtype}]: {c.detail}")
+    timed = timing(args.timing) if args.timing else None
+    if timed:
+        print(f"\nverdict time of {args.timing} (pytest from a fresh process, world size 2): " +
+              ", ".join(f"{k} {v:.1f} s" for k, v in timed.items()))
+    if args.json:
+        import torch
+
+        doc = {"torch": torch.__version__, "python": platform.python_version(), "seconds": round(wall, 2),
+               "timing": timed, "cells": [asdict(c) for c in cells]}
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=1)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
