@@ -17,6 +17,7 @@ from .cases import CaseBuilder, HyperparameterChange
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
 from .spec import Implementation, Spec
+from .step_scope import global_counter
 
 lr = sp.Symbol("gamma", positive=True)  # γ
 beta1 = sp.Symbol("beta_1", positive=True)  # β₁
@@ -148,6 +149,21 @@ CORE_VARIANTS = (
         who="Reddi et al. 2018, Algorithm 2",
         sources=("arXiv:1904.09237",),
         delta=lambda r: r.replace("bias_correction_v", sp.Piecewise((v_max, amsgrad), (v / bc2, True))),
+    ),
+    Variant(
+        id="adam.eps_floor",
+        title="ε as a floor of the denominator",
+        summary="θ ← θ − γ·m̂/max(√v̂, ε) instead of γ·m̂/(√v̂ + ε)",
+        who="pytorch_optimizer GrokFastAdamW (the floor ADOPT uses, on Adam's √v̂)",
+        sources=("pytorch_optimizer/optimizer/grokfast.py GrokFastAdamW._step_per_param "
+                 "(exp_avg_sq.sqrt().div_(bias_correction2_sq).clamp_(min=group['eps']))",),
+        delta=lambda r: r.replace("update", theta - lr * m_hat / sp.Max(sp.sqrt(v_hat), eps)),
+    ),
+    global_counter(
+        who="Keras 3 Adam and AdamW (optimizer.iterations); pytorch_optimizer AdamW (group['step'])",
+        sources=("keras/src/optimizers/adam.py Adam.update_step (local_step = iterations + 1)",
+                 "keras/src/optimizers/base_optimizer.py BaseOptimizer.apply (iterations.assign_add(1))",
+                 "pytorch_optimizer/optimizer/adamw.py AdamW.step (group['step'] += 1)"),
     ),
 )
 

@@ -24,6 +24,7 @@ from .cases import CaseBuilder, HyperparameterChange
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
 from .spec import Implementation, Spec
+from .step_scope import global_counter
 
 u = sp.Symbol("u", nonnegative=True)  # exponentially weighted infinity norm (torch: exp_inf)
 
@@ -77,6 +78,11 @@ VARIANTS = (
         delta=lambda r: r.replace("infinity_norm", sp.Max(beta2 * u, sp.Abs(g))).replace(
             "update", theta - lr * m / ((1 - beta1**t) * (u + eps))
         ),
+    ),
+    global_counter(
+        who="Keras 3 Adamax (optimizer.iterations); pytorch_optimizer AdaMax (group['step'])",
+        sources=("keras/src/optimizers/adamax.py Adamax.update_step (local_step = iterations + 1)",
+                 "pytorch_optimizer/optimizer/adamax.py AdaMax.step (group['step'] += 1)"),
     ),
 )
 

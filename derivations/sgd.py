@@ -141,6 +141,19 @@ VARIANTS = (
         sources=("keras-team/keras#14115", "pytorch/pytorch#14465"),
         delta=_nesterov_lookahead,
     ),
+    Variant(
+        id="sgd.decoupled_decay",
+        title="decoupled weight decay (SGDW) where L2 was asked for",
+        summary="θ ← θ·(1 − γλ) before the step, the gradient (and so the momentum buffer) without "
+        "λθ, instead of g ← g + λθ",
+        who="timm SGDW; pytorch_optimizer SGDW (weight_decouple=True, the default)",
+        sources=("timm/optim/sgdw.py _single_tensor_sgdw (param.mul_(1. - wd_scale * weight_decay))",
+                 "pytorch_optimizer/optimizer/sgd.py SGDW._step_per_param (apply_weight_decay, "
+                 "weight_decouple)", "arXiv:1711.05101 (Algorithm 1, SGDW)"),
+        delta=lambda r: r.remove("weight_decay").insert_before(
+            "step", Assign("decay", theta, theta * (1 - lr * lam), "decoupled weight decay")
+        ),
+    ),
 )
 
 
@@ -274,5 +287,7 @@ SPEC = Spec(
         Implementation("optax", "optax.sgd", note="optax/_src/alias.py sgd"),
         Implementation("keras", "keras.optimizers.SGD", note="keras/src/optimizers/sgd.py SGD"),
         Implementation("timm", "timm.optim.sgdw.SGDW", note="timm/optim/sgdw.py SGDW (decoupled decay)"),
+        Implementation("pytorch-optimizer", "pytorch_optimizer.SGDW",
+                       note="pytorch_optimizer/optimizer/sgd.py SGDW (decoupled decay by default)"),
     ),
 )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import PerParameterOptimizer
+from .base import GlobalStepCounter, PerParameterOptimizer
 
 
 class Adam(PerParameterOptimizer):
@@ -153,6 +153,14 @@ class AmsgradNoBiasCorrection:
         return v, 1.0 if group["amsgrad"] else bc2
 
 
+class EpsFloor:
+    """adam.eps_floor: θ ← θ − γ·m̂/max(√v̂, ε)."""
+
+    def _descend(self, p, m, v, lr, bc1, bc2, eps):
+        denom = (v.sqrt() / bc2**0.5).clamp_(min=eps)
+        p.addcdiv_(m, denom, value=-lr / bc1)
+
+
 class AdamEpsHat(EpsHat, Adam):
     pass
 
@@ -178,6 +186,14 @@ class AdamAmsgradMaxOfVhat(AmsgradMaxOfVhat, Adam):
 
 
 class AdamAmsgradNoBiasCorrection(AmsgradNoBiasCorrection, Adam):
+    pass
+
+
+class AdamEpsFloor(EpsFloor, Adam):
+    pass
+
+
+class AdamGlobalStepCounter(GlobalStepCounter, Adam):
     pass
 
 
@@ -207,6 +223,27 @@ class AdamWAmsgradMaxOfVhat(AmsgradMaxOfVhat, AdamW):
 
 class AdamWAmsgradNoBiasCorrection(AmsgradNoBiasCorrection, AdamW):
     pass
+
+
+class AdamWEpsFloor(EpsFloor, AdamW):
+    pass
+
+
+class AdamWGlobalStepCounter(GlobalStepCounter, AdamW):
+    pass
+
+
+class AdamWNAdamW(AdamW):
+    """adamw.nadamw: m̂ = (β₁·m + (1 − β₁)·g)/(1 − β₁ᵗ), m already updated (timm's NAdamW)."""
+
+    def _update(self, p, grad, group, state):
+        # the (sign-corrected) gradient and β₁ of this update, for the look-ahead in _descend
+        self._lookahead = (grad.neg() if group["maximize"] else grad, group["betas"][0])
+        super()._update(p, grad, group, state)
+
+    def _descend(self, p, m, v, lr, bc1, bc2, eps):
+        grad, beta1 = self._lookahead
+        super()._descend(p, m.lerp(grad, 1 - beta1), v, lr, bc1, bc2, eps)
 
 
 # -- weight-decay variants ------------------------------------------------------------------------
@@ -253,6 +290,8 @@ ADAM_MUTANTS: dict[str, type[torch.optim.Optimizer]] = {
     "adam.amsgrad_max_of_vhat": AdamAmsgradMaxOfVhat,
     "adam.amsgrad_no_bias_correction": AdamAmsgradNoBiasCorrection,
     "adam.decoupled_decay": AdamDecoupledDecay,
+    "adam.eps_floor": AdamEpsFloor,
+    "step.global_counter": AdamGlobalStepCounter,
 }
 
 ADAMW_MUTANTS: dict[str, type[torch.optim.Optimizer]] = {
@@ -266,6 +305,9 @@ ADAMW_MUTANTS: dict[str, type[torch.optim.Optimizer]] = {
     "adamw.l2_decay": AdamWL2Decay,
     "adamw.decay_not_scaled_by_lr": AdamWDecayNotScaledByLr,
     "adamw.decay_after_step": AdamWDecayAfterStep,
+    "adamw.nadamw": AdamWNAdamW,
+    "adam.eps_floor": AdamWEpsFloor,
+    "step.global_counter": AdamWGlobalStepCounter,
 }
 
 MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import PerParameterOptimizer
+from .base import GlobalStepCounter, PerParameterOptimizer
 
 
 class Adamax(PerParameterOptimizer):
@@ -66,9 +66,14 @@ class AdamaxEpsOutsideMax(AdamaxNoEps):
         p.addcdiv_(m, u + eps, value=-clr)
 
 
+class AdamaxGlobalStepCounter(GlobalStepCounter, Adamax):
+    """step.global_counter: t = the number of step() calls (pytorch_optimizer AdaMax, Keras)."""
+
+
 CONTROLS: dict[str, type[torch.optim.Optimizer]] = {"adamax": Adamax}
 
 MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {
     ("adamax", "adamax.no_eps"): AdamaxNoEps,
     ("adamax", "adamax.eps_outside_max"): AdamaxEpsOutsideMax,
+    ("adamax", "step.global_counter"): AdamaxGlobalStepCounter,
 }

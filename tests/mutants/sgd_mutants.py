@@ -127,9 +127,19 @@ class SGDNesterovLookahead(SGD):
         p.add_(velocity, alpha=group["momentum"]).add_(grad, alpha=-group["lr"])
 
 
+class SGDDecoupledDecay(SGD):
+    """sgd.decoupled_decay: θ ← θ·(1 − γλ) before the step, the gradient without λθ (SGDW)."""
+
+    def _gradient(self, p, grad, group):
+        if group["weight_decay"] != 0:
+            p.mul_(1 - group["lr"] * group["weight_decay"])
+        return -grad if group["maximize"] else grad
+
+
 CONTROLS: dict[str, type[torch.optim.Optimizer]] = {"sgd": SGD}
 
 MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {
+    ("sgd", "sgd.decoupled_decay"): SGDDecoupledDecay,
     ("sgd", "sgd.momentum_ema"): SGDMomentumEMA,
     ("sgd", "sgd.dampening_on_first_step"): SGDDampeningOnFirstStep,
     ("sgd", "sgd.momentum_lr_in_buffer"): SGDMomentumLrInBuffer,
