@@ -289,6 +289,29 @@ class Candidate:
                 if k not in names.via_kwargs or spec.neutral(k) is None or v != spec.neutral(k)}
         return names.translate(sent)
 
+    def turned_on_via_kwargs(self, spec: Spec, case: Case) -> list[str]:
+        """The settings this case turns on (away from their neutral value) that reach the candidate
+        only through its ``**kwargs``: whether it honours them is for a probe to find out (a
+        ``**kwargs`` may swallow names it does not know, as pytorch_optimizer's constructors do)."""
+        if self.hooked():
+            return []
+        try:
+            names = self.names_for(spec)
+        except AmbiguousName:
+            return []
+        if names is None:
+            return []
+        out = []
+        for name in sorted(names.via_kwargs):
+            neutral = spec.neutral(name)
+            if neutral is None:
+                continue
+            values = [g.hyperparameters[name] for g in case.groups if name in g.hyperparameters]
+            values += [c.value for s in case.steps for c in s.changes if c.name == name]
+            if any(v != neutral for v in values):
+                out.append(name)
+        return out
+
     def own_name(self, spec: Spec, name: str) -> str:
         """The candidate's name for a scalar setting (what a scheduler changes between steps)."""
         try:

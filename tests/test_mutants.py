@@ -219,7 +219,7 @@ def test_candidate_whose_constructor_raises_fails_with_the_exception(dtype):
     res = run_first_sgd_case(ConstructorRaises, dtype)
     assert res.outcome == "failed"
     assert res.steps_run == 0
-    expected = "constructing the candidate raised ValueError: boom in __init__"
+    expected = "cannot construct: ValueError: boom in __init__"
     assert res.reason.startswith(expected), res.reason
 
 
