@@ -13,6 +13,7 @@ both classes. The weight-decay variants override :meth:`Adam._weight_decay` or w
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -233,6 +234,25 @@ class AdamWGlobalStepCounter(GlobalStepCounter, AdamW):
     pass
 
 
+class Keras(GlobalStepCounter, EpsHat):
+    """adam.keras: ε̂, the optimizer's step counter, the learning rate held in float32, and (Adam's
+    weight_decay included) decoupled decay θ ← θ·(1 − fl₃₂(γ)·λ)."""
+
+    def _update(self, p, grad, group, state):
+        lr32 = float(np.float32(group["lr"]))
+        super()._update(p, grad, {**group, "lr": lr32}, state)
+
+    _weight_decay = AdamW._weight_decay
+
+
+class AdamKeras(Keras, Adam):
+    pass
+
+
+class AdamWKeras(Keras, AdamW):
+    pass
+
+
 class AdamWNAdamW(AdamW):
     """adamw.nadamw: m̂ = (β₁·m + (1 − β₁)·g)/(1 − β₁ᵗ), m already updated (timm's NAdamW)."""
 
@@ -292,6 +312,7 @@ ADAM_MUTANTS: dict[str, type[torch.optim.Optimizer]] = {
     "adam.decoupled_decay": AdamDecoupledDecay,
     "adam.eps_floor": AdamEpsFloor,
     "step.global_counter": AdamGlobalStepCounter,
+    "adam.keras": AdamKeras,
 }
 
 ADAMW_MUTANTS: dict[str, type[torch.optim.Optimizer]] = {
@@ -308,6 +329,7 @@ ADAMW_MUTANTS: dict[str, type[torch.optim.Optimizer]] = {
     "adamw.nadamw": AdamWNAdamW,
     "adam.eps_floor": AdamWEpsFloor,
     "step.global_counter": AdamWGlobalStepCounter,
+    "adam.keras": AdamWKeras,
 }
 
 MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {
