@@ -340,7 +340,7 @@ class Candidate:
             # refuses: the candidate lacks that feature (skipped with the reason, not a failure)
             names = self.names_for(spec)
             sent = sorted(k for k in (names.via_kwargs if names else ()) if k in hyperparameters
-                          and spec.neutral(k) is not None and hyperparameters[k] != spec.neutral(k))
+                          and (spec.neutral(k) is None or hyperparameters[k] != spec.neutral(k)))
             if sent:
                 raise CaseSkipped(f"candidate does not accept {sent[0]!r}: its constructor refused it through "
                                   f"**kwargs ({type(exc).__name__}: {str(exc).strip().splitlines()[0]})") from None

@@ -11,13 +11,12 @@ decay; the variants of the core (:data:`CORE_VARIANTS`) therefore apply to both 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import sympy as sp
 
 from .cases import CaseBuilder, HyperparameterChange
+from .keras_conventions import KERAS_SOURCES, keras_conventions
 from .proofs import ClosedForm
-from .rule import F32, Assign, Hyperparameter, Rule, StateVar, Variant, g, steps_taken, t, theta
+from .rule import F32, Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
 from .spec import Implementation, Spec
 from .step_scope import global_counter
 
@@ -88,16 +87,10 @@ bc1 = 1 - beta1**t
 bc2 = 1 - beta2**t
 
 def _keras(rule: Rule) -> Rule:
-    """What ``keras.optimizers.Adam`` / ``AdamW`` compute (Keras 3, any backend): the learning rate
-    is a float32 variable whatever the variables' dtype (``backend.floatx()``), the step counter is
-    the optimizer's ``iterations``, ε is added to the raw √v with the bias corrections in the step
-    size, and ``weight_decay`` is always decoupled, θ ← θ − θ·λ·γ, before the update."""
-    rule = replace(rule, body=tuple(replace(line, expr=sp.sympify(line.expr).xreplace({lr: F32(lr)}))
-                                    for line in rule.body))
-    if any(line.label == "weight_decay" for line in rule.body):  # Adam's L2: Keras decays instead
-        rule = rule.remove("weight_decay").insert_before(
-            "step", Assign("decay", theta, theta * (1 - F32(lr) * lam), "decoupled weight decay"))
-    return rule.replace("step", steps_taken).replace(
+    """What ``keras.optimizers.Adam`` / ``AdamW`` compute: Keras's conventions
+    (:mod:`.keras_conventions`: float32 learning rate, decoupled decay, the optimizer's step
+    counter) around ε̂, ε added to the raw √v with the bias corrections in the step size."""
+    return keras_conventions(rule, lr, lam).replace(
         "update", theta - F32(lr) * sp.sqrt(bc2) / bc1 * m / (sp.sqrt(v_used) + eps))
 
 
@@ -184,9 +177,7 @@ CORE_VARIANTS = (
         who="keras.optimizers.Adam and AdamW (Keras 3, KERAS_BACKEND=torch as any other)",
         sources=("keras/src/optimizers/adam.py Adam.update_step (local_step = iterations + 1; "
                  "alpha = lr * sqrt(1 - beta_2_power) / (1 - beta_1_power); m * alpha / (sqrt(v) + epsilon))",
-                 "keras/src/optimizers/base_optimizer.py BaseOptimizer.__init__ (learning_rate = "
-                 "backend.Variable(..., dtype=backend.floatx())), BaseOptimizer._apply_weight_decay "
-                 "(variable - variable * wd * lr), BaseOptimizer.apply (iterations.assign_add(1))"),
+                 *KERAS_SOURCES),
         delta=_keras,
     ),
     global_counter(

@@ -134,12 +134,12 @@ VARIANTS = (
 
 def _no_unrectified_step(rule: Rule) -> Rule:
     """pytorch_optimizer (degenerated_to_sgd=False): below the threshold neither the step nor the
-    decoupled decay is applied; the moments still advance. ρ at the decay line is the coming
-    step's, t + 1 (the counter advances after it)."""
+    decoupled decay (the rule's own ``decay`` line, whatever it is) is applied; the moments still
+    advance. ρ at the decay line is the coming step's, t + 1 (the counter advances after it)."""
     rho_next = RHO_INF - 2 * (t + 1) * beta2 ** (t + 1) / (1 - beta2 ** (t + 1))
-    return rule.replace(
-        "decay", sp.Piecewise((theta * (1 - lr * lam), decoupled & (rho_next > THRESHOLD)), (theta, True))
-    ).replace("update", sp.Piecewise((theta - lr * r * m_hat * TORCH_ADAPTIVE, rho > THRESHOLD), (theta, True)))
+    decay = rule.assignment("decay").expr
+    return rule.replace("decay", sp.Piecewise((decay, rho_next > THRESHOLD), (theta, True))).replace(
+        "update", sp.Piecewise((theta - lr * r * m_hat * TORCH_ADAPTIVE, rho > THRESHOLD), (theta, True)))
 
 
 VARIANTS = VARIANTS + (

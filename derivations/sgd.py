@@ -11,6 +11,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .cases import CaseBuilder, HyperparameterChange
+from .keras_conventions import KERAS_SOURCES, keras_conventions
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
 from .spec import Implementation, Spec
@@ -108,6 +109,14 @@ def _nesterov_lookahead(rule: Rule) -> Rule:
     )
 
 
+def _keras(rule: Rule) -> Rule:
+    """Keras SGD: the velocity form for heavy ball and Nesterov alike, and Keras's conventions
+    (float32 learning rate, decoupled decay; SGD reads no step count)."""
+    velocity = rule.replace("momentum", _velocity).replace(
+        "direction", sp.Piecewise((g - mu * b / lr, nesterov & momentum_on), (-b / lr, momentum_on), (g, True)))
+    return keras_conventions(velocity, lr, lam, counts_steps=False)
+
+
 VARIANTS = (
     Variant(
         id="sgd.momentum_ema",
@@ -140,6 +149,16 @@ VARIANTS = (
         who="Keras SGD(nesterov=True)",
         sources=("keras-team/keras#14115", "pytorch/pytorch#14465"),
         delta=_nesterov_lookahead,
+    ),
+    Variant(
+        id="sgd.keras",
+        title="Keras 3 SGD: learning rate inside the buffer (heavy ball and Nesterov), a float32 "
+        "learning rate, decoupled decay",
+        summary="v ← μ·v − fl₃₂(γ)·g; θ ← θ + v (Nesterov: θ ← θ + μ·v − fl₃₂(γ)·g), and weight_decay "
+        "decoupled: θ ← θ·(1 − fl₃₂(γ)·λ) before the update; no dampening",
+        who="keras.optimizers.SGD (Keras 3)",
+        sources=("keras/src/optimizers/sgd.py SGD.update_step", *KERAS_SOURCES),
+        delta=_keras,
     ),
     Variant(
         id="sgd.decoupled_decay",

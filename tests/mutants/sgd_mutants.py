@@ -9,6 +9,7 @@ overrides the one method holding the formula its variant changes (see
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -127,6 +128,25 @@ class SGDNesterovLookahead(SGD):
         p.add_(velocity, alpha=group["momentum"]).add_(grad, alpha=-group["lr"])
 
 
+class SGDKeras(SGD):
+    """sgd.keras: the velocity v ← μ·v − fl₃₂(γ)·g for heavy ball (θ ← θ + v) and Nesterov
+    (θ ← θ + μ·v − fl₃₂(γ)·g), decoupled decay θ ← θ·(1 − fl₃₂(γ)·λ) before the update."""
+
+    def _update(self, p, grad, group, state):
+        lr32 = float(np.float32(group["lr"]))
+        if group["weight_decay"] != 0:
+            p.mul_(1 - lr32 * group["weight_decay"])
+        group = {**group, "lr": lr32, "weight_decay": 0.0}
+        if group["momentum"] == 0:
+            return super()._update(p, grad, group, state)
+        grad = self._gradient(p, grad, group)
+        velocity = _velocity(grad, group, state)
+        if group["nesterov"]:
+            p.add_(velocity, alpha=group["momentum"]).add_(grad, alpha=-group["lr"])
+        else:
+            p.add_(velocity)
+
+
 class SGDDecoupledDecay(SGD):
     """sgd.decoupled_decay: θ ← θ·(1 − γλ) before the step, the gradient without λθ (SGDW)."""
 
@@ -140,6 +160,7 @@ CONTROLS: dict[str, type[torch.optim.Optimizer]] = {"sgd": SGD}
 
 MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {
     ("sgd", "sgd.decoupled_decay"): SGDDecoupledDecay,
+    ("sgd", "sgd.keras"): SGDKeras,
     ("sgd", "sgd.momentum_ema"): SGDMomentumEMA,
     ("sgd", "sgd.dampening_on_first_step"): SGDDampeningOnFirstStep,
     ("sgd", "sgd.momentum_lr_in_buffer"): SGDMomentumLrInBuffer,
