@@ -173,7 +173,8 @@ CORE_VARIANTS = (
         title="Keras 3 Adam / AdamW: ε̂, one step counter, a float32 learning rate, decoupled decay",
         summary="θ ← θ − fl₃₂(γ)·√(1−β₂ᵗ)/(1−β₁ᵗ) · m/(√v + ε) with t = optimizer.iterations + 1 (every "
         "apply counts, whatever the variable), the learning rate rounded to float32 for float64 "
-        "variables, and weight_decay always decoupled: θ ← θ·(1 − fl₃₂(γ)·λ) before the update",
+        "variables, and weight_decay always decoupled: θ ← θ·fl₃₂(1 − fl₃₂(fl₃₂(λ)·fl₃₂(γ))) before the update "
+        "(the torch backend's float32 factor)",
         who="keras.optimizers.Adam and AdamW (Keras 3, KERAS_BACKEND=torch as any other)",
         sources=("keras/src/optimizers/adam.py Adam.update_step (local_step = iterations + 1; "
                  "alpha = lr * sqrt(1 - beta_2_power) / (1 - beta_1_power); m * alpha / (sqrt(v) + epsilon))",

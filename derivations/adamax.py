@@ -89,7 +89,7 @@ VARIANTS = (
         "decoupled decay",
         summary="u ← max(β₂·u, |g|); θ ← θ − fl₃₂(γ)·m/((1 − β₁ᵗ)·(u + ε)) with t = optimizer.iterations + 1, "
         "the learning rate rounded to float32 for float64 variables, and weight_decay decoupled: "
-        "θ ← θ·(1 − fl₃₂(γ)·λ) before the update",
+        "θ ← θ·fl₃₂(1 − fl₃₂(fl₃₂(λ)·fl₃₂(γ))) before the update (the torch backend's float32 factor)",
         who="keras.optimizers.Adamax (Keras 3)",
         sources=("keras/src/optimizers/adamax.py Adamax.update_step", *KERAS_SOURCES),
         delta=lambda r: keras_conventions(_eps_outside_max(r), lr, lam),

@@ -155,7 +155,8 @@ VARIANTS = (
         title="Keras 3 SGD: learning rate inside the buffer (heavy ball and Nesterov), a float32 "
         "learning rate, decoupled decay",
         summary="v ← μ·v − fl₃₂(γ)·g; θ ← θ + v (Nesterov: θ ← θ + μ·v − fl₃₂(γ)·g), and weight_decay "
-        "decoupled: θ ← θ·(1 − fl₃₂(γ)·λ) before the update; no dampening",
+        "decoupled: θ ← θ·fl₃₂(1 − fl₃₂(fl₃₂(λ)·fl₃₂(γ))) before the update (the torch backend's float32 "
+        "factor); no dampening",
         who="keras.optimizers.SGD (Keras 3)",
         sources=("keras/src/optimizers/sgd.py SGD.update_step", *KERAS_SOURCES),
         delta=_keras,

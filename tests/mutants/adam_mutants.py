@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .base import GlobalStepCounter, PerParameterOptimizer
+from .base import GlobalStepCounter, PerParameterOptimizer, keras_decay
 
 
 class Adam(PerParameterOptimizer):
@@ -242,7 +242,9 @@ class Keras(GlobalStepCounter, EpsHat):
         lr32 = float(np.float32(group["lr"]))
         super()._update(p, grad, {**group, "lr": lr32}, state)
 
-    _weight_decay = AdamW._weight_decay
+    def _weight_decay(self, p, grad, group):
+        keras_decay(p, group["lr"], group["weight_decay"])
+        return grad
 
 
 class AdamKeras(Keras, Adam):

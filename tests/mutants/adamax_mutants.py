@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .base import GlobalStepCounter, PerParameterOptimizer
+from .base import GlobalStepCounter, PerParameterOptimizer, keras_decay
 
 
 class Adamax(PerParameterOptimizer):
@@ -77,8 +77,7 @@ class AdamaxKeras(GlobalStepCounter, AdamaxEpsOutsideMax):
 
     def _update(self, p, grad, group, state):
         lr32 = float(np.float32(group["lr"]))
-        if group["weight_decay"] != 0:
-            p.mul_(1 - lr32 * group["weight_decay"])
+        keras_decay(p, lr32, group["weight_decay"])
         super()._update(p, grad, {**group, "lr": lr32, "weight_decay": 0.0}, state)
 
 

@@ -3,6 +3,7 @@ gradient and hands it to the subclass's ``_state`` (created on first use) and ``
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -45,3 +46,11 @@ class GlobalStepCounter:
     def _update(self, p, grad, group, state):
         state["step"].fill_(group["step_calls"] - 1)
         super()._update(p, grad, group, state)
+
+
+def keras_decay(p, lr: float, weight_decay: float) -> None:
+    """Keras's decoupled decay on the torch backend: θ ← θ·fl₃₂(1 − fl₃₂(fl₃₂(λ)·fl₃₂(γ))) (the
+    factor is a float32 tensor: the float32 learning-rate variable times the Python float)."""
+    if weight_decay != 0:
+        f32 = np.float32
+        p.mul_(float(f32(f32(1) - f32(f32(weight_decay) * f32(lr)))))

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .base import keras_decay
+
 
 class SGD(torch.optim.Optimizer):
     """The spec: PyTorch's SGD with momentum, dampening, Nesterov, L2 weight decay, maximize."""
@@ -134,8 +136,7 @@ class SGDKeras(SGD):
 
     def _update(self, p, grad, group, state):
         lr32 = float(np.float32(group["lr"]))
-        if group["weight_decay"] != 0:
-            p.mul_(1 - lr32 * group["weight_decay"])
+        keras_decay(p, lr32, group["weight_decay"])
         group = {**group, "lr": lr32, "weight_decay": 0.0}
         if group["momentum"] == 0:
             return super()._update(p, grad, group, state)
