@@ -16,7 +16,7 @@ import sympy as sp
 from .cases import CaseBuilder, HyperparameterChange
 from .keras_conventions import KERAS_SOURCES, keras_conventions
 from .proofs import ClosedForm
-from .rule import F32, Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
+from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
 from .spec import Implementation, Spec
 from .step_scope import global_counter
 
@@ -86,12 +86,15 @@ RULE = Rule(
 bc1 = 1 - beta1**t
 bc2 = 1 - beta2**t
 
+def _eps_hat(rule: Rule) -> Rule:
+    return rule.replace("update", theta - lr * sp.sqrt(bc2) / bc1 * m / (sp.sqrt(v_used) + eps))
+
+
 def _keras(rule: Rule) -> Rule:
     """What ``keras.optimizers.Adam`` / ``AdamW`` compute: Keras's conventions
     (:mod:`.keras_conventions`: float32 learning rate, decoupled decay, the optimizer's step
     counter) around ε̂, ε added to the raw √v with the bias corrections in the step size."""
-    return keras_conventions(rule, lr, lam).replace(
-        "update", theta - F32(lr) * sp.sqrt(bc2) / bc1 * m / (sp.sqrt(v_used) + eps))
+    return keras_conventions(_eps_hat(rule), lr, lam)
 
 
 CORE_VARIANTS = (
@@ -103,9 +106,7 @@ CORE_VARIANTS = (
         who="TensorFlow 1 / Keras 2 and 3 (ε = 1e-7), Hugging Face AdamW, PyTorch before 1.3, official RAdam",
         sources=("tensorflow/tensorflow#35102", "keras-team/keras#17391", "pytorch/pytorch#41477",
                  "arXiv:1412.6980 (sec. 2, last paragraph)"),
-        delta=lambda r: r.replace(
-            "update", theta - lr * sp.sqrt(bc2) / bc1 * m / (sp.sqrt(v_used) + eps)
-        ),
+        delta=lambda r: _eps_hat(r),
     ),
     Variant(
         id="adam.eps_inside_sqrt",
@@ -180,6 +181,7 @@ CORE_VARIANTS = (
                  "alpha = lr * sqrt(1 - beta_2_power) / (1 - beta_1_power); m * alpha / (sqrt(v) + epsilon))",
                  *KERAS_SOURCES),
         delta=_keras,
+        bundle=True,
     ),
     global_counter(
         who="Keras 3 Adam and AdamW (optimizer.iterations); pytorch_optimizer AdamW (group['step'])",

@@ -93,6 +93,7 @@ VARIANTS = (
         who="keras.optimizers.Adamax (Keras 3)",
         sources=("keras/src/optimizers/adamax.py Adamax.update_step", *KERAS_SOURCES),
         delta=lambda r: keras_conventions(_eps_outside_max(r), lr, lam),
+        bundle=True,
     ),
     global_counter(
         who="Keras 3 Adamax (optimizer.iterations); pytorch_optimizer AdaMax (group['step'])",

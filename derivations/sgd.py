@@ -112,9 +112,7 @@ def _nesterov_lookahead(rule: Rule) -> Rule:
 def _keras(rule: Rule) -> Rule:
     """Keras SGD: the velocity form for heavy ball and Nesterov alike, and Keras's conventions
     (float32 learning rate, decoupled decay; SGD reads no step count)."""
-    velocity = rule.replace("momentum", _velocity).replace(
-        "direction", sp.Piecewise((g - mu * b / lr, nesterov & momentum_on), (-b / lr, momentum_on), (g, True)))
-    return keras_conventions(velocity, lr, lam, counts_steps=False)
+    return keras_conventions(_nesterov_lookahead(_momentum_lr_in_buffer(rule)), lr, lam, counts_steps=False)
 
 
 VARIANTS = (
@@ -160,6 +158,7 @@ VARIANTS = (
         who="keras.optimizers.SGD (Keras 3)",
         sources=("keras/src/optimizers/sgd.py SGD.update_step", *KERAS_SOURCES),
         delta=_keras,
+        bundle=True,
     ),
     Variant(
         id="sgd.decoupled_decay",
