@@ -337,10 +337,13 @@ class Candidate:
             return default()
         except Exception as exc:
             # a setting the signature does not name, sent through **kwargs, that the constructor
-            # refuses: the candidate lacks that feature (skipped with the reason, not a failure)
+            # refuses: the candidate lacks that feature (skipped with the reason, not a failure).
+            # One the case turns on counts as refused; one without a neutral value (sent in every
+            # case: NAdam's momentum_decay to Keras) only when the error names it
             names = self.names_for(spec)
-            sent = sorted(k for k in (names.via_kwargs if names else ()) if k in hyperparameters
-                          and (spec.neutral(k) is None or hyperparameters[k] != spec.neutral(k)))
+            said = str(exc)
+            sent = sorted(k for k in (names.via_kwargs if names else ()) if k in hyperparameters and (
+                k in said if spec.neutral(k) is None else hyperparameters[k] != spec.neutral(k)))
             if sent:
                 raise CaseSkipped(f"candidate does not accept {sent[0]!r}: its constructor refused it through "
                                   f"**kwargs ({type(exc).__name__}: {str(exc).strip().splitlines()[0]})") from None
