@@ -289,6 +289,29 @@ class Candidate:
                 if k not in names.via_kwargs or spec.neutral(k) is None or v != spec.neutral(k)}
         return names.translate(sent)
 
+    def turned_on_via_kwargs(self, spec: Spec, case: Case) -> list[str]:
+        """The settings this case turns on (away from their neutral value) that reach the candidate
+        only through its ``**kwargs``: whether it honours them is for a probe to find out (a
+        ``**kwargs`` may swallow names it does not know, as pytorch_optimizer's constructors do)."""
+        if self.hooked():
+            return []
+        try:
+            names = self.names_for(spec)
+        except AmbiguousName:
+            return []
+        if names is None:
+            return []
+        out = []
+        for name in sorted(names.via_kwargs):
+            neutral = spec.neutral(name)
+            if neutral is None:
+                continue
+            values = [g.hyperparameters[name] for g in case.groups if name in g.hyperparameters]
+            values += [c.value for s in case.steps for c in s.changes if c.name == name]
+            if any(v != neutral for v in values):
+                out.append(name)
+        return out
+
     def own_name(self, spec: Spec, name: str) -> str:
         """The candidate's name for a scalar setting (what a scheduler changes between steps)."""
         try:
@@ -314,10 +337,13 @@ class Candidate:
             return default()
         except Exception as exc:
             # a setting the signature does not name, sent through **kwargs, that the constructor
-            # refuses: the candidate lacks that feature (skipped with the reason, not a failure)
+            # refuses: the candidate lacks that feature (skipped with the reason, not a failure).
+            # One the case turns on counts as refused; one without a neutral value (sent in every
+            # case: NAdam's momentum_decay to Keras) only when the error names it
             names = self.names_for(spec)
-            sent = sorted(k for k in (names.via_kwargs if names else ()) if k in hyperparameters
-                          and spec.neutral(k) is not None and hyperparameters[k] != spec.neutral(k))
+            said = str(exc)
+            sent = sorted(k for k in (names.via_kwargs if names else ()) if k in hyperparameters and (
+                k in said if spec.neutral(k) is None else hyperparameters[k] != spec.neutral(k)))
             if sent:
                 raise CaseSkipped(f"candidate does not accept {sent[0]!r}: its constructor refused it through "
                                   f"**kwargs ({type(exc).__name__}: {str(exc).strip().splitlines()[0]})") from None

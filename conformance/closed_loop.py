@@ -57,6 +57,7 @@ from .golden import (
     variant_infos,
 )
 from .scoring import (
+    CANNOT_CONSTRUCT,
     CandidateBroke,
     CaseResult,
     Divergence,
@@ -345,7 +346,7 @@ def run_case(cand: Candidate, spec: Spec, case: ClosedLoopCase, dtype: str, devi
         res.outcome, res.reason = "skipped", str(exc)
         return res
     except Exception as exc:  # the candidate's constructor
-        res.outcome, res.reason = "failed", f"constructing the candidate raised {exc_line(exc)}"
+        res.outcome, res.reason = "failed", f"{CANNOT_CONSTRUCT}: {exc_line(exc)}"
         res.params_conform = False
         return res
     actual = {p.name: [p.initial.copy()] for p in case.params}

@@ -6,7 +6,11 @@
   ``learning_rate``, ``beta_1``/``beta_2``, ``epsilon``) and ``build(variables)``.
 * Each step is ``apply_gradients([(grad, variable), ...])`` over the params that have a gradient
   on that step: Keras' own iteration counter (``optimizer.iterations``) counts the steps of the
-  optimizer, whatever each variable received.
+  optimizer, whatever each variable received. A group none of whose params has a gradient on a
+  step is not applied (Keras refuses an apply without gradients), but its optimizer's
+  ``iterations`` still advances by one: the one optimizer a Keras user has counts every
+  ``apply`` once, whichever variables had a gradient (``BaseOptimizer.apply``), and the per-group
+  optimizers stand for it.
 * A learning-rate change assigns Keras' ``learning_rate``; another setting is set as an attribute
   where the optimizer has one, else the case is skipped with the reason.
 * A resume is Keras' own ``save_own_variables``/``load_own_variables`` into a fresh optimizer.
@@ -80,6 +84,8 @@ class KerasDriver(Driver):
                      for n in group.params if grads[n] is not None]
             if pairs:
                 self.opts[i].apply_gradients(pairs)
+            else:  # the group's params all lack a gradient: the step still counts (see the docstring)
+                self.opts[i].iterations.assign_add(1)
 
     def reload(self) -> None:
         for i, opt in enumerate(self.opts):

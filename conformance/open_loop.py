@@ -10,6 +10,7 @@ the goldens (params and the state kept under torch's names). It is registered in
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cache
 
 import numpy as np
@@ -33,6 +34,7 @@ from .golden import (
     variant_infos,
 )
 from .scoring import (
+    CANNOT_CONSTRUCT,
     CandidateBroke,
     CaseResult,
     Divergence,
@@ -223,7 +225,7 @@ def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = 
         res.outcome, res.reason = "skipped", str(exc)
         return res
     except Exception as exc:  # the candidate's constructor
-        res.outcome, res.reason = "failed", f"constructing the candidate raised {exc_line(exc)}"
+        res.outcome, res.reason = "failed", f"{CANNOT_CONSTRUCT}: {exc_line(exc)}"
         res.params_conform = False  # nothing ran: no trajectory to vouch for
         return res
     for t, step in enumerate(case.steps, start=1):
@@ -267,7 +269,56 @@ def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = 
         _accept(res, spec, case, dtype, shapes, state_rows, accept)
     if res.outcome == "failed" and res.steps_run < case.n_steps:
         res.params_conform = False
+    if res.outcome == "failed" and res.steps_run == case.n_steps and mode != GRAPH:
+        ignored = ignored_settings(cand, spec, case, dtype, device, res.actual)
+        if ignored:
+            res.outcome, res.reason = "skipped", ignored
     return res
+
+
+# -- honest signatures: a setting taken through **kwargs must change something ---------------------
+
+
+def ignored_settings(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str,
+                     actual: dict[str, np.ndarray]) -> str | None:
+    """Why this failing case is skipped because the candidate ignores a setting it turns on, or None.
+
+    A setting the signature does not name reaches a ``**kwargs`` constructor, which may swallow it
+    (pytorch_optimizer stores unknown names in the param groups and never reads them): then the
+    candidate lacks the feature, and its failure would be mistaken for a deviation. Probe: run the
+    case again with that setting at its neutral value; the same trajectory, bit for bit, means the
+    setting changed nothing."""
+    for name in cand.turned_on_via_kwargs(spec, case):
+        neutral = spec.neutral(name)
+        probe = _final_params(cand, spec, _neutralised(case, name, neutral), dtype, device)
+        if probe is not None and all(np.array_equal(probe[k], actual[k][-1]) for k in actual):
+            values = [g.hyperparameters[name] for g in case.groups if g.hyperparameters.get(name, neutral) != neutral]
+            value = (values + [c.value for s in case.steps for c in s.changes if c.name == name])[0]
+            return (f"candidate ignores {name!r}: its constructor takes it through **kwargs, but {name}={value!r} "
+                    f"gives the same trajectory as {name}={neutral!r} (the feature is not implemented)")
+    return None
+
+
+def _neutralised(case: Case, name: str, neutral) -> Case:
+    """The case with one setting held at its neutral value throughout."""
+    groups = [replace(g, hyperparameters={**g.hyperparameters, name: neutral}) for g in case.groups]
+    steps = [replace(s, changes=[c for c in s.changes if c.name != name]) for s in case.steps]
+    return replace(case, groups=groups, steps=steps)
+
+
+def _final_params(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str) -> dict[str, np.ndarray] | None:
+    """The params after the case's last step on a fresh candidate (None if it cannot get there)."""
+    try:
+        drv = driver(cand, spec, case, dtype, device)
+        for step in case.steps:
+            if step.reload_before:
+                drv.reload()
+            for c in step.changes:
+                drv.set_hyperparameter(c.group, c.name, c.value)
+            drv.step(step.grads)
+        return checked_params(drv.params(), case.expected)
+    except Exception:  # noqa: BLE001 - the probe's own run failed: no evidence either way
+        return None
 
 
 # -- scoring -------------------------------------------------------------------------------------

@@ -1,14 +1,14 @@
 """What is checked about the candidate before the first case runs (a usage error, exit 4, if not):
 it follows one of the protocols, ``--optimizer-kwargs`` names parameters it takes and no setting
-the cases vary, and it can be built with the spec's default settings (the spec's first case it can
-express, in float64 on the CPU). Runs where the candidate runs (the candidate process, see
+the cases vary, and it can be built with the settings of at least one case it can express (in
+float64 on the CPU; the cases are tried in order, the spec's defaults first, until one builds). Runs where the candidate runs (the candidate process, see
 ``isolation.py``)."""
 
 from __future__ import annotations
 
 from .candidates import Candidate, CaseSkipped, UsageError, check_kwargs, check_protocol
 from .golden import Spec
-from .scoring import exc_line
+from .scoring import CANNOT_CONSTRUCT, exc_line
 
 
 def check_candidate(cand: Candidate, spec: Spec) -> None:
@@ -16,16 +16,20 @@ def check_candidate(cand: Candidate, spec: Spec) -> None:
     check_kwargs(cand, spec)
     if cand.hooked():
         return  # a conftest builds it, per case
-    case = next((c for c in spec.cases if cand.unsupported(spec, c, "float64") is None), None)
-    if case is None:
-        return  # every case is skipped, with its reason: the verdict says so
-    try:
-        build(cand, spec, case)
-    except CaseSkipped:
-        return  # the case's verdict says why
-    except Exception as exc:  # the candidate's constructor
-        raise UsageError(f"--optimizer={cand.path}: cannot be built with the settings of {case.id} "
-                         f"(the spec's defaults): {exc_line(exc)}") from None
+    failed = None  # (case, exception) of the first case whose construction raised
+    for case in (c for c in spec.cases if cand.unsupported(spec, c, "float64") is None):
+        try:
+            build(cand, spec, case)
+        except CaseSkipped:
+            continue  # the case's verdict says why
+        except Exception as exc:  # the candidate's constructor
+            failed = failed or (case, exc)
+            continue
+        return  # one case can be built: a case that cannot is its own finding ("cannot construct")
+    if failed is not None:
+        case, exc = failed
+        raise UsageError(f"--optimizer={cand.path}: {CANNOT_CONSTRUCT}: {exc_line(exc)} (no case of spec "
+                         f"{spec.id!r} can be built with its settings; the first tried: {case.id})")
 
 
 def build(cand: Candidate, spec: Spec, case) -> None:

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# the reason of a case whose candidate could not be built with the case's settings
+CANNOT_CONSTRUCT = "cannot construct"
+
 
 @dataclass
 class Divergence:

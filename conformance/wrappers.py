@@ -19,6 +19,12 @@ optimizer has no use for them. Use them as ``--optimizer=optimizer_conformance.c
   sets k).
 * ``torch_optimizer_lookahead_{sgd,adam}``: ``torch_optimizer.Lookahead``.
 
+**Adafactor under torch's names.** ``timm_adafactor`` (timm's Adafactor with the learning rate
+given: its absolute step), ``timm_adafactor_relative_step`` (``lr=None``: the fairseq / Hugging Face
+relative step) and ``torch_optimizer_adafactor`` (its default ``relative_step=True``) take
+``torch.optim.Adafactor``'s settings and pass them under the library's names (``decay_rate``,
+``clip_threshold``, ``eps``/``eps_scale`` or ``eps2``); nothing else.
+
 **Optimizers built in eval mode (schedulefree).**
 
 schedulefree's optimizers (``AdamWScheduleFree``, ``SGDScheduleFree``, their ``Reference``
@@ -109,6 +115,75 @@ def torch_optimizer_lookahead_adam(params, k: int = 5, alpha: float = 0.5, **set
     from torch_optimizer import Lookahead
 
     return Lookahead(_inner("adam", params, settings), k=k, alpha=alpha)
+
+
+# -- Adafactor under torch's names ----------------------------------------------------------------
+# torch.optim.Adafactor's settings, as the fairseq-style Adafactors of timm and torch_optimizer
+# spell them: beta2_decay is their decay_rate, d their clip_threshold, and torch's eps = (ε₁, ε₂)
+# their (eps, eps_scale) (timm) or eps2 = (ε₁, ε₂) (torch_optimizer). ε₁ = None (torch: the dtype's
+# machine epsilon, a floor the cases keep inactive) becomes the library's own default 1e-30, added
+# to g² (negligible next to the cases' g²). Only names change: each library computes as it does.
+_FAIRSEQ_EPS1 = 1e-30
+
+
+def _eps1(eps) -> float:
+    return _FAIRSEQ_EPS1 if eps[0] is None else eps[0]
+
+
+def _fairseq_names(settings: dict[str, Any], eps: Callable[[tuple], dict[str, Any]]) -> dict[str, Any]:
+    renamed = {"beta2_decay": "decay_rate", "d": "clip_threshold"}
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        if key == "eps":
+            out.update(eps(tuple(value)))
+        else:
+            out[renamed.get(key, key)] = value
+    return out
+
+
+def _fairseq_groups(params: Any, eps: Callable[[tuple], dict[str, Any]]) -> list:
+    params = list(params)
+    if params and isinstance(params[0], dict):
+        return [_fairseq_names(group, eps) for group in params]
+    return params
+
+
+def _timm_eps(eps: tuple) -> dict[str, Any]:
+    return {"eps": _eps1(eps), "eps_scale": eps[1]}
+
+
+def timm_adafactor(params, lr: float = 1e-2, beta2_decay: float = -0.8, eps: tuple = (None, 1e-3),
+                   d: float = 1.0, weight_decay: float = 0.0):
+    """timm.optim.adafactor.Adafactor(params, lr=lr, eps=ε₁, eps_scale=ε₂, clip_threshold=d,
+    decay_rate=beta2_decay, weight_decay): an external learning rate, so timm's absolute step."""
+    from timm.optim.adafactor import Adafactor
+
+    settings = dict(lr=lr, beta2_decay=beta2_decay, eps=eps, d=d, weight_decay=weight_decay)
+    return Adafactor(_fairseq_groups(params, _timm_eps), **_fairseq_names(settings, _timm_eps))
+
+
+def timm_adafactor_relative_step(params, lr: float = 1e-2, beta2_decay: float = -0.8, eps: tuple = (None, 1e-3),
+                                 d: float = 1.0, weight_decay: float = 0.0):
+    """timm.optim.adafactor.Adafactor(params, lr=None, ...): the relative step of fairseq / Hugging
+    Face (the learning rate is the library's, min(1e-2, 1/√t)·max(ε₂, RMS(θ)); γ is not used)."""
+    from timm.optim.adafactor import Adafactor
+
+    settings = dict(beta2_decay=beta2_decay, eps=eps, d=d, weight_decay=weight_decay)
+    return Adafactor(_fairseq_groups(params, _timm_eps), lr=None, **_fairseq_names(settings, _timm_eps))
+
+
+def _torch_optimizer_eps(eps: tuple) -> dict[str, Any]:
+    return {"eps2": (_eps1(eps), eps[1])}
+
+
+def torch_optimizer_adafactor(params, lr: float = 1e-2, beta2_decay: float = -0.8, eps: tuple = (None, 1e-3),
+                              d: float = 1.0, weight_decay: float = 0.0):
+    """torch_optimizer.Adafactor(params, lr, eps2=(ε₁, ε₂), clip_threshold=d, decay_rate=beta2_decay,
+    weight_decay) with its defaults otherwise (relative_step=True: the fairseq relative step)."""
+    from torch_optimizer import Adafactor
+
+    settings = dict(lr=lr, beta2_decay=beta2_decay, eps=eps, d=d, weight_decay=weight_decay)
+    return Adafactor(_fairseq_groups(params, _torch_optimizer_eps), **_fairseq_names(settings, _torch_optimizer_eps))
 
 
 # -- optimizers built in eval mode ---------------------------------------------------------------

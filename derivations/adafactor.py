@@ -119,6 +119,21 @@ VARIANTS = (
         delta=lambda r: r.replace("step_size", lr),
     ),
     Variant(
+        id="adafactor.relative_step",
+        title="the fairseq / Hugging Face relative step: ρₜ = min(10⁻², 1/√t) whatever γ, decay by α",
+        summary="α = max(ε₂, RMS(θ))·min(10⁻², 1/√t): the learning rate γ is not used (torch's default "
+        "γ = 10⁻² gives the same ρₜ); the decoupled decay is θ ← θ·(1 − λα) instead of θ·(1 − γλ)",
+        who="fairseq and Hugging Face transformers Adafactor (relative_step=True, the default); timm "
+        "Adafactor (lr=None); torch_optimizer Adafactor (relative_step=True, the default)",
+        sources=("timm/optim/adafactor.py Adafactor._get_lr (min(1e-2, 1/√step)·max(eps_scale, RMS)), "
+                 "Adafactor.step (p_fp32.add_(p_fp32, alpha=-weight_decay * lr_t))",
+                 "torch_optimizer/adafactor.py Adafactor._get_lr, Adafactor.step",
+                 "huggingface/transformers optimization.py Adafactor._get_lr",
+                 "arXiv:1804.04235 (sec. 8, relative step size)"),
+        delta=lambda r: r.replace("rho", sp.Min(sp.Rational(1, 100), 1 / sp.sqrt(t))).replace(
+            "weight_decay", theta * (1 - alpha * lam)),
+    ),
+    Variant(
         id="adafactor.unfactored_matrices",
         title="the second moment of small matrices not factored",
         summary="a ≥ 2-D param keeps the full EMA V of g² (optax factors only when both dimensions are "
@@ -255,6 +270,14 @@ SPEC = Spec(
     cases=CASES,
     closed_forms=CLOSED_FORMS,
     implementations=(
-        Implementation("timm", "timm.optim.adafactor.Adafactor", note="timm/optim/adafactor.py Adafactor (fairseq/HF form)"),
+        Implementation("timm", "optimizer_conformance.conformance.wrappers:timm_adafactor",
+                       note="timm/optim/adafactor.py Adafactor with lr given (absolute step), through "
+                       "an adapter that only renames the settings"),
+        Implementation("timm", "optimizer_conformance.conformance.wrappers:timm_adafactor_relative_step",
+                       note="timm/optim/adafactor.py Adafactor with lr=None (the fairseq/HF relative "
+                       "step), through an adapter that only renames the settings"),
+        Implementation("torch-optimizer", "optimizer_conformance.conformance.wrappers:torch_optimizer_adafactor",
+                       note="torch_optimizer/adafactor.py Adafactor (relative_step=True, the default), "
+                       "through an adapter that only renames the settings"),
     ),
 )

@@ -14,9 +14,11 @@ from __future__ import annotations
 import sympy as sp
 
 from .cases import CaseBuilder, HyperparameterChange
+from .keras_conventions import KERAS_SOURCES, keras_conventions
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
 from .spec import Implementation, Spec
+from .step_scope import global_counter
 
 lr = sp.Symbol("gamma", positive=True)  # γ
 beta1 = sp.Symbol("beta_1", positive=True)  # β₁
@@ -84,6 +86,17 @@ RULE = Rule(
 bc1 = 1 - beta1**t
 bc2 = 1 - beta2**t
 
+def _eps_hat(rule: Rule) -> Rule:
+    return rule.replace("update", theta - lr * sp.sqrt(bc2) / bc1 * m / (sp.sqrt(v_used) + eps))
+
+
+def _keras(rule: Rule) -> Rule:
+    """What ``keras.optimizers.Adam`` / ``AdamW`` compute: Keras's conventions
+    (:mod:`.keras_conventions`: float32 learning rate, decoupled decay, the optimizer's step
+    counter) around ε̂, ε added to the raw √v with the bias corrections in the step size."""
+    return keras_conventions(_eps_hat(rule), lr, lam)
+
+
 CORE_VARIANTS = (
     Variant(
         id="adam.eps_hat",
@@ -93,9 +106,7 @@ CORE_VARIANTS = (
         who="TensorFlow 1 / Keras 2 and 3 (ε = 1e-7), Hugging Face AdamW, PyTorch before 1.3, official RAdam",
         sources=("tensorflow/tensorflow#35102", "keras-team/keras#17391", "pytorch/pytorch#41477",
                  "arXiv:1412.6980 (sec. 2, last paragraph)"),
-        delta=lambda r: r.replace(
-            "update", theta - lr * sp.sqrt(bc2) / bc1 * m / (sp.sqrt(v_used) + eps)
-        ),
+        delta=lambda r: _eps_hat(r),
     ),
     Variant(
         id="adam.eps_inside_sqrt",
@@ -148,6 +159,35 @@ CORE_VARIANTS = (
         who="Reddi et al. 2018, Algorithm 2",
         sources=("arXiv:1904.09237",),
         delta=lambda r: r.replace("bias_correction_v", sp.Piecewise((v_max, amsgrad), (v / bc2, True))),
+    ),
+    Variant(
+        id="adam.eps_floor",
+        title="ε as a floor of the denominator",
+        summary="θ ← θ − γ·m̂/max(√v̂, ε) instead of γ·m̂/(√v̂ + ε)",
+        who="pytorch_optimizer GrokFastAdamW (the floor ADOPT uses, on Adam's √v̂)",
+        sources=("pytorch_optimizer/optimizer/grokfast.py GrokFastAdamW._step_per_param "
+                 "(exp_avg_sq.sqrt().div_(bias_correction2_sq).clamp_(min=group['eps']))",),
+        delta=lambda r: r.replace("update", theta - lr * m_hat / sp.Max(sp.sqrt(v_hat), eps)),
+    ),
+    Variant(
+        id="adam.keras",
+        title="Keras 3 Adam / AdamW: ε̂, one step counter, a float32 learning rate, decoupled decay",
+        summary="θ ← θ − fl₃₂(γ)·√(1−β₂ᵗ)/(1−β₁ᵗ) · m/(√v + ε) with t = optimizer.iterations + 1 (every "
+        "apply counts, whatever the variable), the learning rate rounded to float32 for float64 "
+        "variables, and weight_decay always decoupled: θ ← θ·fl₃₂(1 − fl₃₂(fl₃₂(λ)·fl₃₂(γ))) before the update "
+        "(the torch backend's float32 factor)",
+        who="keras.optimizers.Adam and AdamW (Keras 3, KERAS_BACKEND=torch as any other)",
+        sources=("keras/src/optimizers/adam.py Adam.update_step (local_step = iterations + 1; "
+                 "alpha = lr * sqrt(1 - beta_2_power) / (1 - beta_1_power); m * alpha / (sqrt(v) + epsilon))",
+                 *KERAS_SOURCES),
+        delta=_keras,
+        bundle=True,
+    ),
+    global_counter(
+        who="Keras 3 Adam and AdamW (optimizer.iterations); pytorch_optimizer AdamW (group['step'])",
+        sources=("keras/src/optimizers/adam.py Adam.update_step (local_step = iterations + 1)",
+                 "keras/src/optimizers/base_optimizer.py BaseOptimizer.apply (iterations.assign_add(1))",
+                 "pytorch_optimizer/optimizer/adamw.py AdamW.step (group['step'] += 1)"),
     ),
 )
 

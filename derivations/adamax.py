@@ -21,9 +21,11 @@ import sympy as sp
 
 from .adam import beta1, beta2, eps, lam, lr, m, maximize
 from .cases import CaseBuilder, HyperparameterChange
+from .keras_conventions import KERAS_SOURCES, keras_conventions
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
 from .spec import Implementation, Spec
+from .step_scope import global_counter
 
 u = sp.Symbol("u", nonnegative=True)  # exponentially weighted infinity norm (torch: exp_inf)
 
@@ -58,6 +60,11 @@ RULE = Rule(
 
 
 # -- variants -------------------------------------------------------------------------------
+def _eps_outside_max(rule: Rule) -> Rule:
+    return rule.replace("infinity_norm", sp.Max(beta2 * u, sp.Abs(g))).replace(
+        "update", theta - lr * m / ((1 - beta1**t) * (u + eps)))
+
+
 VARIANTS = (
     Variant(
         id="adamax.no_eps",
@@ -74,9 +81,24 @@ VARIANTS = (
         who="Keras 2.11+ and Keras 3 Adamax (ε = 1e-7); TensorFlow's ApplyAdaMax kernel (tf.keras 2.x)",
         sources=("keras-team/keras keras/src/optimizers/adamax.py",
                  "tensorflow raw_ops.ApplyAdaMax (tensorflow/core/ops/training_ops.cc)"),
-        delta=lambda r: r.replace("infinity_norm", sp.Max(beta2 * u, sp.Abs(g))).replace(
-            "update", theta - lr * m / ((1 - beta1**t) * (u + eps))
-        ),
+        delta=lambda r: _eps_outside_max(r),
+    ),
+    Variant(
+        id="adamax.keras",
+        title="Keras 3 Adamax: ε outside the maximum, one step counter, a float32 learning rate, "
+        "decoupled decay",
+        summary="u ← max(β₂·u, |g|); θ ← θ − fl₃₂(γ)·m/((1 − β₁ᵗ)·(u + ε)) with t = optimizer.iterations + 1, "
+        "the learning rate rounded to float32 for float64 variables, and weight_decay decoupled: "
+        "θ ← θ·fl₃₂(1 − fl₃₂(fl₃₂(λ)·fl₃₂(γ))) before the update (the torch backend's float32 factor)",
+        who="keras.optimizers.Adamax (Keras 3)",
+        sources=("keras/src/optimizers/adamax.py Adamax.update_step", *KERAS_SOURCES),
+        delta=lambda r: keras_conventions(_eps_outside_max(r), lr, lam),
+        bundle=True,
+    ),
+    global_counter(
+        who="Keras 3 Adamax (optimizer.iterations); pytorch_optimizer AdaMax (group['step'])",
+        sources=("keras/src/optimizers/adamax.py Adamax.update_step (local_step = iterations + 1)",
+                 "pytorch_optimizer/optimizer/adamax.py AdaMax.step (group['step'] += 1)"),
     ),
 )
 

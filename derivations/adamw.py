@@ -59,7 +59,22 @@ DECAY_VARIANTS = (
     ),
 )
 
-VARIANTS = adam.CORE_VARIANTS + DECAY_VARIANTS
+NESTEROV_VARIANTS = (
+    Variant(
+        id="adamw.nadamw",
+        title="NAdamW: a one-step Nesterov look-ahead of the first moment",
+        summary="m̂ = (β₁·m + (1 − β₁)·g)/(1 − β₁ᵗ) with m already updated (no momentum schedule μ_t, "
+        "unlike torch's NAdam); the rest is AdamW",
+        who="timm NAdamW (after the MLCommons AlgoPerf NAdamW baseline)",
+        sources=("timm/optim/nadamw.py _single_tensor_nadamw (exp_avg = exp_avg.lerp(grad, 1 - beta1))",
+                 "mlcommons/algorithmic-efficiency prize_qualification_baselines nadamw"),
+        delta=lambda r: r.replace(
+            "bias_correction_m", (adam.beta1 * adam.m + (1 - adam.beta1) * g) / (1 - adam.beta1**t)
+        ),
+    ),
+)
+
+VARIANTS = adam.CORE_VARIANTS + DECAY_VARIANTS + NESTEROV_VARIANTS
 
 # -- closed forms ---------------------------------------------------------------------------
 theta0 = sp.Symbol("theta_0", real=True)
@@ -97,5 +112,10 @@ SPEC = Spec(
         Implementation("optax", "optax.adamw", note="optax/_src/alias.py adamw"),
         Implementation("keras", "keras.optimizers.AdamW", note="keras/src/optimizers/adamw.py AdamW"),
         Implementation("pytorch-optimizer", "pytorch_optimizer.AdamW", note="pytorch_optimizer/optimizer/adamw.py AdamW"),
+        Implementation("pytorch-optimizer", "pytorch_optimizer.GrokFastAdamW", kwargs={"grokfast": False},
+                       note="pytorch_optimizer/optimizer/grokfast.py GrokFastAdamW (grokfast=False: the "
+                       "gradient filter off, AdamW remains)"),
+        Implementation("timm", "timm.optim.nadamw.NAdamW",
+                       note="timm/optim/nadamw.py NAdamW (AdamW with a Nesterov look-ahead)"),
     ),
 )

@@ -279,6 +279,5 @@ SPEC = Spec(
     implementations=(
         Implementation("optax", "optax.nadam", note="optax/_src/alias.py nadam"),
         Implementation("keras", "keras.optimizers.Nadam", note="keras/src/optimizers/nadam.py Nadam"),
-        Implementation("timm", "timm.optim.nadamw.NAdamW", note="timm/optim/nadamw.py NAdamW (decoupled decay)"),
     ),
 )

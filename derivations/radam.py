@@ -38,6 +38,7 @@ from .cases import CaseBuilder, HyperparameterChange
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
 from .spec import Implementation, Spec
+from .step_scope import global_counter
 
 decoupled = sp.Symbol("decoupled_weight_decay")
 rho = sp.Symbol("rho", real=True)  # ρ_t, length of the approximated SMA
@@ -125,6 +126,49 @@ VARIANTS = (
         delta=lambda rule: rule.replace(
             "update", _update(THRESHOLD, 1 / (sp.sqrt(v / (1 - beta2**t)) + eps))
         ),
+    ),
+)
+
+
+
+
+def _no_unrectified_step(rule: Rule) -> Rule:
+    """pytorch_optimizer (degenerated_to_sgd=False): below the threshold neither the step nor the
+    decoupled decay (the rule's own ``decay`` line, whatever it is) is applied; the moments still
+    advance. ρ at the decay line is the coming step's, t + 1 (the counter advances after it)."""
+    rho_next = RHO_INF - 2 * (t + 1) * beta2 ** (t + 1) / (1 - beta2 ** (t + 1))
+    decay = rule.assignment("decay").expr
+    return rule.replace("decay", sp.Piecewise((decay, rho_next > THRESHOLD), (theta, True))).replace(
+        "update", sp.Piecewise((theta - lr * r * m_hat * TORCH_ADAPTIVE, rho > THRESHOLD), (theta, True)))
+
+
+VARIANTS = VARIANTS + (
+    Variant(
+        id="radam.decoupled_decay",
+        title="decoupled weight decay where L2 was asked for",
+        summary="θ ← θ·(1 − γλ) before the step instead of g ← g + λθ (RAdamW whatever "
+        "decoupled_weight_decay says)",
+        who="timm RAdamLegacy; torch_optimizer RAdam; pytorch_optimizer RAdam (weight_decouple=True, "
+        "the default)",
+        sources=("timm/optim/radam.py RAdamLegacy.step (p_fp32.add_(p_fp32, alpha=-weight_decay * lr))",
+                 "torch_optimizer/radam.py RAdam.step (p_data_fp32.add_(p_data_fp32, alpha=-weight_decay * lr))",
+                 "pytorch_optimizer/optimizer/radam.py RAdam._step_per_param (apply_weight_decay, "
+                 "weight_decouple)"),
+        delta=lambda rule: rule.replace("weight_decay", g).replace("decay", theta * (1 - lr * lam)),
+    ),
+    Variant(
+        id="radam.no_unrectified_step",
+        title="no step before rectification",
+        summary="while ρ_t ≤ 5 the parameter does not move (no SGD step with m̂, no decoupled decay); "
+        "the moments still advance",
+        who="pytorch_optimizer RAdam (degenerated_to_sgd=False, the default)",
+        sources=("pytorch_optimizer/base/optimizer.py BaseOptimizer.get_rectify_step_size (rt = -1.0)",
+                 "pytorch_optimizer/optimizer/radam.py RAdam._step_per_param (elif step_size > 0)"),
+        delta=_no_unrectified_step,
+    ),
+    global_counter(
+        who="pytorch_optimizer RAdam (group['step'])",
+        sources=("pytorch_optimizer/optimizer/radam.py RAdam.step (group['step'] += 1)",),
     ),
 )
 

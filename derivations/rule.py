@@ -200,6 +200,10 @@ class Variant:
     # Acceptable (Wycheproof's sense): a deviation that is part of a major implementation's
     # design, e.g. a scalar held in float32. Matching it passes, reported as a named finding.
     acceptable: bool = False
+    # A library's own bundle of conventions, named after it (keras's Adam: ε̂, its step counter, its
+    # float32 learning rate and decoupled decay): built from other deltas, no formula of its own, so
+    # it may change more lines than a single deviation does.
+    bundle: bool = False
 
     def rule_for(self, spec_rule: Rule) -> Rule:
         return self.delta(spec_rule).renamed(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .cases import CaseBuilder, HyperparameterChange
+from .keras_conventions import KERAS_SOURCES, keras_conventions
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
 from .spec import Implementation, Spec
@@ -108,6 +109,12 @@ def _nesterov_lookahead(rule: Rule) -> Rule:
     )
 
 
+def _keras(rule: Rule) -> Rule:
+    """Keras SGD: the velocity form for heavy ball and Nesterov alike, and Keras's conventions
+    (float32 learning rate, decoupled decay; SGD reads no step count)."""
+    return keras_conventions(_nesterov_lookahead(_momentum_lr_in_buffer(rule)), lr, lam, counts_steps=False)
+
+
 VARIANTS = (
     Variant(
         id="sgd.momentum_ema",
@@ -140,6 +147,31 @@ VARIANTS = (
         who="Keras SGD(nesterov=True)",
         sources=("keras-team/keras#14115", "pytorch/pytorch#14465"),
         delta=_nesterov_lookahead,
+    ),
+    Variant(
+        id="sgd.keras",
+        title="Keras 3 SGD: learning rate inside the buffer (heavy ball and Nesterov), a float32 "
+        "learning rate, decoupled decay",
+        summary="v ← μ·v − fl₃₂(γ)·g; θ ← θ + v (Nesterov: θ ← θ + μ·v − fl₃₂(γ)·g), and weight_decay "
+        "decoupled: θ ← θ·fl₃₂(1 − fl₃₂(fl₃₂(λ)·fl₃₂(γ))) before the update (the torch backend's float32 "
+        "factor); no dampening",
+        who="keras.optimizers.SGD (Keras 3)",
+        sources=("keras/src/optimizers/sgd.py SGD.update_step", *KERAS_SOURCES),
+        delta=_keras,
+        bundle=True,
+    ),
+    Variant(
+        id="sgd.decoupled_decay",
+        title="decoupled weight decay (SGDW) where L2 was asked for",
+        summary="θ ← θ·(1 − γλ) before the step, the gradient (and so the momentum buffer) without "
+        "λθ, instead of g ← g + λθ",
+        who="timm SGDW; pytorch_optimizer SGDW (weight_decouple=True, the default)",
+        sources=("timm/optim/sgdw.py _single_tensor_sgdw (param.mul_(1. - wd_scale * weight_decay))",
+                 "pytorch_optimizer/optimizer/sgd.py SGDW._step_per_param (apply_weight_decay, "
+                 "weight_decouple)", "arXiv:1711.05101 (Algorithm 1, SGDW)"),
+        delta=lambda r: r.remove("weight_decay").insert_before(
+            "step", Assign("decay", theta, theta * (1 - lr * lam), "decoupled weight decay")
+        ),
     ),
 )
 
@@ -274,5 +306,7 @@ SPEC = Spec(
         Implementation("optax", "optax.sgd", note="optax/_src/alias.py sgd"),
         Implementation("keras", "keras.optimizers.SGD", note="keras/src/optimizers/sgd.py SGD"),
         Implementation("timm", "timm.optim.sgdw.SGDW", note="timm/optim/sgdw.py SGDW (decoupled decay)"),
+        Implementation("pytorch-optimizer", "pytorch_optimizer.SGDW",
+                       note="pytorch_optimizer/optimizer/sgd.py SGDW (decoupled decay by default)"),
     ),
 )

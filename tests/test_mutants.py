@@ -39,7 +39,7 @@ PAIR_IDS = [f"{spec}-{variant}" for spec, variant in PAIRS]
 # These variants keep Sutskever's velocity v = −γ·b under torch's ``momentum_buffer``: on the
 # constant-lr cases their parameters follow the spec and only that state differs, which the
 # diagnosis reports as such (not as an unexplained failure).
-STATE_CONVENTION = {("sgd", "sgd.momentum_lr_in_buffer"), ("sgd", "sgd.nesterov_lookahead")}
+STATE_CONVENTION = {("sgd", "sgd.momentum_lr_in_buffer"), ("sgd", "sgd.nesterov_lookahead"), ("sgd", "sgd.keras")}
 # Muon's sum form keeps 1/(1 − μ) times torch's EMA under ``momentum_buffer``: away from the ε clamp
 # the normalisation hides the factor, so its parameters follow the spec and only that state differs.
 STATE_CONVENTION |= {("muon", "muon.sum_momentum")}
@@ -233,7 +233,7 @@ def test_candidate_whose_constructor_raises_fails_with_the_exception(dtype):
     res = run_first_sgd_case(ConstructorRaises, dtype)
     assert res.outcome == "failed"
     assert res.steps_run == 0
-    expected = "constructing the candidate raised ValueError: boom in __init__"
+    expected = "cannot construct: ValueError: boom in __init__"
     assert res.reason.startswith(expected), res.reason
 
 

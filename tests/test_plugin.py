@@ -197,9 +197,9 @@ def test_keras_style_adam_fails_and_is_named(pytester):
     assert doc["diagnosis"]["verdict"] == "variant"
     assert doc["diagnosis"]["variants"] == ["adam.eps_hat"]
     failed = [c for c in doc["cases"] if c["outcome"] == "failed"]
-    # each case matches ε̂, and the combinations with a delta that case cannot see (shown: ε̂ alone)
-    assert failed and all(c["matches"][0] == "adam.eps_hat" for c in failed)
-    assert all(shown_matches(c["matches"]) == ["adam.eps_hat"] for c in failed)
+    # each case matches ε̂ (and the combinations with a delta that case cannot see); shown: ε̂
+    assert failed and all("adam.eps_hat" in c["matches"] for c in failed)
+    assert all("adam.eps_hat" in shown_matches(c["matches"]) for c in failed)
     assert all(c["first_divergent_step"] >= 1 and c["max_error"] > c["tolerance"] for c in failed)
     assert doc["environment"]["torch"] and doc["candidate"]["path"] == "keras_adam.Adam"
 

@@ -67,14 +67,23 @@ class Adafactor(torch.optim.Optimizer):
         state["step"] += 1
         t = state["step"].item()
         w = t ** group["beta2_decay"]
-        rho = min(lr, 1 / (t**0.5))
+        rho = self._rho(lr, t)
         alpha = self._step_size(p, group, rho)
         if group["weight_decay"] != 0:
-            p.mul_(1 - lr * group["weight_decay"])
+            p.mul_(1 - self._decay_rate(lr, alpha) * group["weight_decay"])
         update = self._estimate(grad, state, group, w, eps1).clamp_(min=eps1 * eps1).rsqrt_()
         update.mul_(grad)
         denom = max(1.0, update.norm(2).item() / ((update.numel() ** 0.5) * group["d"]))
         p.add_(update, alpha=-alpha / denom)
+
+
+    def _rho(self, lr, t):
+        """ρₜ = min(γ, 1/√t)."""
+        return min(lr, 1 / (t**0.5))
+
+    def _decay_rate(self, lr, alpha):
+        """The decoupled decay θ ← θ·(1 − γλ) scales λ by γ."""
+        return lr
 
 
 class EpsAddedToG2(Adafactor):
@@ -110,6 +119,16 @@ class UnfactoredMatrices(Adafactor):
         return variance.clone()
 
 
+class RelativeStep(Adafactor):
+    """adafactor.relative_step: ρₜ = min(10⁻², 1/√t) whatever γ; the decay is θ ← θ·(1 − λα)."""
+
+    def _rho(self, lr, t):
+        return min(1e-2, 1 / (t**0.5))
+
+    def _decay_rate(self, lr, alpha):
+        return alpha
+
+
 CONTROLS = {"adafactor": Adafactor}
 class HFAdafactorFixedLr(EpsAddedToG2, AbsoluteStepSize):
     """adafactor.eps_added_to_g2 + adafactor.absolute_step_size: transformers' Adafactor with
@@ -120,6 +139,7 @@ MUTANTS = {
     ("adafactor", "adafactor.eps_added_to_g2"): EpsAddedToG2,
     ("adafactor", "adafactor.absolute_step_size"): AbsoluteStepSize,
     ("adafactor", "adafactor.unfactored_matrices"): UnfactoredMatrices,
+    ("adafactor", "adafactor.relative_step"): RelativeStep,
 }
 
 COMPOUND_MUTANTS = {

@@ -13,10 +13,11 @@ both classes. The weight-decay variants override :meth:`Adam._weight_decay` or w
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from .base import PerParameterOptimizer
+from .base import GlobalStepCounter, PerParameterOptimizer, keras_decay
 
 
 class Adam(PerParameterOptimizer):
@@ -153,6 +154,14 @@ class AmsgradNoBiasCorrection:
         return v, 1.0 if group["amsgrad"] else bc2
 
 
+class EpsFloor:
+    """adam.eps_floor: θ ← θ − γ·m̂/max(√v̂, ε)."""
+
+    def _descend(self, p, m, v, lr, bc1, bc2, eps):
+        denom = (v.sqrt() / bc2**0.5).clamp_(min=eps)
+        p.addcdiv_(m, denom, value=-lr / bc1)
+
+
 class AdamEpsHat(EpsHat, Adam):
     pass
 
@@ -178,6 +187,14 @@ class AdamAmsgradMaxOfVhat(AmsgradMaxOfVhat, Adam):
 
 
 class AdamAmsgradNoBiasCorrection(AmsgradNoBiasCorrection, Adam):
+    pass
+
+
+class AdamEpsFloor(EpsFloor, Adam):
+    pass
+
+
+class AdamGlobalStepCounter(GlobalStepCounter, Adam):
     pass
 
 
@@ -207,6 +224,48 @@ class AdamWAmsgradMaxOfVhat(AmsgradMaxOfVhat, AdamW):
 
 class AdamWAmsgradNoBiasCorrection(AmsgradNoBiasCorrection, AdamW):
     pass
+
+
+class AdamWEpsFloor(EpsFloor, AdamW):
+    pass
+
+
+class AdamWGlobalStepCounter(GlobalStepCounter, AdamW):
+    pass
+
+
+class Keras(GlobalStepCounter, EpsHat):
+    """adam.keras: ε̂, the optimizer's step counter, the learning rate held in float32, and (Adam's
+    weight_decay included) decoupled decay θ ← θ·(1 − fl₃₂(γ)·λ)."""
+
+    def _update(self, p, grad, group, state):
+        lr32 = float(np.float32(group["lr"]))
+        super()._update(p, grad, {**group, "lr": lr32}, state)
+
+    def _weight_decay(self, p, grad, group):
+        keras_decay(p, group["lr"], group["weight_decay"])
+        return grad
+
+
+class AdamKeras(Keras, Adam):
+    pass
+
+
+class AdamWKeras(Keras, AdamW):
+    pass
+
+
+class AdamWNAdamW(AdamW):
+    """adamw.nadamw: m̂ = (β₁·m + (1 − β₁)·g)/(1 − β₁ᵗ), m already updated (timm's NAdamW)."""
+
+    def _update(self, p, grad, group, state):
+        # the (sign-corrected) gradient and β₁ of this update, for the look-ahead in _descend
+        self._lookahead = (grad.neg() if group["maximize"] else grad, group["betas"][0])
+        super()._update(p, grad, group, state)
+
+    def _descend(self, p, m, v, lr, bc1, bc2, eps):
+        grad, beta1 = self._lookahead
+        super()._descend(p, m.lerp(grad, 1 - beta1), v, lr, bc1, bc2, eps)
 
 
 # -- weight-decay variants ------------------------------------------------------------------------
@@ -253,6 +312,9 @@ ADAM_MUTANTS: dict[str, type[torch.optim.Optimizer]] = {
     "adam.amsgrad_max_of_vhat": AdamAmsgradMaxOfVhat,
     "adam.amsgrad_no_bias_correction": AdamAmsgradNoBiasCorrection,
     "adam.decoupled_decay": AdamDecoupledDecay,
+    "adam.eps_floor": AdamEpsFloor,
+    "step.global_counter": AdamGlobalStepCounter,
+    "adam.keras": AdamKeras,
 }
 
 ADAMW_MUTANTS: dict[str, type[torch.optim.Optimizer]] = {
@@ -266,6 +328,10 @@ ADAMW_MUTANTS: dict[str, type[torch.optim.Optimizer]] = {
     "adamw.l2_decay": AdamWL2Decay,
     "adamw.decay_not_scaled_by_lr": AdamWDecayNotScaledByLr,
     "adamw.decay_after_step": AdamWDecayAfterStep,
+    "adamw.nadamw": AdamWNAdamW,
+    "adam.eps_floor": AdamWEpsFloor,
+    "step.global_counter": AdamWGlobalStepCounter,
+    "adam.keras": AdamWKeras,
 }
 
 MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {

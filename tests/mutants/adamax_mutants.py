@@ -9,10 +9,11 @@ holding the formula its variant changes (see ``derivations/adamax.py``).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from .base import PerParameterOptimizer
+from .base import GlobalStepCounter, PerParameterOptimizer, keras_decay
 
 
 class Adamax(PerParameterOptimizer):
@@ -66,9 +67,25 @@ class AdamaxEpsOutsideMax(AdamaxNoEps):
         p.addcdiv_(m, u + eps, value=-clr)
 
 
+class AdamaxGlobalStepCounter(GlobalStepCounter, Adamax):
+    """step.global_counter: t = the number of step() calls (pytorch_optimizer AdaMax, Keras)."""
+
+
+class AdamaxKeras(GlobalStepCounter, AdamaxEpsOutsideMax):
+    """adamax.keras: ε outside the maximum, the optimizer's step counter, the learning rate held in
+    float32 and decoupled decay θ ← θ·(1 − fl₃₂(γ)·λ) before the update (Keras 3)."""
+
+    def _update(self, p, grad, group, state):
+        lr32 = float(np.float32(group["lr"]))
+        keras_decay(p, lr32, group["weight_decay"])
+        super()._update(p, grad, {**group, "lr": lr32, "weight_decay": 0.0}, state)
+
+
 CONTROLS: dict[str, type[torch.optim.Optimizer]] = {"adamax": Adamax}
 
 MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {
     ("adamax", "adamax.no_eps"): AdamaxNoEps,
     ("adamax", "adamax.eps_outside_max"): AdamaxEpsOutsideMax,
+    ("adamax", "step.global_counter"): AdamaxGlobalStepCounter,
+    ("adamax", "adamax.keras"): AdamaxKeras,
 }

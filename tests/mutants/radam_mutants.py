@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import PerParameterOptimizer
+from .base import GlobalStepCounter, PerParameterOptimizer
 
 
 class RAdam(PerParameterOptimizer):
@@ -42,25 +42,33 @@ class RAdam(PerParameterOptimizer):
             grad = -grad
         state["step"] += 1
         step = state["step"].item()
+        rho_inf = 2 / (1 - beta2) - 1
+        rho_t = rho_inf - 2 * step * (beta2**step) / (1 - beta2**step)
         if weight_decay != 0:
-            if group["decoupled_weight_decay"]:
-                p.mul_(1 - lr * weight_decay)
-            else:
-                grad = grad.add(p, alpha=weight_decay)
+            grad = self._weight_decay(p, grad, group, rho_t)
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         exp_avg.lerp_(grad, 1 - beta1)
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         bias_correction1 = 1 - beta1**step
         bias_correction2 = 1 - beta2**step
         bias_corrected_exp_avg = exp_avg / bias_correction1
-        rho_inf = 2 / (1 - beta2) - 1
-        rho_t = rho_inf - 2 * step * (beta2**step) / bias_correction2
         if rho_t > self.threshold:
             rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
             adaptive = self._adaptive_lr(exp_avg_sq, bias_correction2, group["eps"])
             p.add_(bias_corrected_exp_avg * lr * adaptive * rect, alpha=-1.0)
         else:
-            p.add_(bias_corrected_exp_avg * lr, alpha=-1.0)
+            self._unrectified_step(p, bias_corrected_exp_avg, lr)
+
+    def _weight_decay(self, p: Tensor, grad: Tensor, group: dict, rho_t: float) -> Tensor:
+        """Decoupled θ ← θ·(1 − γλ), or L2 g ← g + λ·θ."""
+        if group["decoupled_weight_decay"]:
+            p.mul_(1 - group["lr"] * group["weight_decay"])
+            return grad
+        return grad.add(p, alpha=group["weight_decay"])
+
+    def _unrectified_step(self, p: Tensor, bias_corrected_exp_avg: Tensor, lr: float) -> None:
+        """Below the threshold: SGD with the bias-corrected momentum, θ ← θ − γ·m̂."""
+        p.add_(bias_corrected_exp_avg * lr, alpha=-1.0)
 
     def _adaptive_lr(self, exp_avg_sq: Tensor, bias_correction2: float, eps: float) -> Tensor:
         """√(1 − β₂ᵗ)/(√v + ε): ε on the raw √v."""
@@ -80,9 +88,37 @@ class RAdamEpsPaperPlacement(RAdam):
         return 1 / (exp_avg_sq / bias_correction2).sqrt().add_(eps)
 
 
+class RAdamDecoupledDecay(RAdam):
+    """radam.decoupled_decay: θ ← θ·(1 − γλ) whatever decoupled_weight_decay says (timm RAdamLegacy)."""
+
+    def _weight_decay(self, p, grad, group, rho_t):
+        p.mul_(1 - group["lr"] * group["weight_decay"])
+        return grad
+
+
+class RAdamNoUnrectifiedStep(RAdam):
+    """radam.no_unrectified_step: below the threshold θ stays, decoupled decay included
+    (pytorch_optimizer, degenerated_to_sgd=False)."""
+
+    def _weight_decay(self, p, grad, group, rho_t):
+        if group["decoupled_weight_decay"] and rho_t <= self.threshold:
+            return grad
+        return super()._weight_decay(p, grad, group, rho_t)
+
+    def _unrectified_step(self, p, bias_corrected_exp_avg, lr):
+        pass
+
+
+class RAdamGlobalStepCounter(GlobalStepCounter, RAdam):
+    """step.global_counter: t = the number of step() calls (pytorch_optimizer RAdam's group['step'])."""
+
+
 CONTROLS: dict[str, type[torch.optim.Optimizer]] = {"radam": RAdam}
 
 MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {
     ("radam", "radam.threshold_4"): RAdamThreshold4,
     ("radam", "radam.eps_paper_placement"): RAdamEpsPaperPlacement,
+    ("radam", "radam.decoupled_decay"): RAdamDecoupledDecay,
+    ("radam", "radam.no_unrectified_step"): RAdamNoUnrectifiedStep,
+    ("radam", "step.global_counter"): RAdamGlobalStepCounter,
 }

@@ -9,8 +9,11 @@ overrides the one method holding the formula its variant changes (see
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
+
+from .base import keras_decay
 
 
 class SGD(torch.optim.Optimizer):
@@ -127,9 +130,38 @@ class SGDNesterovLookahead(SGD):
         p.add_(velocity, alpha=group["momentum"]).add_(grad, alpha=-group["lr"])
 
 
+class SGDKeras(SGD):
+    """sgd.keras: the velocity v ← μ·v − fl₃₂(γ)·g for heavy ball (θ ← θ + v) and Nesterov
+    (θ ← θ + μ·v − fl₃₂(γ)·g), decoupled decay θ ← θ·(1 − fl₃₂(γ)·λ) before the update."""
+
+    def _update(self, p, grad, group, state):
+        lr32 = float(np.float32(group["lr"]))
+        keras_decay(p, lr32, group["weight_decay"])
+        group = {**group, "lr": lr32, "weight_decay": 0.0}
+        if group["momentum"] == 0:
+            return super()._update(p, grad, group, state)
+        grad = self._gradient(p, grad, group)
+        velocity = _velocity(grad, group, state)
+        if group["nesterov"]:
+            p.add_(velocity, alpha=group["momentum"]).add_(grad, alpha=-group["lr"])
+        else:
+            p.add_(velocity)
+
+
+class SGDDecoupledDecay(SGD):
+    """sgd.decoupled_decay: θ ← θ·(1 − γλ) before the step, the gradient without λθ (SGDW)."""
+
+    def _gradient(self, p, grad, group):
+        if group["weight_decay"] != 0:
+            p.mul_(1 - group["lr"] * group["weight_decay"])
+        return -grad if group["maximize"] else grad
+
+
 CONTROLS: dict[str, type[torch.optim.Optimizer]] = {"sgd": SGD}
 
 MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {
+    ("sgd", "sgd.decoupled_decay"): SGDDecoupledDecay,
+    ("sgd", "sgd.keras"): SGDKeras,
     ("sgd", "sgd.momentum_ema"): SGDMomentumEMA,
     ("sgd", "sgd.dampening_on_first_step"): SGDDampeningOnFirstStep,
     ("sgd", "sgd.momentum_lr_in_buffer"): SGDMomentumLrInBuffer,
