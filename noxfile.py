@@ -71,7 +71,7 @@ def conformance(session: nox.Session) -> None:
 @nox.session
 def mutation(session: nox.Session) -> None:
     """The suite's own mutation test (not in the default sessions: minutes): single-point mutants of
-    torch.optim's for-loop implementations, each checked by the plugin; writes reports/mutation.json
+    torch.optim's for-loop implementations, each checked by the plugin; writes docs/mutation-report.json
     (the docs' "Mutation test" page). `nox -s mutation -- --target sgd --json -` for one function."""
     session.run("python", "-m", "optimizer_conformance.conformance.mutation_run", *session.posargs)
 

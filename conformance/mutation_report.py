@@ -1,4 +1,4 @@
-"""The docs' "Mutation test" page, generated from the report of a run (reports/mutation.json).
+"""The docs' "Mutation test" page, generated from the report of a run (docs/mutation-report.json).
 
 ``python -m optimizer_conformance.conformance.mutation_report [REPORT]`` prints the page; the
 mkdocs hook (docs/hooks/generated_pages.py) adds it to the site. Every number on it is counted
@@ -39,6 +39,9 @@ def _table(head: tuple[str, ...], rows: list[tuple]) -> list[str]:
 def _mutant(m: dict) -> list[str]:
     runs = ", ".join(f"`{r['class']}` ({r['spec']})" for r in m["runs"])
     out = [f"#### `{m['id']}`", "", f"Checked as {runs}.", "", "```diff", m["diff"], "```", ""]
+    findings = sorted({f for r in m["runs"] for f in r.get("findings", [])})
+    if findings:
+        out += ["Reported without failing a case: " + "; ".join(f"*{f}*" for f in findings) + ".", ""]
     if m["reason"]:
         out += [f"**Why it is equivalent:** {m['reason']}", ""]
     if m.get("gap"):

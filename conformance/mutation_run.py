@@ -11,7 +11,7 @@ must pass (else the harness, not the suite, is broken: exit 2).
 
 Each run is ``pytest.main`` in a process forked from this one after torch, pytest and the plugin
 are imported (a fresh process per mutant, without paying ``import torch`` each time); at most
-``--jobs`` (default 2) at once. The report (``--json``; reports/mutation.json after a complete run) holds every
+``--jobs`` (default 2) at once. The report (``--json``; docs/mutation-report.json after a complete run) holds every
 mutant with its diff, verdict and the cases that killed it, and the wall time; the docs' page
 "Mutation test" is generated from it (conformance/mutation_report.py). Exit 1 when a
 non-equivalent mutant survives.
@@ -41,7 +41,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10: the tomli backpor
 
 ROOT = Path(__file__).resolve().parent.parent
 EQUIVALENT = Path(__file__).resolve().parent / "mutation_equivalent.toml"
-REPORT = ROOT / "reports" / "mutation.json"
+REPORT = ROOT / "docs" / "mutation-report.json"
 LIMIT_S = 300.0  # one mutant's whole pytest run (cases are limited by --optimizer-timeout)
 
 
@@ -55,6 +55,7 @@ class Job:
     rc: int | None = None
     failed: list[str] = field(default_factory=list)  # "case[float32,float64]": the failing cases
     cases: int = 0
+    findings: list[str] = field(default_factory=list)  # what the run reported without failing a case
     seconds: float = 0.0
     log: str = ""
 
@@ -120,6 +121,7 @@ def _read(job: Job, out: Path) -> None:
         if c["outcome"] == "failed":
             dtypes.setdefault(c["id"], []).append(c["dtype"])
     job.failed = [f"{case}[{','.join(d)}]" for case, d in dtypes.items()]
+    job.findings = sorted({f for c in report["cases"] for f in c.get("findings", [])})
     if job.rc not in (0, 1):
         log = out.with_suffix(".log")
         job.log = log.read_text(encoding="utf-8", errors="replace")[-2000:] if log.exists() else ""
@@ -178,6 +180,7 @@ def classify(jobs: list[Job], reasons: dict[str, str], notes: dict[str, str] | N
             "gap": (notes or {}).get(point_id, "") if status == "survived" else "",
             "stale_reason": status == "killed" and point_id in reasons,
             "runs": [{"class": j.cls, "spec": j.spec, "rc": j.rc, "cases": j.cases, "failed": j.failed,
+                      "findings": j.findings,
                       "seconds": round(j.seconds, 2), **({"log": j.log} if j.log else {})} for j in runs],
             "diff": mutation.diff(target, point_id),
         })
@@ -216,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--id", action="append", metavar="MUTANT_ID",
                         help="only these mutants (e.g. the survivors, after adding a case); repeatable")
     parser.add_argument("--json", metavar="PATH",
-                        help="write the report here (default: reports/mutation.json after a complete "
+                        help="write the report here (default: docs/mutation-report.json after a complete "
                         "run, none after a partial one; '-' for none)")
     parser.add_argument("--keep", metavar="DIR", help="write the mutant modules and logs here (kept)")
     args = parser.parse_args(argv)

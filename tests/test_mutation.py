@@ -3,7 +3,7 @@
 Mutation points are enumerated for every target, with unique ids that do not change from one
 parse to the next; an applied mutant is valid Python whose class runs the mutated for-loop
 function; code outside the checked configuration is not mutated; the written equivalence reasons
-name current mutants; and the committed report (reports/mutation.json) is a run of the current
+name current mutants; and the committed report (docs/mutation-report.json) is a run of the current
 generator, its page counted from it.
 """
 
@@ -126,7 +126,7 @@ def test_equivalence_reasons_and_gap_notes_name_current_mutants():
 
 def test_committed_report_is_a_run_of_this_generator():
     if not mutation_run.REPORT.exists():
-        pytest.skip("no reports/mutation.json: run `nox -s mutation`")
+        pytest.skip("no docs/mutation-report.json: run `nox -s mutation`")
     doc = mutation_report.load(mutation_run.REPORT)
     reasons, notes = mutation_run.equivalents(), mutation_run.gaps()
     assert doc["complete"]

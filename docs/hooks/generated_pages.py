@@ -1,7 +1,7 @@
 """mkdocs hook: the pages generated from the derivations (``derivations/docs.py``), at build time.
 
 Adds every generated page (one per optimizer, the conformance matrix from a real run of the
-sweep, the golden JSON Schema reference, the mutation test's page from reports/mutation.json) to the site as virtual files, and the optimizer pages
+sweep, the golden JSON Schema reference, the mutation test's page from docs/mutation-report.json) to the site as virtual files, and the optimizer pages
 to the nav's "Optimizers" section. Nothing generated is committed.
 
 ``OPTIMIZER_CONFORMANCE_DOCS_QUICK=1`` skips the two slow parts (re-proving the closed forms and
@@ -54,7 +54,7 @@ def on_files(files, config):
         pages = [matrix if p.path == matrix.path else p for p in pages]
     from optimizer_conformance.conformance import mutation_report
 
-    report = Path(config["config_file_path"]).parent / "reports" / "mutation.json"
+    report = Path(config["docs_dir"]) / "mutation-report.json"
     mutation = mutation_report.page(report)  # the mutation test's page, from its committed report
     if mutation is not None:
         files.append(File.generated(config, mutation_report.PAGE, content=mutation))
