@@ -85,9 +85,9 @@ def markdown(doc: dict) -> str:
     rows = []
     for t in doc["targets"]:
         c = _counts([m for m in mutants if m["target"] == t["function"]])
-        rows.append((f"`{t['function']}`", ", ".join(t["classes"]), sum(c.values()), c["killed"],
+        rows.append((f"`{t['function']}` — {', '.join(t['classes'])}", sum(c.values()), c["killed"],
                      c["equivalent"], c["survived"] + c["error"], _score(c)))
-    lines += _table(("function (torch.optim)", "classes (spec)", "mutants", "killed", "equivalent",
+    lines += _table(("torch.optim function — classes (spec)", "mutants", "killed", "equivalent",
                      "survived", "score"), rows)
     lines += ["", "## Per operator", ""]
     rows = []

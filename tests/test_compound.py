@@ -67,7 +67,7 @@ def test_combination_message_names_it_with_its_rule_lines():
     spec_id, name = "adam", "adam.eps_hat + adam.decoupled_decay"
     results, _, detail = run(COMPOUND_MUTANTS[(spec_id, name)], spec_id, "float64")
     msgs = [failure_message(CaseRecord.from_result(r), "mutant") for r in results
-            if r.outcome == "failed" and shown_matches(r.matches) == [name]]
+            if r.outcome == "failed" and name in shown_matches(r.matches)]
     assert msgs, detail
     assert f"trajectory matches combination {name}" in msgs[0], msgs[0]
     assert "rule line update" in msgs[0] and "rule line weight_decay" in msgs[0], msgs[0]
