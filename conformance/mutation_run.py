@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     import pytest  # noqa: F401 - imported once here, inherited by every forked run
     import torch
 
-    from . import plugin, runner  # noqa: F401 - the same
+    from . import items, options, plugin, run, runner  # noqa: F401 - the same
 
     torch.set_num_threads(1)
     _warm(torch, targets)

@@ -47,12 +47,9 @@ class Adadelta(NumpyOptimizer):
         nonnegative(lr=lr, eps=eps, weight_decay=weight_decay)
         if not 0 <= rho <= 1:
             raise ValueError(f"invalid rho: {rho}")
-        super().__init__(params)
-        self.lr = lr
-        self.rho = rho
-        self.eps = eps
-        self.weight_decay = weight_decay
-        self.maximize = maximize
+        super().__init__(
+            params, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize,
+        )
 
     def step(self, grads: list[np.ndarray | None]) -> None:
         """One update of every parameter whose gradient is not None (in place)."""

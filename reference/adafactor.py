@@ -50,13 +50,10 @@ class Adafactor(NumpyOptimizer):
             raise ValueError(f"beta2_decay must be <= 0, got {beta2_decay}")
         if d < 1:
             raise ValueError(f"clipping threshold d must be >= 1, got {d}")
-        super().__init__(params)
-        self.lr = lr
-        self.beta2_decay = beta2_decay
-        self.eps = tuple(eps)
-        self.d = d
-        self.weight_decay = weight_decay
-        self.maximize = maximize
+        super().__init__(
+            params, lr=lr, beta2_decay=beta2_decay, eps=tuple(eps), d=d, weight_decay=weight_decay,
+            maximize=maximize,
+        )
 
     def step(self, grads: list[np.ndarray | None]) -> None:
         lr, d, wd = float(self.lr), float(self.d), float(self.weight_decay)

@@ -50,11 +50,7 @@ class Adan(NumpyOptimizer):
         nonnegative(lr=lr, eps=eps, weight_decay=weight_decay)
         if len(betas) != 3 or not all(0 <= b < 1 for b in betas):
             raise ValueError(f"invalid betas: {betas}")
-        super().__init__(params)
-        self.lr = lr
-        self.betas = tuple(betas)
-        self.eps = eps
-        self.weight_decay = weight_decay
+        super().__init__(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
 
     def step(self, grads: list[np.ndarray | None]) -> None:
         """One update of every parameter whose gradient is not None (in place)."""

@@ -48,13 +48,10 @@ class ADOPT(NumpyOptimizer):
     ):
         nonnegative(lr=lr, eps=eps, weight_decay=weight_decay)
         betas_in_range(betas)
-        super().__init__(params)
-        self.lr = lr
-        self.betas = tuple(betas)
-        self.eps = eps
-        self.weight_decay = weight_decay
-        self.weight_decouple = weight_decouple
-        self.maximize = maximize
+        super().__init__(
+            params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+            weight_decouple=weight_decouple, maximize=maximize,
+        )
 
     def step(self, grads: list[np.ndarray | None]) -> None:
         """One update of every parameter whose gradient is not None (in place)."""

@@ -54,13 +54,10 @@ class ASGD(NumpyOptimizer):
         maximize: bool = False,
     ):
         nonnegative(lr=lr, weight_decay=weight_decay)
-        super().__init__(params)
-        self.lr = lr
-        self.lambd = lambd
-        self.alpha = alpha
-        self.t0 = t0
-        self.weight_decay = weight_decay
-        self.maximize = maximize
+        super().__init__(
+            params, lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay,
+            maximize=maximize,
+        )
 
     def step(self, grads: list[np.ndarray | None]) -> None:
         """One update of every parameter whose gradient is not None (in place)."""

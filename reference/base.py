@@ -21,16 +21,25 @@ def betas_in_range(betas: tuple[float, float]) -> None:
 
 
 class NumpyOptimizer:
-    """Holds ``params`` (updated in place) and per-parameter ``state`` dicts under torch's names.
+    """Holds ``params`` (updated in place), the hyperparameters (plain attributes, changeable
+    between steps) and per-parameter ``state`` dicts under torch's names.
 
-    Subclasses list their hyperparameters (plain attributes) in ``HYPERPARAMETERS`` and name
-    their integer state entries (``step``) in ``COUNTERS``.
+    A subclass's constructor keeps its explicit signature (the defaults are documentation, and
+    the harness maps argument names from it), validates, and hands the values on:
+    ``super().__init__(params, lr=lr, betas=tuple(betas), ...)``. The hyperparameters a
+    ``state_dict`` carries are those keywords, or ``HYPERPARAMETERS`` where a subclass lists them
+    (when it keeps other attributes beside them); ``COUNTERS`` names the integer state entries
+    (``step``).
     """
 
     HYPERPARAMETERS: tuple[str, ...] = ()
     COUNTERS: tuple[str, ...] = ()
 
-    def __init__(self, params: list[np.ndarray]):
+    def __init__(self, params: list[np.ndarray], **hyperparameters: Any):
+        for name, value in hyperparameters.items():
+            setattr(self, name, value)
+        if hyperparameters and not type(self).HYPERPARAMETERS:
+            self.HYPERPARAMETERS = tuple(hyperparameters)
         self.params = list(params)
         for p in self.params:
             if not isinstance(p, np.ndarray) or p.dtype.kind != "f":

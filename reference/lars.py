@@ -38,11 +38,10 @@ class LARS(NumpyOptimizer):
         trust_coefficient: float = 0.001,
     ):
         nonnegative(lr=lr, momentum=momentum, weight_decay=weight_decay, trust_coefficient=trust_coefficient)
-        super().__init__(params)
-        self.lr = lr
-        self.momentum = momentum
-        self.weight_decay = weight_decay
-        self.trust_coefficient = trust_coefficient
+        super().__init__(
+            params, lr=lr, momentum=momentum, weight_decay=weight_decay,
+            trust_coefficient=trust_coefficient,
+        )
 
     def step(self, grads: list[np.ndarray | None]) -> None:
         """One update of every parameter whose gradient is not None (in place)."""

@@ -146,14 +146,12 @@ class LBFGS(NumpyOptimizer):
         nonnegative(lr=lr)
         if line_search_fn not in (None, "strong_wolfe"):
             raise ValueError("only 'strong_wolfe' is supported")
-        super().__init__(params)
-        self.lr = lr
-        self.max_iter = max_iter
-        self.max_eval = max_iter * 5 // 4 if max_eval is None else max_eval
-        self.tolerance_grad = tolerance_grad
-        self.tolerance_change = tolerance_change
-        self.history_size = history_size
-        self.line_search_fn = line_search_fn
+        super().__init__(
+            params, lr=lr, max_iter=max_iter,
+            max_eval=max_iter * 5 // 4 if max_eval is None else max_eval,
+            tolerance_grad=tolerance_grad, tolerance_change=tolerance_change,
+            history_size=history_size, line_search_fn=line_search_fn,
+        )
         self.dtype = self.params[0].dtype
 
     # -- the flat vector of all parameters --------------------------------------------------------

@@ -42,11 +42,7 @@ class MADGRAD(NumpyOptimizer):
         nonnegative(lr=lr, momentum=momentum, weight_decay=weight_decay, eps=eps)
         if momentum >= 1:
             raise ValueError(f"invalid momentum: {momentum}")
-        super().__init__(params)
-        self.lr = lr
-        self.momentum = momentum
-        self.weight_decay = weight_decay
-        self.eps = eps
+        super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay, eps=eps)
 
     def step(self, grads: list[np.ndarray | None]) -> None:
         """One update of every parameter whose gradient is not None (in place)."""

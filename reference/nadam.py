@@ -57,14 +57,11 @@ class NAdam(NumpyOptimizer):
     ):
         nonnegative(lr=lr, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay)
         betas_in_range(betas)
-        super().__init__(params)
-        self.lr = lr
-        self.betas = tuple(betas)
-        self.eps = eps
-        self.weight_decay = weight_decay
-        self.momentum_decay = momentum_decay
-        self.decoupled_weight_decay = decoupled_weight_decay
-        self.maximize = maximize
+        super().__init__(
+            params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+            momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay,
+            maximize=maximize,
+        )
 
     def step(self, grads: list[np.ndarray | None]) -> None:
         """One update of every parameter whose gradient is not None (in place)."""

@@ -34,12 +34,10 @@ class NovoGrad(NumpyOptimizer):
                  grad_averaging=False):
         nonnegative(lr=lr, eps=eps, weight_decay=weight_decay)
         betas_in_range(betas)
-        super().__init__(params)
-        self.lr = lr
-        self.betas = tuple(betas)
-        self.eps = eps
-        self.weight_decay = weight_decay
-        self.grad_averaging = grad_averaging
+        super().__init__(
+            params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+            grad_averaging=grad_averaging,
+        )
 
     def step(self, grads: list[np.ndarray | None]) -> None:
         lr = float(self.lr)

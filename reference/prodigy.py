@@ -62,19 +62,11 @@ class Prodigy(NumpyOptimizer):
         if not d0 > 0:
             raise ValueError(f"invalid d0: {d0}")
         betas_in_range(betas)
-        super().__init__(params)
-        self.lr = lr
-        self.betas = tuple(betas)
-        self.eps = eps
-        self.weight_decay = weight_decay
-        self.decouple = decouple
-        self.d0 = d0
-        self.d_coef = d_coef
-        self.use_bias_correction = use_bias_correction
-        self.safeguard_warmup = safeguard_warmup
-        self.d = float(d0)
-        self.d_numerator = 0.0
-        self.calls = 0
+        super().__init__(
+            params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+            decouple=decouple, d0=d0, d_coef=d_coef, use_bias_correction=use_bias_correction,
+            safeguard_warmup=safeguard_warmup, d=float(d0), d_numerator=0.0, calls=0,
+        )
 
     def step(self, grads: list[np.ndarray | None]) -> None:
         """One update of every parameter whose gradient is not None (in place)."""

@@ -56,14 +56,10 @@ class RMSprop(NumpyOptimizer):
         nonnegative(lr=lr, eps=eps, weight_decay=weight_decay, momentum=momentum)
         if not 0 <= alpha <= 1:
             raise ValueError(f"invalid alpha: {alpha}")
-        super().__init__(params)
-        self.lr = lr
-        self.alpha = alpha
-        self.eps = eps
-        self.weight_decay = weight_decay
-        self.momentum = momentum
-        self.centered = centered
-        self.maximize = maximize
+        super().__init__(
+            params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+            centered=centered, maximize=maximize,
+        )
 
     def step(self, grads: list[np.ndarray | None]) -> None:
         """One update of every parameter whose gradient is not None (in place)."""

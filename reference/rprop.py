@@ -51,11 +51,9 @@ class Rprop(NumpyOptimizer):
         nonnegative(lr=lr)
         if not 0 < etas[0] < 1 < etas[1]:
             raise ValueError(f"invalid etas: {etas}")
-        super().__init__(params)
-        self.lr = lr
-        self.etas = tuple(etas)
-        self.step_sizes = tuple(step_sizes)
-        self.maximize = maximize
+        super().__init__(
+            params, lr=lr, etas=tuple(etas), step_sizes=tuple(step_sizes), maximize=maximize,
+        )
 
     def step(self, grads: list[np.ndarray | None]) -> None:
         """One update of every parameter whose gradient is not None (in place)."""

@@ -42,13 +42,10 @@ class ScheduleFreeGroup(NumpyOptimizer):
     GROUP_STATE = ("k", "lr_max", "weight_sum")
 
     def __init__(self, params: list[np.ndarray], warmup_steps: int, r: float, weight_lr_power: float):
-        super().__init__(params)
-        self.warmup_steps = warmup_steps
-        self.r = r
-        self.weight_lr_power = weight_lr_power
-        self.k = 0
-        self.lr_max = -1.0
-        self.weight_sum = 0.0
+        super().__init__(
+            params, warmup_steps=warmup_steps, r=r, weight_lr_power=weight_lr_power, k=0,
+            lr_max=-1.0, weight_sum=0.0,
+        )
 
     def _advance(self) -> tuple[float, float]:
         """Count the group's step; returns (scheduled lr, averaging coefficient c)."""

@@ -88,15 +88,11 @@ class SOAP(NumpyOptimizer):
             raise ValueError(f"invalid shampoo_beta: {shampoo_beta}")
         if int(precondition_frequency) < 1:
             raise ValueError(f"invalid precondition_frequency: {precondition_frequency}")
-        super().__init__(params)
-        self.lr = lr
-        self.betas = tuple(betas)
-        self.shampoo_beta = shampoo_beta
-        self.eps = eps
-        self.weight_decay = weight_decay
-        self.precondition_frequency = precondition_frequency
-        self.correct_bias = correct_bias
-        self.normalize_grads = normalize_grads
+        super().__init__(
+            params, lr=lr, betas=tuple(betas), shampoo_beta=shampoo_beta, eps=eps,
+            weight_decay=weight_decay, precondition_frequency=precondition_frequency,
+            correct_bias=correct_bias, normalize_grads=normalize_grads,
+        )
         # per parameter: None before its first gradient, then {"GG": [...], "Q": [...]}
         self.preconditioners: list[dict | None] = [None] * len(self.params)
 

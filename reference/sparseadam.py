@@ -47,11 +47,7 @@ class SparseAdam(NumpyOptimizer):
                  eps: float = 1e-8, maximize: bool = False):
         nonnegative(lr=lr, eps=eps)
         betas_in_range(betas)
-        super().__init__(params)
-        self.lr = lr
-        self.betas = tuple(betas)
-        self.eps = eps
-        self.maximize = maximize
+        super().__init__(params, lr=lr, betas=tuple(betas), eps=eps, maximize=maximize)
 
     def step(self, grads: list[tuple[np.ndarray, np.ndarray] | None]) -> None:
         self._check_grads(grads)

@@ -275,7 +275,7 @@ def test_a_module_failing_at_import_is_a_usage_error(pytester, source, message):
 
 def test_ambiguous_name_is_a_usage_error():
     from optimizer_conformance.conformance.candidates import UsageError
-    from optimizer_conformance.conformance.plugin import infer_spec
+    from optimizer_conformance.conformance.options import infer_spec
 
     assert infer_spec("MyAdamW", ["sgd", "adam", "adamw"]) == "adamw"
     assert infer_spec("numpy_adam", ["sgd", "adam", "adamw"]) == "adam"
