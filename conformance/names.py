@@ -1,4 +1,5 @@
-"""Argument names: the spec's hyperparameters (torch's names) mapped onto a candidate's signature.
+"""Argument names: the spec's hyperparameters (torch's names, or for a spec torch has no class
+for, the names of the implementation the spec follows) mapped onto a candidate's signature.
 
 Goldens name hyperparameters as torch does (``lr``, ``betas``, ``eps``, ``weight_decay``). Other
 ecosystems spell them differently; a candidate whose signature uses one of the spellings below
@@ -11,6 +12,11 @@ torch name                other spellings understood (first match in the signatu
 ``betas`` = (β₁, β₂)      ``b1``, ``b2`` (optax); ``beta_1``, ``beta_2`` (Keras); ``beta1``, ``beta2``
 ``eps``                   ``epsilon`` (Keras, several third-party libraries)
 ``weight_decay``          — (the same everywhere it exists)
+``decouple``              ``weight_decouple`` (pytorch-optimizer; spec prodigy)
+``use_bias_correction``   ``bias_correction`` (pytorch-optimizer; spec prodigy)
+``d0``, ``d_coef``        ``estim_lr0``, ``estim_lr_coef`` (optax.contrib; spec prodigy)
+``normalize_grads``       ``normalize_gradient`` (pytorch-optimizer; spec soap)
+``trust_coefficient``     ``trust_coeff`` (timm; spec lars)
 ``momentum``, ``nesterov``, ``amsgrad``, ``dampening``, ``maximize``: the same everywhere
 ========================  ================================================================
 
@@ -32,6 +38,13 @@ SPELLINGS: dict[str, tuple[tuple[str, ...], ...]] = {
     "lr": (("learning_rate",),),
     "betas": (("b1", "b2"), ("beta_1", "beta_2"), ("beta1", "beta2")),
     "eps": (("epsilon",),),
+    # the settings of specs torch has no class for, as the libraries that have one spell them
+    "decouple": (("weight_decouple",),),
+    "use_bias_correction": (("bias_correction",),),
+    "d0": (("estim_lr0",),),
+    "d_coef": (("estim_lr_coef",),),
+    "normalize_grads": (("normalize_gradient",),),
+    "trust_coefficient": (("trust_coeff",),),
 }
 # names whose meaning differs between libraries: never mapped without a declaration
 AMBIGUOUS: dict[str, str] = {

@@ -45,6 +45,22 @@ def test_optax_and_keras_spellings_are_mapped():
     assert keras.via_kwargs == {"weight_decay", "maximize"}  # only through **kwargs
 
 
+def test_third_party_spellings_of_specs_without_a_torch_class_are_mapped():
+    """pytorch-optimizer's Prodigy (weight_decouple, bias_correction) and optax.contrib.prodigy
+    (estim_lr0, estim_lr_coef) against the prodigy spec's names, read from the real signatures."""
+    pytorch_optimizer = pytest.importorskip("pytorch_optimizer")
+    optax = pytest.importorskip("optax")
+    spec_names = ["lr", "betas", "eps", "weight_decay", "decouple", "d0", "d_coef", "use_bias_correction",
+                  "safeguard_warmup"]
+    po = name_map(explicit_parameters(pytorch_optimizer.Prodigy), spec_names)
+    assert po.translate({"decouple": False, "use_bias_correction": True, "d0": 1e-6}) \
+        == {"weight_decouple": False, "bias_correction": True, "d0": 1e-6}
+    assert "decouple" not in po.via_kwargs and "use_bias_correction" not in po.via_kwargs
+    ox = name_map(explicit_parameters(optax.contrib.prodigy), spec_names)
+    assert ox.translate({"lr": 1.0, "d0": 1e-6, "d_coef": 0.5}) == {"learning_rate": 1.0, "estim_lr0": 1e-6,
+                                                                     "estim_lr_coef": 0.5}
+
+
 def test_an_ambiguous_name_is_refused_until_declared():
     def old_keras(lr=0.01, decay=0.0):
         pass
