@@ -33,6 +33,16 @@ WORLDS = (2, 3)
 DTYPES = ("float32", "float64")
 
 
+# Cells that fail because of torch itself, each documented in docs/distributed.md: they are printed
+# as findings and do not fail the sweep; a listed cell that passes (torch fixed it) does, as a
+# strict xfail does, so that the list cannot go stale. (optimizer, wrapper, dtype) -> why.
+KNOWN_FAILURES: dict[tuple[str, str, str], str] = {
+    ("torch.optim.NAdam", "zero", "float64"):
+        "ZeroRedundancyOptimizer.load_state_dict copies the state without torch.optim's dtype cast "
+        "(_recursive_copy_to_device): NAdam's float32 mu_product stays float32 after the resume",
+}
+
+
 @dataclass
 class Cell:
     optimizer: str
@@ -150,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{wrapper} × {world}: {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
     wall = time.perf_counter() - start
     print(table(cells, args.markdown))
-    bad = [c for c in cells if c.verdict == "fail"]
+    known = [(c, KNOWN_FAILURES[k]) for c in cells if (k := (c.optimizer, c.wrapper, c.dtype)) in KNOWN_FAILURES]
+    bad = [c for c in cells if c.verdict == "fail" and not any(c is k for k, _ in known)]
+    stale = [c for c, _ in known if c.verdict == "pass"]
     print(f"\n{len(cells)} cells (optimizer × wrapper × world size × dtype) in {wall:.1f} s: "
           f"{sum(c.verdict == 'pass' for c in cells)} pass, {len(bad)} fail, "
           f"{sum(c.verdict == 'unsupported' for c in cells)} not supported by torch, "
@@ -163,6 +175,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  skipped ({', '.join(sorted(where))}): {reason}")
     for c in bad:
         print(f"  FAIL {c.optimizer} [{c.wrapper} ×{c.world}, {c.dtype}]: {c.detail}")
+    for c, why in known:
+        if c.verdict == "fail":
+            print(f"  finding (torch) {c.optimizer} [{c.wrapper} ×{c.world}, {c.dtype}]: {why}")
+    for c in stale:
+        print(f"  PASSES NOW (remove it from KNOWN_FAILURES) {c.optimizer} [{c.wrapper} ×{c.world}, {c.dtype}]")
     timed = timing(args.timing) if args.timing else None
     if timed:
         print(f"\nverdict time of {args.timing} (pytest from a fresh process, world size 2): " +
@@ -174,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                "timing": timed, "cells": [asdict(c) for c in cells]}
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(doc, fh, indent=1)
-    return 1 if bad else 0
+    return 1 if bad or stale else 0
 
 
 if __name__ == "__main__":
