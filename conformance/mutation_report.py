@@ -85,10 +85,11 @@ def markdown(doc: dict) -> str:
     rows = []
     for t in doc["targets"]:
         c = _counts([m for m in mutants if m["target"] == t["function"]])
-        rows.append((f"`{t['function']}` — {', '.join(t['classes'])}", sum(c.values()), c["killed"],
+        rows.append((f"`{t['function'].split('.')[0]}`", sum(c.values()), c["killed"],
                      c["equivalent"], c["survived"] + c["error"], _score(c)))
-    lines += _table(("torch.optim function — classes (spec)", "mutants", "killed", "equivalent",
-                     "survived", "score"), rows)
+    lines += _table(("torch.optim module", "mutants", "killed", "equivalent", "survived", "score"), rows)
+    lines += ["", "Checked as: " + "; ".join(f"`{t['function']}`: {', '.join(t['classes'])}"
+                                          for t in doc["targets"]) + "."]
     lines += ["", "## Per operator", ""]
     rows = []
     for kind, text in doc["operators"].items():

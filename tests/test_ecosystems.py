@@ -146,7 +146,7 @@ def test_keras_adam_runs_natively_and_is_named(tmp_path):
     assert doc["candidate"]["api"] == "keras"
     named = {(c["id"], c["dtype"]): c["matches"] for c in doc["cases"] if c["outcome"] == "failed"}
     assert named and all("adam.keras" in m for m in named.values()), out
-    assert named[("adam/large_eps", "float32")] == ["adam.eps_hat", "adam.keras"], out
+    assert {"adam.eps_hat", "adam.keras"} <= set(named[("adam/large_eps", "float32")]), out
     assert doc["diagnosis"]["verdict"] == "variant" and doc["diagnosis"]["variants"] == ["adam.keras"], out
 
 

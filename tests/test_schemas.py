@@ -159,6 +159,9 @@ def test_goldens_are_shipped():
         assert list(index["specs"]) == [spec_id]
         meta = index["specs"][spec_id]
         listed = {f"{spec_id}/index.json", meta["file"], *(v["file"] for v in meta["variants"])}
+        if f"{spec_id}/compound.json" in FILES:  # the combinations of its variants (compound.py)
+            compound = golden(f"{spec_id}/compound.json")
+            listed |= {f"{spec_id}/compound.json", *(c["file"] for c in compound["combinations"])}
         assert listed == {rel for rel in FILES if rel.startswith(f"{spec_id}/")}
 
 
