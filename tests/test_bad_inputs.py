@@ -655,7 +655,8 @@ def test_fuzzed_options_never_crash(pytester, kwargs, device, timeout, dtype):
 def _table() -> None:
     rows = [(name, len(ids)) for name, ids in CATEGORIES.items()]
     rows += [("tampered golden (exit 4, or same verdict)", len(TAMPERINGS)),
-             ("run survives / report / xfail counts", 3)]
+             ("run survives / report / xfail counts", 5),  # killed candidate, xdist crash, killed run, -x, xfails
+             ("property tests (hypothesis: golden bytes, option values)", 2)]
     for name, n in rows:
         print(f"{name:45} {n:4}")
     print(f"{'total':45} {sum(n for _, n in rows):4}")
