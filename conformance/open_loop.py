@@ -287,16 +287,35 @@ def ignored_settings(cand: Candidate, spec: Spec, case: Case, dtype: str, device
     (pytorch_optimizer stores unknown names in the param groups and never reads them): then the
     candidate lacks the feature, and its failure would be mistaken for a deviation. Probe: run the
     case again with that setting at its neutral value; the same trajectory, bit for bit, means the
-    setting changed nothing."""
+    setting changed nothing — provided the setting changes something in this case at all: the
+    spec's NumPy reference must end elsewhere without it (AMSGrad changes nothing while v only
+    grows), else the probe proves nothing and the failure stands."""
     for name in cand.turned_on_via_kwargs(spec, case):
         neutral = spec.neutral(name)
         probe = _final_params(cand, spec, _neutralised(case, name, neutral), dtype, device)
-        if probe is not None and all(np.array_equal(probe[k], actual[k][-1]) for k in actual):
+        if probe is not None and all(np.array_equal(probe[k], actual[k][-1]) for k in actual) \
+                and _matters(spec, case, name, neutral):
             values = [g.hyperparameters[name] for g in case.groups if g.hyperparameters.get(name, neutral) != neutral]
             value = (values + [c.value for s in case.steps for c in s.changes if c.name == name])[0]
             return (f"candidate ignores {name!r}: its constructor takes it through **kwargs, but {name}={value!r} "
                     f"gives the same trajectory as {name}={neutral!r} (the feature is not implemented)")
     return None
+
+
+def _matters(spec: Spec, case: Case, name: str, neutral) -> bool:
+    """Whether the setting changes this case's trajectory for the spec's NumPy reference (float64;
+    True where the spec has no reference: then the probe alone decides, as before)."""
+    from optimizer_conformance.reference import REFERENCES
+
+    cls = REFERENCES.get(spec.id)
+    if cls is None:
+        return True
+    ref = Candidate(f"{cls.__module__}.{cls.__name__}", cls, "numpy")
+    with_it = _final_params(ref, spec, case, "float64", "cpu")
+    without = _final_params(ref, spec, _neutralised(case, name, neutral), "float64", "cpu")
+    if with_it is None or without is None:
+        return True
+    return any(not np.array_equal(with_it[k], without[k]) for k in with_it)
 
 
 def _neutralised(case: Case, name: str, neutral) -> Case:

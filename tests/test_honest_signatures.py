@@ -184,3 +184,16 @@ def test_the_probe_compares_against_the_neutral_setting():
     off = _final_params(cand, spec, _neutralised(case, "amsgrad", False), "float64", "cpu")
     assert all(np.array_equal(on[k], off[k]) for k in on)
     assert not all(np.allclose(on[k], case.expected[k][-1]) for k in on)
+
+
+def test_the_probe_needs_the_setting_to_matter_in_the_case():
+    """AMSGrad changes nothing while v only grows: in such a case a candidate that implements it
+    gives the same trajectory with it off, and the probe must not call the setting ignored (a
+    failing candidate would be skipped instead of failing). The spec's reference decides."""
+    from optimizer_conformance.conformance.kinds import load_spec
+    from optimizer_conformance.conformance.open_loop import _matters
+
+    adamw = load_spec("adamw")
+    cases = {c.id: c for c in adamw.cases}
+    assert _matters(adamw, cases["adamw/amsgrad_shrinking_gradients"], "amsgrad", False)
+    assert not _matters(adamw, cases["adamw/resume"], "amsgrad", False)
