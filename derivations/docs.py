@@ -662,9 +662,14 @@ def _short_diagnosis(runs: list[dict]) -> str:
     texts = [r["diagnosis"] for r in runs if r["diagnosis"]]
     if not texts:
         return "—"
-    named = re.findall(r"trajectory matches ([\w.]+)", " ".join(texts))
-    if named:
-        return "matches " + " + ".join(dict.fromkeys(named))
+    found = re.findall(r"trajectory matches ([\w. +]+?)(?: \[explains (\d+) of (\d+) failing runs\])?:",
+                       " ".join(texts))
+    if found:
+        whole = [name for name, k, _ in found if not k]
+        if whole and not any(k for _, k, _ in found):
+            return "matches " + "; ".join(dict.fromkeys(whole))
+        parts = [f"{name} ({k} of {n} failing runs)" if k else name for name, k, n in found]
+        return "partly matches " + "; ".join(dict.fromkeys(parts)) + "; the rest localised"
     text = texts[0]
     if text.startswith("no known variant explains"):
         return "no catalogued variant explains it" + ("" if "state" not in text else " (state differs)")

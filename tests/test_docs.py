@@ -443,3 +443,16 @@ def test_site_renders_math_navigates_and_searches(request):
         box.send_keys(Keys.ESCAPE)
     finally:
         driver.quit()
+
+
+def test_board_cells_name_combinations_and_say_when_they_explain_part():
+    """The third-party page's diagnosis cell: a combination is named whole, a partial explanation
+    says how much it explains, and nothing named says so."""
+    def run(text):
+        return {"diagnosis": text}
+
+    whole = run("trajectory matches a.x + a.y: title — summary (who; src)")
+    assert docs._short_diagnosis([whole, whole]) == "matches a.x + a.y"
+    part = run("trajectory matches a.x [explains 8 of 12 failing runs]: t — s (w; s)\nwhat remains: c[float32]")
+    assert docs._short_diagnosis([part]) == "partly matches a.x (8 of 12 failing runs); the rest localised"
+    assert docs._short_diagnosis([run("no known variant explains c[float32]")]) == "no catalogued variant explains it"
