@@ -242,3 +242,17 @@ def test_plots_not_imported_without_the_option(pytester):
                                            "--optimizer=optimizer_conformance.reference.Adam", "-k", "defaults")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*MPL: False*"])
+
+
+def test_reports_are_byte_identical_run_to_run_with_and_without_xdist(pytester):
+    """The same failing candidate checked twice, and once more under -n 2: the three JSON reports
+    are the same bytes (no timestamps, no durations, records sorted)."""
+    _mutant(pytester)
+    reports = []
+    for i, extra in enumerate([(), (), ("-n", "2")]):
+        path = pytester.path / f"r{i}.json"
+        _run(pytester, "--optimizer=keras_adam.Adam", "--optimizer-spec=adam", f"--optimizer-report={path}",
+             *extra)
+        reports.append(path.read_bytes())
+    assert json.loads(reports[0])["cases"] and json.loads(reports[0])["diagnosis"]["verdict"] == "variant"
+    assert reports[0] == reports[1] == reports[2]
