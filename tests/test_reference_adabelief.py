@@ -17,6 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from optimizer_conformance.reference import AdaBelief
 
+from tests.reference_runs import run_one
+
 DTYPES = ("float32", "float64")
 
 
@@ -90,10 +92,7 @@ def schedules(draw):
 
 
 def _run(theta0, grads, **hps):
-    theta = theta0.copy()
-    opt = AdaBelief([theta], **hps)
-    for g in grads:
-        opt.step([g])
+    theta, opt = run_one(AdaBelief, theta0, grads, **hps)
     return theta, opt.state[0]
 
 

@@ -18,6 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from optimizer_conformance.reference import Adamax
 
+from tests.reference_runs import run_one
+
 DTYPES = ("float32", "float64")
 
 
@@ -72,10 +74,7 @@ def schedules(draw):
 
 
 def _run(theta0, grads, **hps):
-    theta = theta0.copy()
-    opt = Adamax([theta], **hps)
-    for g in grads:
-        opt.step([g])
+    theta, opt = run_one(Adamax, theta0, grads, **hps)
     return theta, opt.state[0]
 
 

@@ -18,6 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from optimizer_conformance.reference import Lion
 
+from tests.reference_runs import run_one
+
 DTYPES = ("float32", "float64")
 
 
@@ -67,10 +69,7 @@ def schedules(draw):
 
 
 def _run(theta0, grads, **hps):
-    theta = theta0.copy()
-    opt = Lion([theta], **hps)
-    for g in grads:
-        opt.step([g])
+    theta, opt = run_one(Lion, theta0, grads, **hps)
     return theta, opt.state[0]
 
 

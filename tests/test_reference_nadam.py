@@ -23,6 +23,8 @@ from hypothesis import strategies as st
 from optimizer_conformance.conformance.kinds import load_spec, load_variant
 from optimizer_conformance.reference import NAdam
 
+from tests.reference_runs import run_one
+
 DTYPES = ("float32", "float64")
 
 
@@ -90,10 +92,7 @@ def schedules(draw):
 
 
 def _run(theta0, grads, **hps):
-    theta = theta0.copy()
-    opt = NAdam([theta], **hps)
-    for g in grads:
-        opt.step([g])
+    theta, opt = run_one(NAdam, theta0, grads, **hps)
     return theta, opt
 
 

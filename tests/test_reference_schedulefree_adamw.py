@@ -18,6 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from optimizer_conformance.reference import ScheduleFreeAdamW
 
+from tests.reference_runs import run_one
+
 DTYPES = ("float32", "float64")
 
 
@@ -73,14 +75,7 @@ def schedules(draw):
 
 
 def _run(theta0, grads, reload_at=None, **hps):
-    theta = theta0.copy()
-    opt = ScheduleFreeAdamW([theta], **hps)
-    for s, g in enumerate(grads):
-        if s == reload_at:
-            saved = opt.state_dict()
-            opt = ScheduleFreeAdamW([theta], **hps)
-            opt.load_state_dict(saved)
-        opt.step([g])
+    theta, opt = run_one(ScheduleFreeAdamW, theta0, grads, reload_at=reload_at, **hps)
     return theta, opt.state[0]
 
 

@@ -18,6 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from optimizer_conformance.reference import ScheduleFreeSGD
 
+from tests.reference_runs import run_one
+
 DTYPES = ("float32", "float64")
 
 
@@ -68,14 +70,7 @@ def schedules(draw):
 
 
 def _run(theta0, grads, reload_at=None, **hps):
-    theta = theta0.copy()
-    opt = ScheduleFreeSGD([theta], **hps)
-    for s, g in enumerate(grads):
-        if s == reload_at:
-            saved = opt.state_dict()
-            opt = ScheduleFreeSGD([theta], **hps)
-            opt.load_state_dict(saved)
-        opt.step([g])
+    theta, opt = run_one(ScheduleFreeSGD, theta0, grads, reload_at=reload_at, **hps)
     return theta, opt.state[0]
 
 
