@@ -39,7 +39,8 @@ forty).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import operator
+from collections.abc import Callable, Mapping
 from functools import cache
 
 import numpy as np
@@ -50,104 +51,175 @@ from .rule import F32, Rule
 Pair = tuple[float, float]  # (value, error bound / u)
 
 
-def _const(expr: sp.Expr) -> Pair:
-    return float(expr), 0.0
+Evaluator = Callable[[Mapping[sp.Symbol, Pair]], Pair]
 
 
-def _bool(expr, env: Mapping[sp.Symbol, Pair]) -> bool:
-    """Evaluate a condition (values only; conditions are decided on exact data)."""
-    if expr is sp.true or expr is True:
-        return True
-    if expr is sp.false or expr is False:
-        return False
-    if isinstance(expr, sp.Symbol):
-        return bool(env[expr][0])
-    if isinstance(expr, sp.And):
-        return all(_bool(a, env) for a in expr.args)
-    if isinstance(expr, sp.Or):
-        return any(_bool(a, env) for a in expr.args)
-    if isinstance(expr, sp.Not):
-        return not _bool(expr.args[0], env)
-    if isinstance(expr, sp.Eq):
-        return ev(expr.lhs, env)[0] == ev(expr.rhs, env)[0]
-    if isinstance(expr, sp.Ne):
-        return ev(expr.lhs, env)[0] != ev(expr.rhs, env)[0]
-    if isinstance(expr, sp.core.relational.Relational):
-        a, b = ev(expr.lhs, env)[0], ev(expr.rhs, env)[0]
-        return {">": a > b, ">=": a >= b, "<": a < b, "<=": a <= b}[expr.rel_op]
-    raise TypeError(f"unsupported condition {expr!r}")
+def ev(expr: sp.Expr, env: Mapping[sp.Symbol, Pair], rounding: bool = True) -> Pair:
+    """(value, error bound / u) of ``expr``; ``rounding=False``: propagate the operands' errors only."""
+    return _compiled(expr, rounding)(env)
 
 
 def _exact_factor(x: sp.Expr) -> bool:
     return x.is_Number and abs(x) == 1
 
 
-def ev(expr: sp.Expr, env: Mapping[sp.Symbol, Pair], rounding: bool = True) -> Pair:
-    """(value, error bound / u) of ``expr``; ``rounding=False``: propagate the operands' errors only."""
+@cache
+def _compiled(expr: sp.Expr, rounding: bool) -> Evaluator:
+    """``expr`` turned once into nested closures that apply the rules above: the rules walk the
+    same tree on every element of every step, so the walk (type tests, SymPy attributes) is done
+    once per expression and only the float arithmetic is left per evaluation."""
     r = 1.0 if rounding else 0.0  # weight of an operation's own rounding
     if isinstance(expr, sp.Symbol):
-        return env[expr]
+        return lambda env: env[expr]
     if expr.is_Number:
-        return _const(expr)
+        const = (float(expr), 0.0)
+        return lambda env: const
     if isinstance(expr, sp.Add):
-        parts = [ev(a, env, rounding) for a in expr.args]
-        value = math.fsum(v for v, _ in parts)
-        err = sum(e for _, e in parts)
-        if err == 0 and value.is_integer():
-            return value, 0.0  # integer arithmetic (the step count) is exact
-        return value, err + r * (len(parts) - 1) * abs(value)
+        terms = [_compiled(a, rounding) for a in expr.args]
+        extra = r * (len(terms) - 1)
+        if len(terms) == 2:  # the common case, unrolled (the same floats: one sum of two is exact rounding)
+            left, right = terms
+
+            def add2(env):
+                (a, ea), (b, eb) = left(env), right(env)
+                value, err = math.fsum((a, b)), ea + eb
+                if err == 0 and value.is_integer():
+                    return value, 0.0
+                return value, err + extra * abs(value)
+            return add2
+
+        def add(env):
+            parts = [f(env) for f in terms]
+            value = math.fsum(v for v, _ in parts)
+            err = sum(e for _, e in parts)
+            if err == 0 and value.is_integer():
+                return value, 0.0  # integer arithmetic (the step count) is exact
+            return value, err + extra * abs(value)
+        return add
     if isinstance(expr, sp.Mul):
         exact = all(_exact_factor(a) for a in expr.args if a.is_Number)
-        parts = [ev(a, env, rounding) for a in expr.args]
-        value = math.prod(v for v, _ in parts)
-        err = 0.0
-        for i, (_, e) in enumerate(parts):
-            if e:
-                err += e * math.prod(abs(v) for j, (v, _) in enumerate(parts) if j != i)
         roundings = sum(1 for a in expr.args if not _exact_factor(a)) - 1
         if not exact:
             roundings = max(roundings, 1)
-        return value, err + r * max(roundings, 0) * abs(value)
+        extra = r * max(roundings, 0)
+        factors = [_compiled(a, rounding) for a in expr.args]
+        if len(factors) == 2:  # the common case, unrolled (the same floats as the loop below)
+            left, right = factors
+
+            def mul2(env):
+                (a, ea), (b, eb) = left(env), right(env)
+                value = a * b
+                err = 0.0
+                if ea:
+                    err += ea * abs(b)
+                if eb:
+                    err += eb * abs(a)
+                return value, err + extra * abs(value)
+            return mul2
+
+        def mul(env):
+            parts = [f(env) for f in factors]
+            value = math.prod(v for v, _ in parts)
+            err = 0.0
+            for i, (_, e) in enumerate(parts):
+                if e:
+                    err += e * math.prod(abs(v) for j, (v, _) in enumerate(parts) if j != i)
+            return value, err + extra * abs(value)
+        return mul
     if isinstance(expr, sp.Pow):
-        (a, ea) = ev(expr.base, env, rounding)
-        n_expr = expr.exp
-        (n, en) = ev(n_expr, env, rounding)
-        if n == 0.5:
-            value = math.sqrt(a)
-            return value, (ea / (2 * value) if value else math.sqrt(ea)) + r * value
-        if n == -0.5:
-            value = 1.0 / math.sqrt(a)
-            return value, 0.5 * ea * value / a + r * 2 * value
-        value = a**n
-        err = abs(n * a ** (n - 1)) * ea if ea else 0.0
-        if en and a > 0:
-            err += abs(value * math.log(a)) * en
-        return value, err + r * abs(value)
+        base, exponent = _compiled(expr.base, rounding), _compiled(expr.exp, rounding)
+
+        def power(env):
+            (a, ea), (n, en) = base(env), exponent(env)
+            if n == 0.5:
+                value = math.sqrt(a)
+                return value, (ea / (2 * value) if value else math.sqrt(ea)) + r * value
+            if n == -0.5:
+                value = 1.0 / math.sqrt(a)
+                return value, 0.5 * ea * value / a + r * 2 * value
+            value = a**n
+            err = abs(n * a ** (n - 1)) * ea if ea else 0.0
+            if en and a > 0:
+                err += abs(value * math.log(a)) * en
+            return value, err + r * abs(value)
+        return power
     if isinstance(expr, sp.Abs):
-        v, e = ev(expr.args[0], env, rounding)
-        return abs(v), e
+        inner = _compiled(expr.args[0], rounding)
+
+        def absolute(env):
+            v, e = inner(env)
+            return abs(v), e
+        return absolute
     if isinstance(expr, (sp.Max, sp.Min)):
-        parts = [ev(a, env, rounding) for a in expr.args]
+        operands = [_compiled(a, rounding) for a in expr.args]
         pick = max if isinstance(expr, sp.Max) else min
-        value = pick(v for v, _ in parts)
-        return value, max(e for _, e in parts)
+
+        def extremum(env):
+            parts = [f(env) for f in operands]
+            return pick(v for v, _ in parts), max(e for _, e in parts)
+        return extremum
     if isinstance(expr, sp.Piecewise):
-        for branch, cond in expr.args:
-            if _bool(cond, env):
-                return ev(branch, env, rounding)
-        raise ValueError(f"no branch of {expr} applies")
+        branches = [(_compiled(branch, rounding), _condition(cond)) for branch, cond in expr.args]
+
+        def piecewise(env):
+            for branch, cond in branches:
+                if cond(env):
+                    return branch(env)
+            raise ValueError(f"no branch of {expr} applies")
+        return piecewise
     if isinstance(expr, F32):
         # A declared float32 rounding is part of the definition being bounded, not an error.
-        v, e = ev(expr.args[0], env, rounding)
-        return float(np.float32(v)), e
+        inner = _compiled(expr.args[0], rounding)
+
+        def to_float32(env):
+            v, e = inner(env)
+            return float(np.float32(v)), e
+        return to_float32
     if isinstance(expr, sp.Mod):
         # integer arithmetic on counters (Lookahead's sync every k calls): exact
-        a, b = (ev(x, env, rounding)[0] for x in expr.args)
-        return float(a % b), 0.0
+        a, b = (_compiled(x, rounding) for x in expr.args)
+        return lambda env: (float(a(env)[0] % b(env)[0]), 0.0)
     if isinstance(expr, sp.sign):
-        v, _ = ev(expr.args[0], env)
-        return float(math.copysign(1.0, v) if v else 0.0), 0.0
+        inner = _compiled(expr.args[0], True)
+
+        def sign(env):
+            v, _ = inner(env)
+            return float(math.copysign(1.0, v) if v else 0.0), 0.0
+        return sign
     raise TypeError(f"error analysis does not know {type(expr).__name__}: {expr}")
+
+
+_RELATIONS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+
+
+@cache
+def _condition(expr) -> Callable[[Mapping[sp.Symbol, Pair]], bool]:
+    """A condition as a closure (values only; conditions are decided on exact data)."""
+    if expr is sp.true or expr is True:
+        return lambda env: True
+    if expr is sp.false or expr is False:
+        return lambda env: False
+    if isinstance(expr, sp.Symbol):
+        return lambda env: bool(env[expr][0])
+    if isinstance(expr, sp.And):
+        parts = [_condition(a) for a in expr.args]
+        return lambda env: all(c(env) for c in parts)
+    if isinstance(expr, sp.Or):
+        parts = [_condition(a) for a in expr.args]
+        return lambda env: any(c(env) for c in parts)
+    if isinstance(expr, sp.Not):
+        inner = _condition(expr.args[0])
+        return lambda env: not inner(env)
+    if isinstance(expr, sp.Eq):
+        relation = operator.eq
+    elif isinstance(expr, sp.Ne):
+        relation = operator.ne
+    elif isinstance(expr, sp.core.relational.Relational):
+        relation = _RELATIONS[expr.rel_op]
+    else:
+        raise TypeError(f"unsupported condition {expr!r}")
+    lhs, rhs = _compiled(expr.lhs, True), _compiled(expr.rhs, True)
+    return lambda env: relation(lhs(env)[0], rhs(env)[0])
 
 
 @cache

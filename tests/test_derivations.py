@@ -47,8 +47,26 @@ def test_every_variant_is_a_small_named_delta(spec_id):
         assert v.sources and v.who and v.summary
 
 
-def test_goldens_regenerate_byte_for_byte(capsys):
-    assert regenerate(["--check"]) == 0, capsys.readouterr().out
+@pytest.mark.parametrize("spec_id", sorted(SPECS))
+def test_goldens_regenerate_byte_for_byte(spec_id, capsys):
+    """Every file of the spec's folder, combinations included; one test per spec, so that the
+    workers of ``pytest -n`` share the regeneration (CI also runs the whole ``--check``)."""
+    assert regenerate(["--check", "--spec", spec_id, "--jobs", "1"]) == 0, capsys.readouterr().out
+
+
+def test_a_changed_golden_is_found_by_the_check(tmp_path, monkeypatch, capsys):
+    """The check can fail: one changed byte in a shipped golden is reported with its path."""
+    import shutil
+
+    from optimizer_conformance.derivations import __main__ as cli
+
+    shipped = tmp_path / "golden"
+    shutil.copytree(cli._shipped_dir() / "sgd", shipped / "sgd")
+    spec_file = shipped / "sgd" / "spec.json"
+    spec_file.write_text(spec_file.read_text(encoding="utf-8").replace('"', "'", 1), encoding="utf-8")
+    monkeypatch.setattr(cli, "_shipped_dir", lambda: shipped)
+    assert regenerate(["--check", "--spec", "sgd", "--jobs", "1"]) == 1
+    assert "sgd/spec.json" in capsys.readouterr().out
 
 
 def test_a_changed_initial_value_is_a_changed_line():
