@@ -155,3 +155,5 @@ class GraphDriver(TorchDriver):
         if self.replay is not None:
             raise CaseSkipped("a CUDA-graph case cannot reload state after the capture")
         super().reload()
+        for name, g in self.static.items():  # the graph's inputs stay the same tensors across a resume
+            self.tensors[name].grad = g

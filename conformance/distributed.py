@@ -241,12 +241,21 @@ class DistributedDriver(TorchDriver):
             if g is not None:
                 full = torch.tensor(g, dtype=self.dtype, device=self.device).reshape(self.shapes[name])
                 local[name] = local_gradient(full, self.rank, self.world)
+        if self.wrapper == "own":  # as TorchDriver.step: into the existing .grad, else a fresh one
+            for name, t in self.tensors.items():
+                g = local.get(name)
+                if g is not None and t.grad is not None and t.grad.shape == g.shape and t.grad.dtype == g.dtype:
+                    t.grad.copy_(g)
+                else:
+                    t.grad = g
+            self.opt.step()
+            self._check_replicas()
+            return
+        # under ddp, zero and fsdp the wrapper's own backward writes p.grad (DDP's reducer, FSDP's
+        # reduce-scatter), after zero_grad()'s default set_to_none=True
         for t in self.tensors.values():
             t.grad = None
-        if self.wrapper == "own":
-            for name, g in local.items():
-                self.tensors[name].grad = g
-        elif local:
+        if local:
             loss = self.model(local)
             loss.backward()
         self.opt.step()
@@ -312,8 +321,11 @@ class DistributedDriver(TorchDriver):
     # -- resume ----------------------------------------------------------------------------------
     def reload(self) -> None:
         """A checkpoint saved and loaded into a fresh optimizer: rank 0's state_dict broadcast
-        (ddp, own), ZeRO's consolidated state_dict, FSDP2 through torch.distributed.checkpoint."""
+        (ddp, own), ZeRO's consolidated state_dict, FSDP2 through torch.distributed.checkpoint.
+        As in a fresh process, the params have no gradients afterwards."""
         self.reloads += 1
+        for t in self.tensors.values():
+            t.grad = None
         if self.wrapper == "fsdp":
             self._reload_dcp()
             return

@@ -64,6 +64,7 @@ class TorchDriver(Driver):
         }
         self.groups = [dict(g.hyperparameters) for g in case.groups]
         self.findings = set()
+        self.aliases: set[str] = set()  # state entries seen sharing memory with p.grad
         self.opt = self._build()
 
     def _build(self):
@@ -92,6 +93,20 @@ class TorchDriver(Driver):
                               f"(as a scheduler does)")
 
     def step(self, grads: dict[str, np.ndarray | None]) -> None:
+        """Sets each param's gradient as a training loop's backward does, then calls ``step()``.
+
+        A dense gradient is written *in place* into the param's existing ``.grad`` tensor
+        (``p.grad.copy_(g)``) whenever it has one, as ``backward()`` accumulates into the zeroed
+        ``.grad`` after ``zero_grad(set_to_none=False)`` (and as gradient accumulation, DDP's
+        bucket views and CUDA graphs do); a fresh tensor is made only where the param has none:
+        on the first step, after a step without gradient (``p.grad = None``: a frozen or unused
+        param) and after a resume (:meth:`reload`: a fresh process has no gradients), as in a
+        loop with ``zero_grad()``'s default ``set_to_none=True``. So a case exercises both
+        loops, and an optimizer that keeps a reference to ``p.grad`` in its state instead of a
+        copy (``buf = grad`` for ``torch.clone(grad)``) sees that state overwritten by the next
+        gradient and fails, where a fresh tensor every step would hide it. Sparse gradients
+        are fresh every step: backward builds a new sparse tensor.
+        """
         torch = self.torch
         given = {}
         for name, t in self.tensors.items():
@@ -103,8 +118,13 @@ class TorchDriver(Driver):
                                                  t.shape, device=self.device, check_invariants=True)
                 given[name] = t.grad.detach().clone()
             else:
-                t.grad = torch.tensor(g, dtype=self.dtype, device=self.device).reshape(t.shape)
-                given[name] = t.grad.detach().clone()
+                new = torch.tensor(g, dtype=self.dtype, device=self.device).reshape(t.shape)
+                old = t.grad
+                if old is not None and not old.is_sparse and old.shape == t.shape and old.dtype == t.dtype:
+                    old.copy_(new)
+                else:
+                    t.grad = new
+                given[name] = new if t.grad is not new else new.clone()
         self.opt.step()
         for name, g in given.items():
             now = self.tensors[name].grad
@@ -112,9 +132,28 @@ class TorchDriver(Driver):
                 now, g = now.to_dense(), g.to_dense()
             if now is not None and not torch.equal(now, g):
                 self.findings.add(GRADIENT_MODIFIED)
+        self._find_aliases()
+
+    def _find_aliases(self) -> None:
+        """Names the state entries that share memory with their param's ``.grad`` (kept in
+        :attr:`aliases`): the cause a failing case reports, since the next gradient written into
+        ``p.grad`` overwrites such an entry."""
+        for name, t in self.tensors.items():
+            grad = t.grad
+            if grad is None or grad.is_sparse:
+                continue
+            where = grad.untyped_storage().data_ptr()
+            for key, value in self.opt.state.get(t, {}).items():
+                if isinstance(value, self.torch.Tensor) and not value.is_sparse and value.numel() \
+                        and value.untyped_storage().data_ptr() == where:
+                    self.aliases.add(f"state[{name}][{key!r}]")
 
     def reload(self) -> None:
+        """Resume as a fresh process would: a new optimizer loading a copy of the state dict, and
+        params without gradients (the next step's gradients are fresh tensors)."""
         sd = copy.deepcopy(self.opt.state_dict())
+        for t in self.tensors.values():
+            t.grad = None
         self.opt = self._build()
         self.opt.load_state_dict(sd)
 
@@ -152,6 +191,7 @@ class NumpyDriver(Driver):
         self.arrays = {p.name: p.initial.astype(self.dtype).reshape(p.shape) for p in case.params}
         self.groups = [dict(g.hyperparameters) for g in case.groups]
         self.findings = set()
+        self.grad_arrays: dict[str, np.ndarray] = {}  # the array each param's gradient is written into
         self.opts = [self._build(i) for i in range(len(case.groups))]
 
     def _build(self, i: int):
@@ -172,7 +212,7 @@ class NumpyDriver(Driver):
 
     def step(self, grads: dict[str, np.ndarray | None]) -> None:
         for i, group in enumerate(self.case.groups):
-            given = [self._grad(grads[n], self.arrays[n].shape) for n in group.params]
+            given = [self._grad(n, grads[n]) for n in group.params]
             copies = [copy.deepcopy(g) for g in given]
             result = self.opts[i].step(given)
             for g, c in zip(given, copies, strict=True):
@@ -182,16 +222,29 @@ class NumpyDriver(Driver):
                 for n, new in zip(group.params, result, strict=True):
                     self.arrays[n] = np.asarray(new)
 
-    def _grad(self, g, shape):
+    def _grad(self, name: str, g):
+        """The gradient handed to the candidate, reusing the array of the param's last gradient
+        as :meth:`TorchDriver.step` reuses ``p.grad`` (``np.copyto`` into it): a candidate that
+        keeps the array it was given as state, instead of a copy, sees that state overwritten
+        by the next step's gradient. A fresh array on the first step, after a step without
+        gradient, and after a resume; sparse gradients are fresh (indices, values) every step."""
         if g is None:
+            self.grad_arrays.pop(name, None)
             return None
         if isinstance(g, SparseGrad):
             return (g.indices.copy(), g.values.astype(self.dtype))
-        return g.astype(self.dtype).reshape(shape)
+        new = g.astype(self.dtype).reshape(self.arrays[name].shape)
+        old = self.grad_arrays.get(name)
+        if old is not None and old.shape == new.shape and old.dtype == new.dtype and old.flags.writeable:
+            np.copyto(old, new)
+            return old
+        self.grad_arrays[name] = new
+        return new
 
     def reload(self) -> None:
         if not all(hasattr(o, "state_dict") and hasattr(o, "load_state_dict") for o in self.opts):
             raise CaseSkipped("NumPy candidate has no state_dict()/load_state_dict(): resume cases need them")
+        self.grad_arrays.clear()  # a fresh process: the next gradients are fresh arrays
         for i in range(len(self.opts)):
             sd = copy.deepcopy(self.opts[i].state_dict())
             hps = self.groups[i]
@@ -225,7 +278,7 @@ class FunctionalDriver(NumpyDriver):
 
     def step(self, grads: dict[str, np.ndarray | None]) -> None:
         for i, group in enumerate(self.case.groups):
-            given = [self._grad(grads[n], self.arrays[n].shape) for n in group.params]
+            given = [self._grad(n, grads[n]) for n in group.params]
             copies = [copy.deepcopy(g) for g in given]
             new_params, self.states[i] = self.opts[i].update(given, self.states[i], self._arrays(i))
             for g, c in zip(given, copies, strict=True):
@@ -237,6 +290,7 @@ class FunctionalDriver(NumpyDriver):
     def reload(self) -> None:
         """Resume: a fresh transformation (current settings) continuing from a deep copy of the state."""
         self.states = copy.deepcopy(self.states)
+        self.grad_arrays.clear()
         self.opts = [self._build(i) for i in range(len(self.opts))]
 
     def state(self) -> dict[str, dict[str, np.ndarray]]:

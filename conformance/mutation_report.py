@@ -64,12 +64,16 @@ def markdown(doc: dict) -> str:
         "(the mutants are generated from torch's source with `ast`: `conformance/mutation.py`) — "
         "and runs each mutant through the plugin exactly as a user would "
         "(`pytest --optimizer=<mutant>.<Class>`, float32 and float64). A mutant is *killed* when a case "
-        "fails; a survivor is *equivalent* when no input can tell it from torch's code (the reason is "
+        "fails, or when the verdict reports a finding that torch's unmutated code does not (a finding is "
+        "behaviour the suite reports without failing, such as `step()` writing into `p.grad`, which "
+        "torch's own foreach SGD does: see the Findings page); a survivor is *equivalent* when no input can tell it from torch's code (the reason is "
         "written in `conformance/mutation_equivalent.toml`, and shown below), otherwise it is a gap "
         "of the suite. Run it with `nox -s mutation`.",
         "",
         f"**Score: {_score(total)}** killed of the non-equivalent mutants — {len(mutants)} mutants, "
-        f"{total['killed']} killed, {total['equivalent']} equivalent, {total['survived']} survived"
+        f"{total['killed']} killed"
+        + (f" ({doc['summary']['killed_by_finding']} of them by a finding)" if doc["summary"].get("killed_by_finding") else "")
+        + f", {total['equivalent']} equivalent, {total['survived']} survived"
         + (f", {total['error']} did not finish" if total["error"] else "") + ".",
         "",
         f"The run took {doc['seconds']:.0f} s of wall time"
@@ -117,6 +121,13 @@ def markdown(doc: dict) -> str:
             lines += _mutant(m)
     else:
         lines += ["None: every non-equivalent mutant is killed.", ""]
+    by_finding = [m for m in mutants if m.get("killed_by") == "finding"]
+    if by_finding:
+        lines += ["## Killed by a finding", "",
+                  "Every case passes, and the verdict reports behaviour that torch's unmutated code does not "
+                  "show (" + "; ".join(sorted({f"*{f}*" for m in by_finding for f in m["new_findings"]})) + ").", ""]
+        for m in by_finding:
+            lines += _mutant(m)
     lines += ["## Equivalent mutants", ""]
     for m in (m for m in mutants if m["status"] == "equivalent"):
         lines += _mutant(m)

@@ -3,7 +3,8 @@
 Every mutant of conformance/mutation.py is written as a module (torch's module source, one point
 changed, the classes on their for-loop path) and checked by the plugin exactly as a user would:
 ``pytest --optimizer=<mutant module>.<Class> --optimizer-spec=<spec>``, in float32 and float64.
-A mutant is *killed* when a case of some class that calls the function fails, *survived* when
+A mutant is *killed* when a case of some class that calls the function fails (or when the
+verdict reports a finding that the unmutated module's does not: see :func:`classify`), *survived* when
 every case passes. A survivor listed in ``mutation_equivalent.toml`` with a ``reason`` (keyed by mutant id:
 why no input can tell it from torch's code) is *equivalent*; the others are gaps of the suite
 (the file may hold a ``gap`` note for one: the input that would kill it). Score = killed / (mutants − equivalent). Before the mutants, each unmutated module
@@ -155,8 +156,16 @@ def run_jobs(jobs: list[Job], workdir: Path, parallel: int, progress=None) -> No
 
 
 def classify(jobs: list[Job], reasons: dict[str, str], notes: dict[str, str] | None = None) -> list[dict]:
-    """One record per mutant: killed (a case of some class failed), equivalent (all passed, and a
-    reason is written), survived (all passed, no reason: a gap), error (a run did not finish)."""
+    """One record per mutant: killed (a case of some class failed, or its verdict reports a finding
+    the unmutated module's does not), equivalent (all passed, and a reason is written), survived
+    (all passed, no reason: a gap), error (a run did not finish).
+
+    A finding is the verdict's account of behaviour that is acceptable but that a user should know
+    of (``step() modifies p.grad in place``: torch's own foreach SGD does it with Nesterov, so it
+    cannot fail a case, docs/findings.md); a mutant that makes the verdict report one which torch's
+    code does not has been told apart from torch's code by the suite, and is killed by it
+    (``killed_by``: "finding")."""
+    base = {(j.target.key, j.cls): set(j.findings) for j in jobs if j.mutant_id is None}
     by_id: dict[str, list[Job]] = {}
     for job in jobs:
         if job.mutant_id is not None:
@@ -164,7 +173,9 @@ def classify(jobs: list[Job], reasons: dict[str, str], notes: dict[str, str] | N
     records = []
     for point_id, runs in by_id.items():
         target = runs[0].target
-        killed = any(j.rc == 1 for j in runs)
+        new_findings = sorted({f for j in runs if j.rc == 0 for f in set(j.findings) - base.get((target.key, j.cls), set())})
+        failed = any(j.rc == 1 for j in runs)
+        killed = failed or bool(new_findings)
         if killed:
             status = "killed"
         elif any(j.rc != 0 for j in runs):
@@ -176,7 +187,9 @@ def classify(jobs: list[Job], reasons: dict[str, str], notes: dict[str, str] | N
         records.append({
             "id": point_id, "target": target.key, "operator": point_id.split(":", 3)[3],
             "kind": point_id.split(":", 3)[3].split(":")[0].split("#")[0],
-            "status": status, "reason": reasons.get(point_id, "") if status != "killed" else "",
+            "status": status, "killed_by": ("failure" if failed else "finding") if killed else "",
+            "new_findings": new_findings if killed and not failed else [],
+            "reason": reasons.get(point_id, "") if status != "killed" else "",
             "gap": (notes or {}).get(point_id, "") if status == "survived" else "",
             "stale_reason": status == "killed" and point_id in reasons,
             "runs": [{"class": j.cls, "spec": j.spec, "rc": j.rc, "cases": j.cases, "failed": j.failed,
@@ -191,6 +204,7 @@ def summary(records: list[dict]) -> dict:
     count = {s: sum(r["status"] == s for r in records) for s in ("killed", "survived", "equivalent", "error")}
     scored = len(records) - count["equivalent"]
     return {"mutants": len(records), **count,
+            "killed_by_finding": sum(r.get("killed_by") == "finding" for r in records),
             "score": round(count["killed"] / scored, 4) if scored else 1.0}
 
 
@@ -267,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     records = classify(jobs, equivalents(), gaps())
     total = summary(records)
     print(f"\n{total['mutants']} mutants of {len(targets)} functions ({len(mutants)} plugin runs, "
-          f"{args.jobs} at once) in {wall:.0f} s: {total['killed']} killed, {total['equivalent']} equivalent, "
+          f"{args.jobs} at once) in {wall:.0f} s: {total['killed']} killed ({total['killed_by_finding']} by a finding), "
+          f"{total['equivalent']} equivalent, "
           f"{total['survived']} survived, {total['error']} errors; score {total['killed']}/"
           f"{total['mutants'] - total['equivalent']} = {100 * total['score']:.1f} %")
     for r in records:

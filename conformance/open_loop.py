@@ -267,6 +267,12 @@ def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = 
     if res.outcome == "passed" and res.max_ratio > 1.0:
         res.outcome = "failed"
         _accept(res, spec, case, dtype, shapes, state_rows, accept)
+    if res.outcome == "failed" and not res.reason and getattr(drv, "aliases", None):
+        verb = "shares" if len(drv.aliases) == 1 else "share"
+        res.reason = (f"step() keeps p.grad itself as state: {', '.join(sorted(drv.aliases))} {verb} memory "
+                      "with the param's .grad, so the next gradient written into p.grad (backward after "
+                      "zero_grad(set_to_none=False), as this harness does) overwrites it: store a copy "
+                      "(torch.clone(grad))")
     if res.outcome == "failed" and res.steps_run < case.n_steps:
         res.params_conform = False
     if res.outcome == "failed" and res.steps_run == case.n_steps and mode != GRAPH:

@@ -142,3 +142,23 @@ def test_committed_report_is_a_run_of_this_generator():
     for m in doc["mutants"]:
         if m["status"] != "killed":
             assert m["id"] in page
+
+
+def test_a_finding_the_unmutated_module_does_not_report_kills_the_mutant():
+    """rprop's mutant without ``grad.clone()`` zeroes entries of p.grad and passes every case; the
+    verdict's finding "step() modifies p.grad in place", absent from torch's code, kills it. A
+    finding the unmutated module reports too (NAdam's acceptable float32 μ product) kills nothing."""
+    rprop, nadam = BY_MODULE["rprop"], BY_MODULE["nadam"]
+    grad_written = _point(rprop, "remove", "grad = grad.clone(", "")
+    first = mutation.points(nadam)[0].id
+    jobs = [mutation_run.Job(rprop, None, "base", "Rprop", "rprop", rc=0),
+            mutation_run.Job(rprop, grad_written, "m1", "Rprop", "rprop", rc=0,
+                             findings=["step() modifies p.grad in place"]),
+            mutation_run.Job(nadam, None, "base", "NAdam", "nadam", rc=0, findings=["follows acceptable variant x"]),
+            mutation_run.Job(nadam, first, "m2", "NAdam", "nadam", rc=0, findings=["follows acceptable variant x"])]
+    records = {r["id"]: r for r in mutation_run.classify(jobs, {})}
+    assert records[grad_written]["status"] == "killed"
+    assert records[grad_written]["killed_by"] == "finding"
+    assert records[grad_written]["new_findings"] == ["step() modifies p.grad in place"]
+    assert records[first]["status"] == "survived" and records[first]["killed_by"] == ""
+    assert mutation_run.summary(list(records.values()))["killed_by_finding"] == 1
