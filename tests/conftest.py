@@ -1,9 +1,16 @@
+import multiprocessing.heap  # noqa: F401  (see below)
 import os
 import sys
 
 from hypothesis import HealthCheck, settings
 
 pytest_plugins = ["pytester"]
+
+# An in-process pytester run drops the modules it imported when it ends. multiprocessing.heap,
+# first imported inside such a run (the candidate process's pipes), would then be a second copy in
+# the next run, whose pickler still knows the first copy's BufferWrapper: "Can't pickle
+# BufferWrapper: it's not the same object" (test_cuda's runs, in one process). Imported here, it
+# is the same module for every run.
 
 # The project's test command must give the same verdict on every run (CI included), so property
 # tests are derandomized by default: each test draws the same examples every time. Exploration is
