@@ -27,7 +27,10 @@ The API is detected (a factory is probed once); a class or factory may declare i
 attribute ``conformance_api = "torch" | "numpy" | "functional"``.
 
 A hyperparameter the candidate does not accept is left out when the case sets it to its neutral
-value (feature off); otherwise the case is skipped with that reason.
+value (feature off) or to the spec's default (a library without the knob is then checked on the
+behaviour it hard-wires: optax's ``nadam`` and Keras's ``Nadam`` take no ``momentum_decay``, and
+the cases at torch's ψ = 0.004 show whether they follow it); otherwise the case is skipped with
+that reason.
 
 How a case drives each interface is in :mod:`optimizer_conformance.conformance.drivers` (the CUDA-graph
 driver in :mod:`~optimizer_conformance.conformance.cuda_graph`). Closed-loop specs (LBFGS) drive the
@@ -265,10 +268,9 @@ class Candidate:
         for name in sorted(names):
             if self.accepts(name, spec) or name in self.kwargs:
                 continue
-            neutral = spec.neutral(name)
             values = [g.hyperparameters[name] for g in case.groups if name in g.hyperparameters]
             values += [c.value for s in case.steps for c in s.changes if c.name == name]
-            off = [v for v in values if neutral is None or v != neutral]
+            off = [v for v in values if v not in self.fixed_values(spec, name)]
             if off:
                 return f"candidate does not accept {name!r} (this case sets {name}={off[0]!r})"
         if self.api == "numpy" and any(s.reload_before for s in case.steps):
@@ -276,6 +278,12 @@ class Candidate:
             if probe is not None and not (hasattr(probe, "state_dict") and hasattr(probe, "load_state_dict")):
                 return "NumPy candidate has no state_dict()/load_state_dict(): resume cases need them"
         return None
+
+    @staticmethod
+    def fixed_values(spec: Spec, name: str) -> list[Any]:
+        """The values of a setting at which a candidate without it still runs the case: the feature
+        off (its neutral value), or the spec's default (what a library without the knob should do)."""
+        return [x for x in (spec.neutral(name), spec.default(name)) if x is not None]
 
     def settings(self, spec: Spec, hyperparameters: dict[str, Any]) -> dict[str, Any]:
         """The hyperparameters passed to the candidate, under its own names: those it accepts
@@ -342,6 +350,15 @@ class Candidate:
             # case: NAdam's momentum_decay to Keras) only when the error names it
             names = self.names_for(spec)
             said = str(exc)
+            lacking = sorted(k for k in (names.via_kwargs if names else ()) if k in hyperparameters and k in said
+                             and hyperparameters[k] in self.fixed_values(spec, k))
+            if lacking:
+                # refused at the spec's default (or neutral) value: the candidate lacks the knob and
+                # hard-wires a behaviour, checked from now on without sending it (the cases that set
+                # it elsewhere are skipped: it no longer counts as accepted)
+                self.__dict__["_names"][spec.id] = NameMap(
+                    {k: v for k, v in names.names.items() if k not in lacking}, names.via_kwargs - set(lacking))
+                return self.build(spec, case, params, hyperparameters, dtype, device, default)
             sent = sorted(k for k in (names.via_kwargs if names else ()) if k in hyperparameters and (
                 k in said if spec.neutral(k) is None else hyperparameters[k] != spec.neutral(k)))
             if sent:
