@@ -283,7 +283,9 @@ class Candidate:
     def fixed_values(spec: Spec, name: str) -> list[Any]:
         """The values of a setting at which a candidate without it still runs the case: the feature
         off (its neutral value), or the spec's default (what a library without the knob should do)."""
-        return [x for x in (spec.neutral(name), spec.default(name)) if x is not None]
+        neutral = spec.neutral(name)
+        known = any(hp["name"] == name for hp in spec.hyperparameters)
+        return ([neutral] if neutral is not None else []) + ([spec.default(name)] if known else [])
 
     def settings(self, spec: Spec, hyperparameters: dict[str, Any]) -> dict[str, Any]:
         """The hyperparameters passed to the candidate, under its own names: those it accepts

@@ -262,7 +262,8 @@ class Spec:
         return None
 
     def default(self, name: str) -> Any:
-        """The spec's default value of a hyperparameter (torch's), or None if it has none."""
+        """The spec's default value of a hyperparameter (torch's; None for a setting whose default
+        is None, e.g. Muon's adjust_lr_fn, or for a name the spec does not have)."""
         for hp in self.hyperparameters:
             if hp["name"] == name:
                 return None if hp.get("default") is None else hyperparameter_value(hp["default"])
