@@ -30,7 +30,6 @@ import sympy as sp
 
 from .adam import beta1, beta2, eps, lam, lr, m, maximize, v, v_hat
 from .cases import CaseBuilder, HyperparameterChange
-from .keras_conventions import KERAS_SOURCES, keras_conventions
 from .proofs import ClosedForm
 from .rule import F32, Assign, Hyperparameter, Rule, StateVar, Variant, g, reloaded, t, theta
 from .spec import Implementation, Spec
@@ -96,19 +95,6 @@ RULE = Rule(
 
 
 # -- variants -------------------------------------------------------------------------------
-
-
-def _keras_schedule(rule: Rule) -> Rule:
-    return rule.replace("momentum_cache", _cache(t, 1)).replace("momentum_cache_next", _cache(t + 1, 1))
-
-
-def _keras(rule: Rule) -> Rule:
-    """Keras 3 Nadam: its schedule, and Keras's conventions (float32 learning rate, decoupled decay
-    whatever is asked: the L2 line goes and the rule's own decoupled line takes Keras's factor; the
-    optimizer's step counter)."""
-    return keras_conventions(_keras_schedule(rule).remove("weight_decay"), lr, lam)
-
-
 VARIANTS = (
     Variant(
         id="nadam.keras_schedule",
@@ -117,22 +103,9 @@ VARIANTS = (
         "reaches 0.98·β₁ within ~100 steps instead of ~25,000",
         who="Keras 2.11+ and Keras 3 Nadam (no momentum-decay argument)",
         sources=("keras-team/keras keras/src/optimizers/nadam.py", "pytorch/pytorch#59009"),
-        delta=_keras_schedule,
-    ),
-    Variant(
-        id="nadam.keras",
-        title="Keras 3 Nadam: the schedule without ψ, one step counter, a float32 learning rate, "
-        "decoupled decay",
-        summary="μ_t = β₁·(1 − ½·0.96ᵗ) with t = optimizer.iterations + 1 (every apply counts), the learning "
-        "rate rounded to float32 for float64 variables, and weight_decay always decoupled: "
-        "θ ← θ·fl₃₂(1 − fl₃₂(fl₃₂(λ)·fl₃₂(γ))) before the update (the torch backend's float32 factor)",
-        who="keras.optimizers.Nadam (Keras 3; no momentum_decay argument)",
-        sources=("keras/src/optimizers/nadam.py Nadam.update_step (u_t = beta_1 * (1.0 - 0.5 * "
-                 "(ops.power(decay, local_step))), decay = 0.96, local_step = iterations + 1)",
-                 "keras/src/backend/torch/optimizers/torch_nadam.py Nadam._parallel_update_step",
-                 *KERAS_SOURCES),
-        delta=_keras,
-        bundle=True,
+        delta=lambda r: r.replace("momentum_cache", _cache(t, 1)).replace(
+            "momentum_cache_next", _cache(t + 1, 1)
+        ),
     ),
     Variant(
         id="nadam.constant_mu",

@@ -16,11 +16,10 @@ holding the formula its variant changes (see ``derivations/nadam.py``).
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from .base import GlobalStepCounter, PerParameterOptimizer, keras_decay
+from .base import PerParameterOptimizer
 
 
 class NAdam(PerParameterOptimizer):
@@ -109,21 +108,10 @@ class NAdamMuCountedTwice(ExactProduct):
         return (-lr * mu_next) / (1.0 - product * mu * mu_next)
 
 
-class NAdamKeras(GlobalStepCounter, NAdamKerasSchedule):
-    """nadam.keras (keras/src/optimizers/nadam.py): Keras's schedule μ_t = β₁·(1 − ½·0.96ᵗ), the
-    optimizer's step counter, the learning rate held in float32, decoupled decay
-    θ ← θ·fl₃₂(1 − fl₃₂(fl₃₂(λ)·fl₃₂(γ))) before the step whatever decoupled_weight_decay says."""
-
-    def _update(self, p, grad, group, state):
-        keras_decay(p, group["lr"], group["weight_decay"])
-        super()._update(p, grad, {**group, "lr": float(np.float32(group["lr"])), "weight_decay": 0.0}, state)
-
-
 CONTROLS: dict[str, type[torch.optim.Optimizer]] = {"nadam": NAdam}
 
 MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {
     ("nadam", "nadam.keras_schedule"): NAdamKerasSchedule,
     ("nadam", "nadam.constant_mu"): NAdamConstantMu,
     ("nadam", "nadam.mu_counted_twice"): NAdamMuCountedTwice,
-    ("nadam", "nadam.keras"): NAdamKeras,
 }
