@@ -352,15 +352,21 @@ class Candidate:
             # case: NAdam's momentum_decay to Keras) only when the error names it
             names = self.names_for(spec)
             said = str(exc)
-            lacking = sorted(k for k in (names.via_kwargs if names else ()) if k in hyperparameters and k in said
-                             and hyperparameters[k] in self.fixed_values(spec, k))
-            if lacking:
-                # refused at the spec's default (or neutral) value: the candidate lacks the knob and
-                # hard-wires a behaviour, checked from now on without sending it (the cases that set
-                # it elsewhere are skipped: it no longer counts as accepted)
-                self.__dict__["_names"][spec.id] = NameMap(
-                    {k: v for k, v in names.names.items() if k not in lacking}, names.via_kwargs - set(lacking))
-                return self.build(spec, case, params, hyperparameters, dtype, device, default)
+            sent_as_default = sorted(
+                k for k in (names.via_kwargs if names else ()) if k in hyperparameters and k in said
+                and (spec.neutral(k) is None or hyperparameters[k] != spec.neutral(k))
+                and hyperparameters[k] in self.fixed_values(spec, k))
+            if sent_as_default:
+                # refused at the spec's default: the candidate may lack the knob and hard-wire a
+                # behaviour. If it builds without it, it is checked from now on without sending it (the
+                # cases that set it elsewhere are skipped: it no longer counts as accepted)
+                cache = self.__dict__["_names"]
+                cache[spec.id] = NameMap({k: v for k, v in names.names.items() if k not in sent_as_default},
+                                         names.via_kwargs - set(sent_as_default))
+                try:
+                    return default()
+                except Exception:
+                    cache[spec.id] = names  # refused for another reason: as before
             sent = sorted(k for k in (names.via_kwargs if names else ()) if k in hyperparameters and (
                 k in said if spec.neutral(k) is None else hyperparameters[k] != spec.neutral(k)))
             if sent:
