@@ -265,3 +265,22 @@ def test_a_candidate_that_lacks_the_setting_and_its_default_behaviour_is_diagnos
     assert failed, [(r.case, r.outcome, r.reason) for r in results]
     diag = diagnose(results)
     assert diag.verdict == "variant" and diag.variants == ["nadam.constant_mu"], diag.text
+
+
+class NAdamNeverBuilds(torch.optim.NAdam):
+    """A **kwargs constructor whose error names the setting for another reason: it raises whatever it
+    is given, so leaving the setting out changes nothing."""
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 decoupled_weight_decay=False, maximize=False, **kwargs):
+        raise RuntimeError("momentum_decay schedules need a CUDA device")
+
+
+def test_an_error_that_names_a_setting_at_its_default_does_not_drop_it():
+    spec, cand = load_spec("nadam"), candidate(NAdamNeverBuilds)
+    case = next(c for c in spec.cases if c.id == "nadam/defaults")
+    res = run_case(cand, spec, case, "float64")
+    # the refusal stands as it is (the case is skipped with the constructor's error), and the setting
+    # is still sent: nothing showed that the candidate runs without it
+    assert res.outcome == "skipped" and "refused it through **kwargs (RuntimeError" in res.reason, res.reason
+    assert cand.accepts("momentum_decay", spec)
