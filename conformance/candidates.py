@@ -27,7 +27,10 @@ The API is detected (a factory is probed once); a class or factory may declare i
 attribute ``conformance_api = "torch" | "numpy" | "functional"``.
 
 A hyperparameter the candidate does not accept is left out when the case sets it to its neutral
-value (feature off); otherwise the case is skipped with that reason.
+value (feature off) or to the spec's default (a library without the knob is then checked on the
+behaviour it hard-wires: optax's ``nadam`` and Keras's ``Nadam`` take no ``momentum_decay``, and
+the cases at torch's ψ = 0.004 show whether they follow it); otherwise the case is skipped with
+that reason.
 
 How a case drives each interface is in :mod:`optimizer_conformance.conformance.drivers` (the CUDA-graph
 driver in :mod:`~optimizer_conformance.conformance.cuda_graph`). Closed-loop specs (LBFGS) drive the
@@ -265,10 +268,9 @@ class Candidate:
         for name in sorted(names):
             if self.accepts(name, spec) or name in self.kwargs:
                 continue
-            neutral = spec.neutral(name)
             values = [g.hyperparameters[name] for g in case.groups if name in g.hyperparameters]
             values += [c.value for s in case.steps for c in s.changes if c.name == name]
-            off = [v for v in values if neutral is None or v != neutral]
+            off = [v for v in values if v not in self.fixed_values(spec, name)]
             if off:
                 return f"candidate does not accept {name!r} (this case sets {name}={off[0]!r})"
         if self.api == "numpy" and any(s.reload_before for s in case.steps):
@@ -276,6 +278,14 @@ class Candidate:
             if probe is not None and not (hasattr(probe, "state_dict") and hasattr(probe, "load_state_dict")):
                 return "NumPy candidate has no state_dict()/load_state_dict(): resume cases need them"
         return None
+
+    @staticmethod
+    def fixed_values(spec: Spec, name: str) -> list[Any]:
+        """The values of a setting at which a candidate without it still runs the case: the feature
+        off (its neutral value), or the spec's default (what a library without the knob should do)."""
+        neutral = spec.neutral(name)
+        known = any(hp["name"] == name for hp in spec.hyperparameters)
+        return ([neutral] if neutral is not None else []) + ([spec.default(name)] if known else [])
 
     def settings(self, spec: Spec, hyperparameters: dict[str, Any]) -> dict[str, Any]:
         """The hyperparameters passed to the candidate, under its own names: those it accepts
@@ -342,6 +352,21 @@ class Candidate:
             # case: NAdam's momentum_decay to Keras) only when the error names it
             names = self.names_for(spec)
             said = str(exc)
+            sent_as_default = sorted(
+                k for k in (names.via_kwargs if names else ()) if k in hyperparameters and k in said
+                and (spec.neutral(k) is None or hyperparameters[k] != spec.neutral(k))
+                and hyperparameters[k] in self.fixed_values(spec, k))
+            if sent_as_default:
+                # refused at the spec's default: the candidate may lack the knob and hard-wire a
+                # behaviour. If it builds without it, it is checked from now on without sending it (the
+                # cases that set it elsewhere are skipped: it no longer counts as accepted)
+                cache = self.__dict__["_names"]
+                cache[spec.id] = NameMap({k: v for k, v in names.names.items() if k not in sent_as_default},
+                                         names.via_kwargs - set(sent_as_default))
+                try:
+                    return default()
+                except Exception:
+                    cache[spec.id] = names  # refused for another reason: as before
             sent = sorted(k for k in (names.via_kwargs if names else ()) if k in hyperparameters and (
                 k in said if spec.neutral(k) is None else hyperparameters[k] != spec.neutral(k)))
             if sent:

@@ -261,6 +261,14 @@ class Spec:
                 return None if hp["neutral"] is None else hyperparameter_value(hp["neutral"])
         return None
 
+    def default(self, name: str) -> Any:
+        """The spec's default value of a hyperparameter (torch's; None for a setting whose default
+        is None, e.g. Muon's adjust_lr_fn, or for a name the spec does not have)."""
+        for hp in self.hyperparameters:
+            if hp["name"] == name:
+                return None if hp.get("default") is None else hyperparameter_value(hp["default"])
+        return None
+
 
 INDEX = "index.json"  # each spec's folder holds its own: adding a spec adds a folder, nothing else
 

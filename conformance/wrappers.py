@@ -25,6 +25,10 @@ relative step) and ``torch_optimizer_adafactor`` (its default ``relative_step=Tr
 ``torch.optim.Adafactor``'s settings and pass them under the library's names (``decay_rate``,
 ``clip_threshold``, ``eps``/``eps_scale`` or ``eps2``); nothing else.
 
+**pytorch_optimizer's Muon** (``pytorch_optimizer_muon``): its constructor requires ``use_muon`` in
+every param group (Muon for ``True``, its AdamW for ``False``); the factory sets it to ``True`` in
+each group and passes every setting as given.
+
 **Optimizers built in eval mode (schedulefree).**
 
 schedulefree's optimizers (``AdamWScheduleFree``, ``SGDScheduleFree``, their ``Reference``
@@ -184,6 +188,25 @@ def torch_optimizer_adafactor(params, lr: float = 1e-2, beta2_decay: float = -0.
 
     settings = dict(lr=lr, beta2_decay=beta2_decay, eps=eps, d=d, weight_decay=weight_decay)
     return Adafactor(_fairseq_groups(params, _torch_optimizer_eps), **_fairseq_names(settings, _torch_optimizer_eps))
+
+
+# -- pytorch_optimizer's Muon: every param group says use_muon -----------------------------------
+def pytorch_optimizer_muon(params, lr: float = 2e-2, momentum: float = 0.95, weight_decay: float = 0.0,
+                           nesterov: bool = True, ns_steps: int = 5, ns_coeffs: Any = "original",
+                           maximize: bool = False):
+    """pytorch_optimizer.Muon with ``use_muon=True`` in every param group: its constructor raises
+    "`use_muon` must be set." for a group without the flag (pytorch_optimizer/optimizer/muon/muon.py
+    Muon.__init__; ``use_muon=False`` groups run its AdamW instead). The flag only routes the groups to
+    its Muon update; every setting passes as given."""
+    from pytorch_optimizer import Muon
+
+    params = list(params)
+    if params and isinstance(params[0], dict):
+        groups = [dict(group, use_muon=True) for group in params]
+    else:
+        groups = [{"params": params, "use_muon": True}]
+    return Muon(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov,
+                ns_steps=ns_steps, ns_coeffs=ns_coeffs, maximize=maximize)
 
 
 # -- optimizers built in eval mode ---------------------------------------------------------------

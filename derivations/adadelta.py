@@ -16,6 +16,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .cases import CaseBuilder, HyperparameterChange
+from .keras_conventions import KERAS_SOURCES, keras_conventions
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
 from .spec import Implementation, Spec
@@ -73,6 +74,21 @@ VARIANTS = (
         sources=("arXiv:1212.5701", "tensorflow/tensorflow#8528", "BRML/climin#38",
                  "pytorch/pytorch PR #568"),
         delta=lambda r: r.replace("update", theta - delta),
+    ),
+    Variant(
+        id="adadelta.keras",
+        title="Keras 3 Adadelta: a float32 learning rate, decoupled decay",
+        summary="torch's Adadelta formula (ε inside both roots, Δ with the previous u), the learning "
+        "rate rounded to float32 for float64 variables, and weight_decay always decoupled: "
+        "θ ← θ·fl₃₂(1 − fl₃₂(fl₃₂(λ)·fl₃₂(γ))) before the update (the torch backend's float32 factor) "
+        "instead of g ← g + λθ",
+        who="keras.optimizers.Adadelta (Keras 3)",
+        sources=("keras/src/optimizers/adadelta.py Adadelta.update_step (rms(x) = sqrt(x + epsilon); "
+                 "delta_var = -rms(accumulated_delta_var) * grad / rms(accumulated_grad); variable += lr * "
+                 "delta_var)", "keras/src/backend/torch/optimizers/torch_adadelta.py "
+                 "Adadelta._parallel_update_step", *KERAS_SOURCES),
+        delta=lambda r: keras_conventions(r, lr, lam, counts_steps=False),
+        bundle=True,
     ),
 )
 

@@ -93,21 +93,31 @@ RULE = Rule(
 
 
 # -- variants -------------------------------------------------------------------------------
+
+
+def _in_lines(rule: Rule, labels: tuple[str, ...], substitution: dict) -> Rule:
+    """``rule`` with ``substitution`` made inside the lines ``labels``: a delta that rewrites only a part
+    of a line, so that it composes with another delta of the same line."""
+    for label in labels:
+        rule = rule.replace(label, rule.assignment(label).expr.xreplace(substitution))
+    return rule
+
+
 VARIANTS = (
     Variant(
         id="adafactor.eps_added_to_g2",
         title="ε₁ added to g² before the moving averages",
         summary="R, C, V average g² + ε₁ (ε₁ = 1e-30 there) instead of flooring the estimate at ε₁²",
-        who="Hugging Face transformers Adafactor, optax adafactor, the paper's reference code (mesh-tf)",
+        who="Hugging Face transformers Adafactor, optax adafactor, the paper's reference code (mesh-tf), "
+        "timm Adafactor, torch_optimizer Adafactor",
         sources=("arXiv:1804.04235 (Algorithm 4)", "huggingface/transformers#10526",
-                 "optax/_src/factorized.py (grad_sqr = abs_sq(grad) + epsilon)"),
-        delta=lambda r: r.replace(
-            "row_var", sp.Piecewise((R + w * (RowMean(g**2 + eps1) - R), factored), (R, True))
-        ).replace(
-            "col_var", sp.Piecewise((C + w * (ColMean(g**2 + eps1) - C), factored), (C, True))
-        ).replace(
-            "variance", sp.Piecewise((V, factored), (V + w * (g**2 + eps1 - V), True))
-        ),
+                 "optax/_src/factorized.py (grad_sqr = abs_sq(grad) + epsilon)",
+                 "timm/optim/adafactor.py Adafactor.step (update = grad ** 2 + group['eps'])",
+                 "torch_optimizer/adafactor.py Adafactor.step (update = (grad ** 2) + group['eps2'][0])"),
+        # g² → g² + ε₁ in the three averages, whatever else they say (timm also leaves its small
+        # matrices unfactored: adafactor.unfactored_matrices)
+        delta=lambda r: _in_lines(r, ("row_var", "col_var", "variance"), {g**2: g**2 + eps1}),
+        partial_lines=True,
     ),
     Variant(
         id="adafactor.absolute_step_size",
@@ -137,10 +147,15 @@ VARIANTS = (
         id="adafactor.unfactored_matrices",
         title="the second moment of small matrices not factored",
         summary="a ≥ 2-D param keeps the full EMA V of g² (optax factors only when both dimensions are "
-        "≥ min_dim_size_to_factor = 128)",
-        who="optax adafactor with its default min_dim_size_to_factor=128 on small matrices",
-        sources=("optax/_src/factorized.py (_factored_dims)",),
-        delta=lambda r: r.replace("variance", V + w * (g**2 - V)).replace("estimate", V),
+        "≥ min_dim_size_to_factor = 128, timm only when both of the first two or the last two exceed 16)",
+        who="optax adafactor with its default min_dim_size_to_factor=128 on small matrices; timm Adafactor "
+        "(min_dim_size_to_factor=16) on small matrices and tensors",
+        sources=("optax/_src/factorized.py (_factored_dims)",
+                 "timm/optim/adafactor.py Adafactor._get_options (param_shape[-2] > min_size_to_factor and "
+                 "param_shape[-1] > min_size_to_factor)"),
+        # the ≥ 2-D branch switched off in the two lines that choose it
+        delta=lambda r: _in_lines(r, ("variance", "estimate"), {factored: False}),
+        partial_lines=True,
     ),
 )
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .cases import CaseBuilder, HyperparameterChange
+from .keras_conventions import KERAS_SOURCES, keras_conventions
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
 from .spec import Implementation, Spec
@@ -66,6 +67,11 @@ RULE = Rule(
 
 # -- variants -------------------------------------------------------------------------------
 
+
+def _eps_inside_sqrt(rule: Rule) -> Rule:
+    return rule.replace("denominator", sp.sqrt(G + eps))
+
+
 VARIANTS = (
     Variant(
         id="adagrad.eps_inside_sqrt",
@@ -75,7 +81,7 @@ VARIANTS = (
         "scratch (ε = 1e-6), Ruder's overview of gradient descent",
         sources=("keras/src/optimizers/adagrad.py", "optax scale_by_rss",
                  "d2l.ai chapter_optimization/adagrad", "arXiv:1609.04747 (Adagrad)"),
-        delta=lambda r: r.replace("denominator", sp.sqrt(G + eps)),
+        delta=_eps_inside_sqrt,
     ),
     Variant(
         id="adagrad.initial_accumulator_0.1",
@@ -93,6 +99,19 @@ VARIANTS = (
             Assign("initial_accumulator", G, sp.Piecewise((sp.Float(0.1), sp.Eq(t, 1)), (G, True)),
                    "G₀ = 0.1"),
         ),
+    ),
+    Variant(
+        id="adagrad.keras",
+        title="Keras 3 Adagrad: ε inside the square root, a float32 learning rate, decoupled decay",
+        summary="θ ← θ − fl₃₂(γ)·g/√(G + ε), and weight_decay always decoupled: "
+        "θ ← θ·fl₃₂(1 − fl₃₂(fl₃₂(λ)·fl₃₂(γ))) before the update (the torch backend's float32 factor) "
+        "instead of g ← g + λθ; no lr_decay",
+        who="keras.optimizers.Adagrad (Keras 3)",
+        sources=("keras/src/optimizers/adagrad.py Adagrad.update_step (variable -= lr * gradient / "
+                 "sqrt(accumulator + epsilon))", "keras/src/backend/torch/optimizers/torch_adagrad.py "
+                 "Adagrad._parallel_update_step", *KERAS_SOURCES),
+        delta=lambda r: keras_conventions(_eps_inside_sqrt(r), lr, lam, counts_steps=False),
+        bundle=True,
     ),
 )
 

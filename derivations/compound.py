@@ -6,6 +6,11 @@ or three variants is their deltas applied one after the other. Two variants are 
 they change different rule lines (labels) and applying them in either order gives the same rule;
 incompatible combinations (both replace the same line, or one removes a line the other rewrites)
 are not combinations of anything a library could implement under those names and are skipped.
+Deltas declared to rewrite only a part of their lines (``Variant.partial_lines``: a flag switched,
+a term substituted, a line wrapped as found) may share a line: such a combination is compatible when
+every order of its parts gives the same rule and each part still changes it (pytorch_optimizer's
+RAdam: decoupled decay, and no decay before rectification, both in the ``decay`` line; timm's
+Adafactor: ε₁ added to g², and small matrices unfactored, both in the ``variance`` line).
 
 The golden generator (:mod:`.golden`) evaluates every compatible combination of up to
 :data:`MAX_PARTS` variants like a variant and writes it under ``<spec>/compound/``, with
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations as subsets
+from itertools import permutations
 
 from .rule import Rule, Variant, changed_lines, theta
 from .spec import Spec
@@ -58,6 +64,10 @@ def _compose(rule: Rule, parts) -> Rule | None:
     return rule
 
 
+def _same(a: Rule | None, b: Rule) -> bool:
+    return a is not None and a.body == b.body and a.state == b.state
+
+
 def combinations(spec: Spec, max_parts: int = MAX_PARTS) -> list[Combination]:
     """The compatible combinations of 2..max_parts of the spec's variants, smallest first, each in
     catalogue order."""
@@ -65,12 +75,17 @@ def combinations(spec: Spec, max_parts: int = MAX_PARTS) -> list[Combination]:
     out = []
     for k in range(2, max_parts + 1):
         for parts in subsets(spec.variants, k):
-            if any(lines[a.id] & lines[b.id] for a, b in subsets(parts, 2)):
+            shared = [(a, b) for a, b in subsets(parts, 2) if lines[a.id] & lines[b.id]]
+            if not all(a.partial_lines and b.partial_lines for a, b in shared):
                 continue
-            rule = _compose(spec.rule, parts)
-            other = _compose(spec.rule, tuple(reversed(parts)))
-            if rule is None or other is None or rule.body != other.body or rule.state != other.state:
+            orders = list(permutations(parts)) if shared else [parts, tuple(reversed(parts))]
+            rules = [_compose(spec.rule, order) for order in orders]
+            rule = rules[0]
+            if any(r is None or r.body != rule.body or r.state != rule.state for r in rules):
                 continue
+            if shared and any(_same(_compose(spec.rule, tuple(p for p in parts if p is not q)), rule)
+                              for q in parts):
+                continue  # a part the others overwrite: not a combination of all of them
             ids = "+".join(v.id for v in parts)
             out.append(Combination(parts, rule.renamed(f"{spec.rule.id}~{ids}", f"{spec.rule.title}, {ids}")))
     return out

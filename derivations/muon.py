@@ -524,6 +524,9 @@ SPEC = Spec(
     cases=CASES,
     closed_forms=CLOSED_FORMS,
     implementations=(
-        Implementation("pytorch-optimizer", "pytorch_optimizer.Muon", note="pytorch_optimizer/optimizer/muon/muon.py Muon"),
+        Implementation("pytorch-optimizer", "optimizer_conformance.conformance.wrappers:pytorch_optimizer_muon",
+                       args={"ns_coeffs": "ns_coefficients"},
+                       note="pytorch_optimizer/optimizer/muon/muon.py Muon (use_muon=True in every param group: "
+                       "its __init__ raises '`use_muon` must be set.' without it)"),
     ),
 )

@@ -154,7 +154,11 @@ VARIANTS = VARIANTS + (
                  "torch_optimizer/radam.py RAdam.step (p_data_fp32.add_(p_data_fp32, alpha=-weight_decay * lr))",
                  "pytorch_optimizer/optimizer/radam.py RAdam._step_per_param (apply_weight_decay, "
                  "weight_decouple)"),
-        delta=lambda rule: rule.replace("weight_decay", g).replace("decay", theta * (1 - lr * lam)),
+        # decoupled_weight_decay switched on in the two lines that read it, whatever else they say
+        # (pytorch_optimizer gates the decay line too: radam.no_unrectified_step)
+        delta=lambda rule: rule.replace("weight_decay", rule.assignment("weight_decay").expr.xreplace({decoupled: True}))
+        .replace("decay", rule.assignment("decay").expr.xreplace({decoupled: True})),
+        partial_lines=True,
     ),
     Variant(
         id="radam.no_unrectified_step",
@@ -165,6 +169,7 @@ VARIANTS = VARIANTS + (
         sources=("pytorch_optimizer/base/optimizer.py BaseOptimizer.get_rectify_step_size (rt = -1.0)",
                  "pytorch_optimizer/optimizer/radam.py RAdam._step_per_param (elif step_size > 0)"),
         delta=_no_unrectified_step,
+        partial_lines=True,
     ),
     global_counter(
         who="pytorch_optimizer RAdam (group['step'])",

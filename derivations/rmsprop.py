@@ -18,6 +18,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .cases import CaseBuilder, HyperparameterChange
+from .keras_conventions import KERAS_SOURCES, keras_conventions
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
 from .spec import Implementation, Spec
@@ -82,6 +83,16 @@ RULE = Rule(
 
 # -- variants -------------------------------------------------------------------------------
 
+
+def _eps_inside_sqrt(rule: Rule) -> Rule:
+    return rule.replace("denominator", sp.sqrt(v_tilde + eps))
+
+
+def _lr_in_momentum_buffer(rule: Rule) -> Rule:
+    return rule.replace("momentum", sp.Piecewise((mu * b + lr * g / a, momentum_on), (b, True))).replace(
+        "update", sp.Piecewise((theta - b, momentum_on), (theta - lr * g / a, True)))
+
+
 VARIANTS = (
     Variant(
         id="rmsprop.eps_inside_sqrt",
@@ -93,7 +104,7 @@ VARIANTS = (
         sources=("pytorch/pytorch#23796", "tensorflow/tensorflow#58412", "chainer/chainer#4754",
                  "jax-ml/jax PR #1427", "google-deepmind/optax#532",
                  "arXiv:1308.0850 (eqs. 38-41)"),
-        delta=lambda r: r.replace("denominator", sp.sqrt(v_tilde + eps)),
+        delta=_eps_inside_sqrt,
     ),
     Variant(
         id="rmsprop.initial_ms_one",
@@ -119,9 +130,23 @@ VARIANTS = (
         "(lr_in_momentum=True), Graves 2013",
         sources=("pytorch/pytorch#32545", "pytorch/pytorch PR #46118",
                  "tensorflow/tensorflow#58412", "arXiv:1308.0850 (eqs. 38-41)"),
-        delta=lambda r: r.replace(
-            "momentum", sp.Piecewise((mu * b + lr * g / a, momentum_on), (b, True))
-        ).replace("update", sp.Piecewise((theta - b, momentum_on), (theta - lr * g / a, True))),
+        delta=_lr_in_momentum_buffer,
+    ),
+    Variant(
+        id="rmsprop.keras",
+        title="Keras 3 RMSprop: ε inside the square root, the learning rate inside the momentum "
+        "buffer, a float32 learning rate, decoupled decay",
+        summary="a = √(ṽ + ε); b ← μ·b + fl₃₂(γ)·g/a; θ ← θ − b (without momentum θ ← θ − fl₃₂(γ)·g/a), "
+        "and weight_decay always decoupled: θ ← θ·fl₃₂(1 − fl₃₂(fl₃₂(λ)·fl₃₂(γ))) before the update "
+        "(the torch backend's float32 factor) instead of g ← g + λθ",
+        who="keras.optimizers.RMSprop (Keras 3)",
+        sources=("keras/src/optimizers/rmsprop.py RMSprop.update_step (denominator = velocity + epsilon "
+                 "(centered: - average_grad²), increment = lr * gradient / sqrt(denominator); momentum = "
+                 "momentum * rho_m + increment)", "keras/src/backend/torch/optimizers/torch_rmsprop.py "
+                 "RMSprop._parallel_update_step", *KERAS_SOURCES),
+        delta=lambda r: keras_conventions(_lr_in_momentum_buffer(_eps_inside_sqrt(r)), lr, lam,
+                                          counts_steps=False),
+        bundle=True,
     ),
 )
 

@@ -204,6 +204,10 @@ class Variant:
     # float32 learning rate and decoupled decay): built from other deltas, no formula of its own, so
     # it may change more lines than a single deviation does.
     bundle: bool = False
+    # The delta rewrites only a part of the lines it touches (switches a flag, substitutes a term, or
+    # wraps the line as it finds it), so another such delta of the same line composes with it
+    # (derivations/compound.py): pytorch_optimizer's RAdam gates the decay line decoupled decay rewrites.
+    partial_lines: bool = False
 
     def rule_for(self, spec_rule: Rule) -> Rule:
         return self.delta(spec_rule).renamed(

@@ -122,11 +122,19 @@ def test_what_remains_is_localised(spec_id, name, label, state):
 
 @pytest.mark.parametrize("spec_id", sorted(s for s in index()["specs"] if compound(s).combinations))
 def test_combinations_change_different_rule_lines(spec_id):
-    """Only compatible combinations are catalogued: no two parts change the same rule line, and the
-    combination changes exactly the union of its parts' lines."""
+    """Only compatible combinations are catalogued: the combination changes exactly the union of its
+    parts' lines, and two parts change the same line only where each rewrites a part of it: the
+    combined line is then neither part's own (pytorch_optimizer's RAdam: decoupled decay, gated by
+    rectification), so that no part is overwritten by another."""
     variants = {v["id"]: v for v in index()["specs"][spec_id]["variants"]}
     for combo in compound(spec_id).combinations.values():
         key = lambda line: (line["label"], line["spec"])  # noqa: E731 (an initial value: its spec line)
         labels = [{key(line) for line in variants[p]["lines"]} for p in combo.parts]
-        assert all(not (a & b) for i, a in enumerate(labels) for b in labels[i + 1:]), combo.id
         assert {key(line) for line in combo.lines} == set().union(*labels), combo.id
+        combined = {key(line): line["variant"] for line in combo.lines}
+        for i, a in enumerate(labels):
+            for j, b in enumerate(labels[i + 1:], i + 1):
+                for shared in a & b:
+                    own = {line["variant"] for p in (combo.parts[i], combo.parts[j])
+                           for line in variants[p]["lines"] if key(line) == shared}
+                    assert combined[shared] not in own, (combo.id, shared)

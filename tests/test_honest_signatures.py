@@ -197,3 +197,90 @@ def test_the_probe_needs_the_setting_to_matter_in_the_case():
     cases = {c.id: c for c in adamw.cases}
     assert _matters(adamw, cases["adamw/amsgrad_shrinking_gradients"], "amsgrad", False)
     assert not _matters(adamw, cases["adamw/resume"], "amsgrad", False)
+
+
+# -- a setting the candidate lacks, at the spec's default ------------------------------------------
+
+
+class NAdamWithoutPsi(torch.optim.NAdam):
+    """torch's NAdam without a ``momentum_decay`` argument: ψ hard-wired to torch's default 0.004
+    (as a library without the knob hard-wires its own behaviour)."""
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 decoupled_weight_decay=False, maximize=False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+
+
+class NAdamRefusingPsi(torch.optim.NAdam):
+    """The same behind a Keras-style ``**kwargs`` that refuses every name it does not know."""
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 decoupled_weight_decay=False, maximize=False, **kwargs):
+        if kwargs:
+            raise ValueError(f"Argument(s) not recognized: {kwargs}")
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+
+
+class NAdamConstantMuWithoutPsi(NAdamWithoutPsi):
+    """A candidate without the knob that does not do the default either: μ_t = β₁ (optax's nadam)."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            group["momentum_decay"] = 1e9  # 0.96^(tψ) = 0: μ_t = β₁·(1 − 0) = β₁
+        return super().step(closure)
+
+
+def psi_values(case) -> set:
+    return {g.hyperparameters["momentum_decay"] for g in case.groups}
+
+
+@pytest.mark.parametrize("cls", [NAdamWithoutPsi, NAdamRefusingPsi])
+def test_a_setting_the_candidate_lacks_runs_the_cases_at_the_spec_default(cls):
+    """A candidate without ``momentum_decay`` runs the cases that set it to the spec's default (torch's
+    ψ = 0.004) — there it should do what the spec does — and skips the others with the reason."""
+    spec, cand = load_spec("nadam"), candidate(cls)
+    default = spec.default("momentum_decay")
+    assert default == 0.004 and spec.neutral("momentum_decay") is None
+    results = {case.id: (case, run_case(cand, spec, case, "float64")) for case in spec.cases}
+    at_default = {cid for cid, (case, _) in results.items() if psi_values(case) == {default}}
+    assert at_default and len(at_default) < len(results), at_default
+    for cid, (_, res) in results.items():
+        if cid in at_default:
+            assert res.outcome == "passed", (cid, res.outcome, res.reason)
+        else:
+            assert res.outcome == "skipped", (cid, res.outcome)
+            assert "'momentum_decay'" in res.reason, res.reason
+
+
+def test_a_candidate_that_lacks_the_setting_and_its_default_behaviour_is_diagnosed():
+    """Running the default cases is not a pass by construction: a candidate without the knob that
+    hard-wires another behaviour (optax's nadam: no μ schedule) fails them and is named. (In float32:
+    torch's float32 μ product, an acceptable variant of its own, is then the parameter's dtype.)"""
+    spec, cand = load_spec("nadam"), candidate(NAdamConstantMuWithoutPsi)
+    results = [run_case(cand, spec, case, "float32") for case in spec.cases]
+    failed = [r for r in results if r.outcome == "failed"]
+    assert failed, [(r.case, r.outcome, r.reason) for r in results]
+    diag = diagnose(results)
+    assert diag.verdict == "variant" and diag.variants == ["nadam.constant_mu"], diag.text
+
+
+class NAdamNeverBuilds(torch.optim.NAdam):
+    """A **kwargs constructor whose error names the setting for another reason: it raises whatever it
+    is given, so leaving the setting out changes nothing."""
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 decoupled_weight_decay=False, maximize=False, **kwargs):
+        raise RuntimeError("momentum_decay schedules need a CUDA device")
+
+
+def test_an_error_that_names_a_setting_at_its_default_does_not_drop_it():
+    spec, cand = load_spec("nadam"), candidate(NAdamNeverBuilds)
+    case = next(c for c in spec.cases if c.id == "nadam/defaults")
+    res = run_case(cand, spec, case, "float64")
+    # the refusal stands as it is (the case is skipped with the constructor's error), and the setting
+    # is still sent: nothing showed that the candidate runs without it
+    assert res.outcome == "skipped" and "refused it through **kwargs (RuntimeError" in res.reason, res.reason
+    assert cand.accepts("momentum_decay", spec)

@@ -9,10 +9,11 @@ holding the formula its variant changes (see ``derivations/adadelta.py``).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from .base import PerParameterOptimizer
+from .base import PerParameterOptimizer, keras_decay
 
 
 class Adadelta(PerParameterOptimizer):
@@ -56,8 +57,18 @@ class AdadeltaNoLr(Adadelta):
         p.sub_(delta)
 
 
+class AdadeltaKeras(Adadelta):
+    """adadelta.keras (keras/src/optimizers/adadelta.py): torch's formula with the learning rate held
+    in float32 and decoupled decay θ ← θ·fl₃₂(1 − fl₃₂(fl₃₂(λ)·fl₃₂(γ))) before the step, no L2."""
+
+    def _update(self, p, grad, group, state):
+        keras_decay(p, group["lr"], group["weight_decay"])
+        super()._update(p, grad, {**group, "lr": float(np.float32(group["lr"])), "weight_decay": 0.0}, state)
+
+
 CONTROLS: dict[str, type[torch.optim.Optimizer]] = {"adadelta": Adadelta}
 
 MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {
     ("adadelta", "adadelta.no_lr"): AdadeltaNoLr,
+    ("adadelta", "adadelta.keras"): AdadeltaKeras,
 }

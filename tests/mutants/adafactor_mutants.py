@@ -115,7 +115,7 @@ class UnfactoredMatrices(Adafactor):
         if grad.dim() > 1:
             super()._estimate(grad, state, group, w, eps1)  # the factors still advance
         variance = state["variance"]
-        variance.lerp_(grad * grad, w)
+        variance.lerp_(self._square(grad, group, eps1), w)
         return variance.clone()
 
 
@@ -135,6 +135,18 @@ class HFAdafactorFixedLr(EpsAddedToG2, AbsoluteStepSize):
     scale_parameter=False, relative_step=False (ε₁ added to g², the step size lr itself)."""
 
 
+class TimmAdafactor(EpsAddedToG2, AbsoluteStepSize, UnfactoredMatrices):
+    """adafactor.eps_added_to_g2 + adafactor.absolute_step_size + adafactor.unfactored_matrices: timm's
+    Adafactor with the learning rate given (timm/optim/adafactor.py Adafactor.step: ``update = grad ** 2
+    + eps``; ``_get_options``: factored only when both trailing dims exceed min_dim_size_to_factor = 16,
+    so every param of the cases keeps the full EMA)."""
+
+
+class TimmAdafactorRelativeStep(EpsAddedToG2, RelativeStep, UnfactoredMatrices):
+    """adafactor.eps_added_to_g2 + adafactor.relative_step + adafactor.unfactored_matrices: the same
+    with lr=None (timm's relative step, Adafactor._get_lr)."""
+
+
 MUTANTS = {
     ("adafactor", "adafactor.eps_added_to_g2"): EpsAddedToG2,
     ("adafactor", "adafactor.absolute_step_size"): AbsoluteStepSize,
@@ -144,4 +156,8 @@ MUTANTS = {
 
 COMPOUND_MUTANTS = {
     ("adafactor", "adafactor.eps_added_to_g2 + adafactor.absolute_step_size"): HFAdafactorFixedLr,
+    ("adafactor", "adafactor.eps_added_to_g2 + adafactor.absolute_step_size + adafactor.unfactored_matrices"):
+        TimmAdafactor,
+    ("adafactor", "adafactor.eps_added_to_g2 + adafactor.relative_step + adafactor.unfactored_matrices"):
+        TimmAdafactorRelativeStep,
 }

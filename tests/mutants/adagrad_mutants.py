@@ -10,8 +10,11 @@ holding the formula its variant changes (see ``derivations/adagrad.py``).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
+
+from .base import keras_decay
 
 
 class Adagrad(torch.optim.Optimizer):
@@ -83,9 +86,19 @@ class AdagradInitialAccumulator01(Adagrad):
         return torch.full_like(p, 0.1, memory_format=torch.preserve_format)
 
 
+class AdagradKeras(AdagradEpsInsideSqrt):
+    """adagrad.keras (keras/src/optimizers/adagrad.py): √(G + ε), the learning rate held in float32
+    and decoupled decay θ ← θ·fl₃₂(1 − fl₃₂(fl₃₂(λ)·fl₃₂(γ))) before the step, no L2."""
+
+    def _update(self, p, grad, group, state):
+        keras_decay(p, group["lr"], group["weight_decay"])
+        super()._update(p, grad, {**group, "lr": float(np.float32(group["lr"])), "weight_decay": 0.0}, state)
+
+
 CONTROLS: dict[str, type[torch.optim.Optimizer]] = {"adagrad": Adagrad}
 
 MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {
     ("adagrad", "adagrad.eps_inside_sqrt"): AdagradEpsInsideSqrt,
     ("adagrad", "adagrad.initial_accumulator_0.1"): AdagradInitialAccumulator01,
+    ("adagrad", "adagrad.keras"): AdagradKeras,
 }

@@ -109,6 +109,15 @@ class RAdamNoUnrectifiedStep(RAdam):
         pass
 
 
+class RAdamPytorchOptimizer(RAdamNoUnrectifiedStep):
+    """radam.decoupled_decay + radam.no_unrectified_step: pytorch_optimizer's RAdam (weight_decouple=True,
+    degenerated_to_sgd=False; pytorch_optimizer/optimizer/radam.py RAdam._step_per_param): decoupled
+    decay whatever is asked, and neither it nor a step before rectification."""
+
+    def _weight_decay(self, p, grad, group, rho_t):
+        return super()._weight_decay(p, grad, {**group, "decoupled_weight_decay": True}, rho_t)
+
+
 class RAdamGlobalStepCounter(GlobalStepCounter, RAdam):
     """step.global_counter: t = the number of step() calls (pytorch_optimizer RAdam's group['step'])."""
 
@@ -121,4 +130,8 @@ MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {
     ("radam", "radam.decoupled_decay"): RAdamDecoupledDecay,
     ("radam", "radam.no_unrectified_step"): RAdamNoUnrectifiedStep,
     ("radam", "step.global_counter"): RAdamGlobalStepCounter,
+}
+
+COMPOUND_MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {
+    ("radam", "radam.decoupled_decay + radam.no_unrectified_step"): RAdamPytorchOptimizer,
 }

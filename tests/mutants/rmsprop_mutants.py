@@ -10,10 +10,11 @@ at every step. Each mutant overrides the one method holding the formula its vari
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from .base import PerParameterOptimizer
+from .base import PerParameterOptimizer, keras_decay
 
 
 class RMSprop(PerParameterOptimizer):
@@ -110,12 +111,23 @@ class RMSpropTF(RMSpropEpsInsideSqrt, RMSpropInitialMsOne, RMSpropLrInMomentumBu
     eps).sqrt_()``, ``buf.mul_(momentum).addcdiv_(grad, avg, value=lr); p.add_(-buf)``)."""
 
 
+class RMSpropKeras(RMSpropEpsInsideSqrt, RMSpropLrInMomentumBuffer):
+    """rmsprop.keras (keras/src/optimizers/rmsprop.py): a = √(ṽ + ε), b ← μ·b + γ·g/a, θ ← θ − b, the
+    learning rate held in float32 and decoupled decay θ ← θ·fl₃₂(1 − fl₃₂(fl₃₂(λ)·fl₃₂(γ))) before the
+    step, no L2."""
+
+    def _update(self, p, grad, group, state):
+        keras_decay(p, group["lr"], group["weight_decay"])
+        super()._update(p, grad, {**group, "lr": float(np.float32(group["lr"])), "weight_decay": 0.0}, state)
+
+
 CONTROLS: dict[str, type[torch.optim.Optimizer]] = {"rmsprop": RMSprop}
 
 MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {
     ("rmsprop", "rmsprop.eps_inside_sqrt"): RMSpropEpsInsideSqrt,
     ("rmsprop", "rmsprop.initial_ms_one"): RMSpropInitialMsOne,
     ("rmsprop", "rmsprop.lr_in_momentum_buffer"): RMSpropLrInMomentumBuffer,
+    ("rmsprop", "rmsprop.keras"): RMSpropKeras,
 }
 
 COMPOUND_MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {
