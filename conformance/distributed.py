@@ -306,7 +306,10 @@ def run_rank_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: s
     result, matched against the catalogued and the distributed variants when it fails."""
     import torch.distributed as dist
 
+    from .closed_loop import NAME as CLOSED_LOOP
+    from .closed_loop import run_case as run_closed_loop
     from .diagnosis import matching_variants
+    from .distributed_closed_loop import DistributedClosedLoop
     from .distributed_variants import distributed_matches
     from .open_loop import NAME as OPEN_LOOP
     from .open_loop import run_case
@@ -314,16 +317,27 @@ def run_rank_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: s
 
     world = dist.get_world_size()
     mode = mode_name(wrapper, world)
-    if spec.kind != OPEN_LOOP:
+    group = GROUP[0] or dist.group.WORLD
+    if spec.kind == OPEN_LOOP:
+        def make(cand, spec, case, dtype, device, mode):
+            return _synchronised(lambda: DistributedDriver(cand, spec, case, dtype, device, wrapper, scratch), dist,
+                                 group)
+
+        res = run_case(cand, spec, case, dtype, device, accept=accept, mode=mode, make_driver=make)
+    elif spec.kind == CLOSED_LOOP:
+        if wrapper == "own":
+            return CaseResult(spec.id, case.id, dtype, device, "skipped", "--optimizer-distributed=own runs the "
+                              "stepwise specs: a closure-driven optimizer is run under ddp, zero or fsdp", mode=mode)
+
+        def make_closed(cand, spec, case, dtype, device):
+            return _synchronised(lambda: DistributedClosedLoop(cand, spec, case, dtype, device, wrapper, group,
+                                                               scratch), dist, group)
+
+        res = run_closed_loop(cand, spec, case, dtype, device, mode=mode, make_driver=make_closed)
+    else:
         return CaseResult(spec.id, case.id, dtype, device, "skipped",
-                          f"{spec.id} is driven through step(closure): distributed runs cover the stepwise specs",
+                          f"{spec.id} is a {spec.kind} spec: distributed runs cover the stepwise and closed-loop specs",
                           mode=mode)
-
-    def make(cand, spec, case, dtype, device, mode):
-        return _synchronised(lambda: DistributedDriver(cand, spec, case, dtype, device, wrapper, scratch), dist,
-                             GROUP[0] or dist.group.WORLD)
-
-    res = run_case(cand, spec, case, dtype, device, accept=accept, mode=mode, make_driver=make)
     refused = _refused_by_torch(res.reason) if res.outcome == "failed" and res.steps_run < case.n_steps else ""
     if refused:  # e.g. DTensor refusing an in-place op of the optimizer on a shard: the wrapper's limit
         res.outcome, res.reason, res.params_conform = "skipped", f"{UNSUPPORTED}: {refused}", True
