@@ -282,6 +282,8 @@ KNOWN_REFUSALS = {
         "DDP cannot reduce a step in which a sparse-gradient param gets no gradient, pytorch/pytorch#80496",
     "Could not run 'fsdp::chunk_cat' with arguments from the 'Sparse":  # its kernels are dense only
         "FSDP2's gradient reduce-scatter, torch/distributed/fsdp/_fully_shard/_fsdp_collectives.py",
+    "got mixed torch.Tensor and DTensor":  # e.g. L-BFGS's zeros (p.new) for a param without gradient
+        "DTensor's dispatch, torch/distributed/tensor/_dispatch.py",
 }
 
 
@@ -293,7 +295,8 @@ def _refused_by_torch(reason: str) -> str:
     error = " ".join(head.split(" raised ", 1)[-1].split())  # one line (DTensor's errors span several)
     known = next((ref for text, ref in KNOWN_REFUSALS.items() if text in head), "")
     if sep and known:  # the first sentence of the error (the dispatcher's lists every backend after it)
-        return f"{error.split('. ', 1)[0].rstrip('.')}. ({known})"
+        first = error.split(". ", 1)[0]
+        return f"{first}{'' if first[-1:] in '.!' else '.'} ({known})"
     inside = f"torch{os.sep}distributed{os.sep}" in where
     if not (sep and inside and "not supported" in head):
         return ""

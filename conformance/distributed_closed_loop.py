@@ -17,12 +17,20 @@ single-process run; the replicated params (ddp, zero) must agree bit for bit bet
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from .candidates import Candidate
 from .closed_loop import COUNTERS, ClosedLoopCase, TorchClosedLoop, value_and_grad
 from .distributed_split import local_gradient
-from .distributed_wrap import WrappedParams, holder, raised_by_torch_distributed, unsupported, wrap
+from .distributed_wrap import (
+    WrappedParams,
+    holder,
+    raised_by_torch_distributed,
+    unsupported,
+    unsupported_in,
+    wrap,
+)
 from .golden import Spec
 from .scoring import exc_line
 
@@ -82,6 +90,23 @@ class DistributedClosedLoop(WrappedParams, TorchClosedLoop):
             t.grad = None
         self.model(local).backward()
         return f
+
+    def reload(self) -> None:
+        """As for the stepwise specs (distributed_wrap.WrappedParams.reload). FSDP2's checkpoint goes
+        through ``get_state_dict``, which initialises a fresh optimizer's state by calling
+        ``step(closure=None)`` (``_init_optim_state``): an optimizer that needs its closure raises
+        there, which is torch.distributed.checkpoint's limit, not the optimizer's error."""
+        try:
+            WrappedParams.reload(self)
+        except Exception as exc:
+            import traceback
+
+            frames = traceback.extract_tb(exc.__traceback__)
+            if any(f.name == "_init_optim_state" and f"torch{os.sep}distributed{os.sep}" in f.filename
+                   for f in frames):
+                raise unsupported_in(exc, "torch.distributed.checkpoint.state_dict._init_optim_state calls "
+                                     "step(closure=None)") from None
+            raise
 
     def step(self) -> float:
         if self.wrapper == "zero":

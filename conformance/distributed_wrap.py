@@ -29,6 +29,12 @@ def unsupported(exc: BaseException) -> CaseSkipped:
     return CaseSkipped(f"{UNSUPPORTED}: {text[:300]}")
 
 
+def unsupported_in(exc: BaseException, where: str) -> CaseSkipped:
+    """Torch's own error, with where torch.distributed made the call that raised it."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return CaseSkipped(f"{UNSUPPORTED}: {text[:300]} ({where})")
+
+
 def raised_by_torch_distributed(exc: BaseException) -> bool:
     """Whether the innermost frame of the exception is torch.distributed's code (not the candidate's)."""
     import traceback
