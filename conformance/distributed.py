@@ -3,12 +3,15 @@
 ``--optimizer-distributed=ddp|zero|fsdp|own`` runs every case in N processes (the *ranks*,
 spawned by ``distributed_group.py``). Each rank runs the very same open-loop case
 (``open_loop.run_case``) with a :class:`DistributedDriver`, so that the collectives the wrapper
-issues happen in the same order on every rank; rank 0's scores are the case's result.
+issues happen in the same order on every rank; rank 0's scores are the case's result. A
+closed-loop case (L-BFGS's ``step(closure)``) runs the same way through ``closed_loop.run_case``
+with the driver of ``distributed_closed_loop.py``, whose closure communicates.
 
 The gradient of a step is the golden's, split so that the average over the ranks is exactly the
-golden gradient (:func:`local_gradient`): each rank sees a different local gradient, the wrapper
-does its own communication, and a wrapper that sums instead of averaging, or forgets to reduce,
-leaves a different trajectory.
+golden gradient (``distributed_split.py``: dense, and sparse COO for SparseAdam): each rank sees a
+different local gradient, the wrapper does its own communication, and a wrapper that sums instead
+of averaging, or forgets to reduce, leaves a different trajectory. The module holding the params,
+its wrapping and the resume are shared with the closed-loop driver (``distributed_wrap.py``).
 
 Wrappers (:data:`WRAPPERS`):
 
