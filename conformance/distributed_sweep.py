@@ -174,8 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     known = [(c, KNOWN_FAILURES[k]) for c in cells if (k := (c.optimizer, c.wrapper, c.dtype)) in KNOWN_FAILURES]
     bad = [c for c in cells if c.verdict == "fail" and not any(c is k for k, _ in known)]
     stale = [c for c, _ in known if c.verdict == "pass"]
+    findings = [c for c, _ in known if c.verdict == "fail"]
     print(f"\n{len(cells)} cells (optimizer × wrapper × world size × dtype) in {wall:.1f} s: "
           f"{sum(c.verdict == 'pass' for c in cells)} pass, {len(bad)} fail, "
+          f"{len(findings)} fail as known torch findings, "
           f"{sum(c.verdict == 'unsupported' for c in cells)} not supported by torch, "
           f"{sum(c.verdict == 'not run' for c in cells)} not run")
     reasons: dict[str, set[str]] = {}
