@@ -330,18 +330,21 @@ class LossDivergence(Divergence):
 
 
 def run_case(cand: Candidate, spec: Spec, case: ClosedLoopCase, dtype: str, device: str = "cpu",
-             accept: tuple[str, ...] = (), mode: str = "eager") -> CaseResult:
+             accept: tuple[str, ...] = (), mode: str = "eager", make_driver=None) -> CaseResult:
     """Run one case on a fresh candidate and score it (not yet matched against the variants:
     ``runner.run_case`` does that). A closed-loop case runs eagerly (a CUDA graph cannot call a
-    closure: ``cuda_graph.graph_ineligible``) and against the spec only: ``accept`` and ``mode``
-    are the open-loop kind's and change nothing here."""
-    res = CaseResult(spec.id, case.id, dtype, device)
+    closure: ``cuda_graph.graph_ineligible``) and against the spec only: ``accept`` is the
+    open-loop kind's and changes nothing here. ``make_driver``: a driver factory with the
+    drivers' arguments, for a mode defined elsewhere (the distributed wrappers of
+    ``distributed_closed_loop.py``; the result then carries that ``mode``)."""
+    res = CaseResult(spec.id, case.id, dtype, device, mode=mode if make_driver else "eager")
     why = cand.unsupported(spec, case, dtype)
     if why:
         res.outcome, res.reason = "skipped", why
         return res
     try:
-        driver = (TorchClosedLoop if cand.api == "torch" else NumpyClosedLoop)(cand, spec, case, dtype, device)
+        driver = (make_driver or (TorchClosedLoop if cand.api == "torch" else NumpyClosedLoop))(
+            cand, spec, case, dtype, device)
     except CaseSkipped as exc:
         res.outcome, res.reason = "skipped", str(exc)
         return res

@@ -3,12 +3,15 @@
 ``--optimizer-distributed=ddp|zero|fsdp|own`` runs every case in N processes (the *ranks*,
 spawned by ``distributed_group.py``). Each rank runs the very same open-loop case
 (``open_loop.run_case``) with a :class:`DistributedDriver`, so that the collectives the wrapper
-issues happen in the same order on every rank; rank 0's scores are the case's result.
+issues happen in the same order on every rank; rank 0's scores are the case's result. A
+closed-loop case (L-BFGS's ``step(closure)``) runs the same way through ``closed_loop.run_case``
+with the driver of ``distributed_closed_loop.py``, whose closure communicates.
 
 The gradient of a step is the golden's, split so that the average over the ranks is exactly the
-golden gradient (:func:`local_gradient`): each rank sees a different local gradient, the wrapper
-does its own communication, and a wrapper that sums instead of averaging, or forgets to reduce,
-leaves a different trajectory.
+golden gradient (``distributed_split.py``: dense, and sparse COO for SparseAdam): each rank sees a
+different local gradient, the wrapper does its own communication, and a wrapper that sums instead
+of averaging, or forgets to reduce, leaves a different trajectory. The module holding the params,
+its wrapping and the resume are shared with the closed-loop driver (``distributed_wrap.py``).
 
 Wrappers (:data:`WRAPPERS`):
 
@@ -34,23 +37,30 @@ gradient) skips it with torch's own error: ``not supported by torch: ...``.
 
 from __future__ import annotations
 
-import copy
 import functools
 import inspect
 import json
-import math
 import os
 from typing import Any
 
 import numpy as np
 
 from .candidates import Candidate, CaseSkipped
+from .distributed_split import local_gradient, local_sparse_gradient
+from .distributed_wrap import (
+    UNSUPPORTED,
+    WrappedParams,
+    holder,
+    raised_by_torch_distributed,
+    unsupported,
+    wrap,
+)
 from .drivers import TorchDriver
 from .golden import Case, SparseGrad, Spec
-from .scoring import CandidateBroke
+
+__all__ = ["UNSUPPORTED", "local_gradient", "mode_name", "parse_mode", "run_rank_case", "serve_rank"]
 
 WRAPPERS = ("ddp", "zero", "fsdp", "own")
-UNSUPPORTED = "not supported by torch"
 
 
 def mode_name(wrapper: str, world_size: int) -> str:
@@ -64,38 +74,6 @@ def parse_mode(mode: str) -> tuple[str, int] | None:
     if wrapper in WRAPPERS and ws.isdigit():
         return wrapper, int(ws)
     return None
-
-
-# -- the gradient split --------------------------------------------------------------------------
-
-_INT = {8: "int64", 4: "int32", 2: "int16"}
-
-
-def local_gradient(g, rank: int, world_size: int):
-    """Rank ``rank``'s share of the gradient ``g`` (a torch tensor in the run's dtype): the
-    shares of the N ranks average to ``g`` exactly, in every dtype, whatever order the reduction
-    adds them in and whether it divides before or after (for N a power of two; for other N the
-    division by N itself rounds, as it does in every data-parallel run).
-
-    ``g = hi + lo`` where ``hi`` is ``g`` with its last k = ceil(log2 N) mantissa bits cleared and
-    ``lo = g - hi`` (exact, at most k bits): ``N·hi`` and ``N·lo`` are exact. Element i goes as
-    ``N·hi`` to rank i mod N and as ``N·lo`` to rank (i+1) mod N; the other ranks get 0 there (so
-    every rank's local gradient differs). Non-finite elements go unchanged to every rank."""
-    import torch
-
-    if world_size == 1:
-        return g.clone()
-    k = max(1, math.ceil(math.log2(world_size)))
-    flat = g.reshape(-1)
-    ints = flat.view(getattr(torch, _INT[flat.element_size()]))
-    hi = (ints & ~((1 << k) - 1)).view(flat.dtype)
-    lo = flat - hi
-    idx = torch.arange(flat.numel(), device=flat.device) % world_size
-    zero = torch.zeros_like(flat)
-    share = torch.where(idx == rank, hi * world_size, zero) + \
-        torch.where((idx + 1) % world_size == rank, lo * world_size, zero)
-    share = torch.where(torch.isfinite(flat), share, flat)
-    return share.reshape(g.shape)
 
 
 # -- the driver ----------------------------------------------------------------------------------
@@ -112,12 +90,7 @@ def takes_process_group(target) -> bool:
         return False
 
 
-def _unsupported(exc: BaseException) -> CaseSkipped:
-    text = " ".join(f"{type(exc).__name__}: {exc}".split())
-    return CaseSkipped(f"{UNSUPPORTED}: {text[:300]}")
-
-
-class DistributedDriver(TorchDriver):
+class DistributedDriver(WrappedParams, TorchDriver):
     """A TorchDriver whose params live in a module under a distributed wrapper (see the module
     docstring). Every method is called on every rank in the same order (collectives inside)."""
 
@@ -137,9 +110,8 @@ class DistributedDriver(TorchDriver):
         self.groups = [dict(g.hyperparameters) for g in case.groups]
         self.findings = set()
         self.reloads = 0
-        if any(isinstance(g, SparseGrad) for s in case.steps for g in s.grads.values()):
-            raise CaseSkipped(f"sparse gradients are not run under --optimizer-distributed={wrapper}: "
-                              "the wrappers reduce dense gradients")
+        # params given sparse gradients: held in an nn.Embedding(sparse=True) (distributed_wrap.holder)
+        self.sparse = frozenset(n for s in case.steps for n, g in s.grads.items() if isinstance(g, SparseGrad))
         if wrapper == "own" and not takes_process_group(cand.target):
             raise CaseSkipped("--optimizer-distributed=own: the candidate takes no process_group= (nor declares "
                               "conformance_distributed = True): it cannot communicate")
@@ -154,53 +126,17 @@ class DistributedDriver(TorchDriver):
         except CaseSkipped:
             raise
         except Exception as exc:
-            if wrapper == "zero" and _raised_by_torch_distributed(exc):  # ZeRO refuses the param groups
-                raise _unsupported(exc) from None
+            if wrapper == "zero" and raised_by_torch_distributed(exc):  # ZeRO refuses the param groups
+                raise unsupported(exc) from None
             raise
 
     # -- construction --------------------------------------------------------------------------
     def _module(self):
-        torch = self.torch
-
-        class Holder(torch.nn.Module):
-            def __init__(self, case: Case, dtype, device, shapes):
-                super().__init__()
-                self.names = [p.name for p in case.params]
-                for p in case.params:
-                    t = torch.tensor(p.initial, dtype=dtype, device=device).reshape(shapes[p.name])
-                    self.register_parameter(_attr(p.name), torch.nn.Parameter(t))
-
-            def forward(self, grads: dict[str, Any]):
-                loss = None
-                for n in self.names:
-                    g = grads.get(n)
-                    if g is not None:
-                        term = (getattr(self, _attr(n)) * g).sum()
-                        loss = term if loss is None else loss + term
-                return loss
-
-        return Holder(self.case, self.dtype, self.device, self.shapes)
+        return holder(self.case.params, self.shapes, self.dtype, self.device, self.sparse)
 
     def _wrap(self) -> dict[str, Any]:
-        torch = self.torch
-        try:
-            if self.wrapper in ("ddp", "zero"):
-                from torch.nn.parallel import DistributedDataParallel as DDP
-
-                ids = [self.device.index] if self.device.type == "cuda" else None
-                self.model = DDP(self.module, device_ids=ids, find_unused_parameters=self._some_unused(),
-                                 process_group=self.pg)
-            elif self.wrapper == "fsdp":
-                from torch.distributed.device_mesh import DeviceMesh
-                from torch.distributed.fsdp import fully_shard
-
-                self.model = fully_shard(self.module, mesh=DeviceMesh.from_group(self.pg, self.device.type))
-            else:
-                self.model = self.module
-        except Exception as exc:  # the wrapper refuses these params
-            raise _unsupported(exc) from None
-        del torch
-        return {n: getattr(self.module, _attr(n)) for n in self.names}
+        self.model = wrap(self.module, self.wrapper, self.pg, self.device, self._some_unused())
+        return {n: self.module.param(n) for n in self.names}
 
     def _some_unused(self) -> bool:
         return any(g is None for s in self.case.steps for g in s.grads.values())
@@ -238,7 +174,13 @@ class DistributedDriver(TorchDriver):
         local = {}
         for name in self.names:
             g = grads[name]
-            if g is not None:
+            if isinstance(g, SparseGrad):
+                indices, values = local_sparse_gradient(torch.from_numpy(g.indices).to(self.device),
+                                                        torch.tensor(g.values, dtype=self.dtype, device=self.device),
+                                                        self.rank, self.world)
+                local[name] = torch.sparse_coo_tensor(indices, values, self.shapes[name], device=self.device,
+                                                      check_invariants=True)
+            elif g is not None:
                 full = torch.tensor(g, dtype=self.dtype, device=self.device).reshape(self.shapes[name])
                 local[name] = local_gradient(full, self.rank, self.world)
         if self.wrapper == "own":  # as TorchDriver.step: into the existing .grad, else a fresh one
@@ -259,29 +201,7 @@ class DistributedDriver(TorchDriver):
             loss = self.model(local)
             loss.backward()
         self.opt.step()
-        self._check_replicas()
-
-    def _check_replicas(self) -> None:
-        """Replicated params (ddp, zero, own) must agree bit for bit on every rank after a step."""
-        if self.wrapper == "fsdp" or self.world == 1:
-            return
-        torch, dist = self.torch, self.dist
-        mine = torch.cat([t.detach().reshape(-1).to(torch.float64) for t in self.tensors.values()])
-        every = [torch.empty_like(mine) for _ in range(self.world)]
-        dist.all_gather(every, mine, group=self.pg)
-        for r, other in enumerate(every):
-            if not torch.equal(other, mine):
-                raise CandidateBroke(f"the replicated params differ between ranks after the step (rank {r} "
-                                     f"differs from rank {self.rank}): the update did not see the same "
-                                     f"gradient on every rank")
-
-    def params(self) -> dict[str, np.ndarray]:
-        return {n: self._full(t).to("cpu", self.torch.float64).numpy().reshape(-1).copy()
-                for n, t in self.tensors.items()}
-
-    def _full(self, t):
-        t = t.detach()
-        return t.full_tensor() if hasattr(t, "full_tensor") else t
+        self.check_replicas()
 
     # -- state -----------------------------------------------------------------------------------
     def state(self) -> dict[str, dict[str, np.ndarray]]:
@@ -318,54 +238,6 @@ class DistributedDriver(TorchDriver):
                     out[order[i]][key] = np.array([float(value)])
         return out
 
-    # -- resume ----------------------------------------------------------------------------------
-    def reload(self) -> None:
-        """A checkpoint saved and loaded into a fresh optimizer: rank 0's state_dict broadcast
-        (ddp, own), ZeRO's consolidated state_dict, FSDP2 through torch.distributed.checkpoint.
-        As in a fresh process, the params have no gradients afterwards."""
-        self.reloads += 1
-        for t in self.tensors.values():
-            t.grad = None
-        if self.wrapper == "fsdp":
-            self._reload_dcp()
-            return
-        if self.wrapper == "zero":
-            self.opt.consolidate_state_dict(to=0)
-        sd = copy.deepcopy(self.opt.state_dict()) if self.rank == 0 else None
-        box = [sd]
-        self.dist.broadcast_object_list(box, src=0, group=self.pg)
-        self.opt = self._build()
-        self.opt.load_state_dict(box[0])
-
-    def _reload_dcp(self) -> None:
-        CHECKPOINTS[0] += 1  # the same count on every rank: every rank runs every reload
-        path = os.path.join(self.scratch, f"checkpoint-{CHECKPOINTS[0]}")
-        self.save_checkpoint(path)
-        self.opt = self._build()
-        self.load_checkpoint(path)
-
-    def save_checkpoint(self, path: str) -> None:
-        """FSDP2: params and optimizer state through torch.distributed.checkpoint (each rank its shards)."""
-        import torch.distributed.checkpoint as dcp
-        from torch.distributed.checkpoint.state_dict import get_state_dict
-
-        model_sd, optim_sd = get_state_dict(self.module, self.opt)
-        dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=path, process_group=self.pg)
-
-    def load_checkpoint(self, path: str) -> None:
-        """Into this driver's optimizer, at this group's world size (DCP reshards on load)."""
-        import torch.distributed.checkpoint as dcp
-        from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
-
-        # as in a fresh process: no gradients. get_state_dict initialises a fresh optimizer's state
-        # (the entries dcp.load fills) only when no param has a gradient; else it loads nothing
-        for t in self.tensors.values():
-            t.grad = None
-        model_sd, optim_sd = get_state_dict(self.module, self.opt)
-        loaded = {"model": model_sd, "optim": optim_sd}
-        dcp.load(loaded, checkpoint_id=path, process_group=self.pg)
-        set_state_dict(self.module, self.opt, model_state_dict=loaded["model"], optim_state_dict=loaded["optim"])
-
 
 @functools.cache
 def _candidate(path: str, kwargs: str) -> Candidate:
@@ -376,19 +248,6 @@ def _candidate(path: str, kwargs: str) -> Candidate:
 # collectives may be left half-done on the others); then every rank moves on to a fresh group
 # (``regroup``, through the store: no collective of the old group), which is cheaper than new ranks.
 GROUP: list = [None]
-CHECKPOINTS = [0]  # checkpoints written by this rank process (their directory names)
-
-
-def _attr(name: str) -> str:
-    return "p_" + "".join(c if c.isalnum() else "_" for c in name)
-
-
-def _raised_by_torch_distributed(exc: BaseException) -> bool:
-    """Whether the innermost frame of the exception is torch.distributed's code (not the candidate's)."""
-    import traceback
-
-    frames = traceback.extract_tb(exc.__traceback__)
-    return bool(frames) and f"torch{os.sep}distributed{os.sep}" in frames[-1].filename
 
 
 def _parameters(target) -> set[str]:
@@ -428,14 +287,32 @@ def _synchronised(build, dist, group):
     return drv
 
 
+# Errors torch raises outside torch/distributed/ (in the C++ reducer, under backward) that are a
+# wrapper's documented or reported limit, not a wrong number: their text -> where it is reported.
+KNOWN_REFUSALS = {
+    "Expected sparse gradient to be defined":  # DDP's Reducer::mark_variable_ready_sparse
+        "DDP cannot reduce a step in which a sparse-gradient param gets no gradient, pytorch/pytorch#80496",
+    "Could not run 'fsdp::chunk_cat' with arguments from the 'Sparse":  # its kernels are dense only
+        "FSDP2's gradient reduce-scatter, torch/distributed/fsdp/_fully_shard/_fsdp_collectives.py",
+    "got mixed torch.Tensor and DTensor":  # e.g. L-BFGS's zeros (p.new) for a param without gradient
+        "DTensor's dispatch, torch/distributed/tensor/_dispatch.py",
+}
+
+
 def _refused_by_torch(reason: str) -> str:
     """The error, when a step raised it inside torch.distributed refusing an operation (``... not
-    supported ...`` raised in torch/distributed/): what the wrapper cannot do, not a wrong number."""
+    supported ...`` raised in torch/distributed/), or raised one of :data:`KNOWN_REFUSALS`: what
+    the wrapper cannot do, not a wrong number."""
     head, sep, where = reason.rpartition(" at ")
+    error = " ".join(head.split(" raised ", 1)[-1].split())  # one line (DTensor's errors span several)
+    known = next((ref for text, ref in KNOWN_REFUSALS.items() if text in head), "")
+    if sep and known:  # the first sentence of the error (the dispatcher's lists every backend after it)
+        first = error.split(". ", 1)[0]
+        return f"{first}{'' if first[-1:] in '.!' else '.'} ({known})"
     inside = f"torch{os.sep}distributed{os.sep}" in where
     if not (sep and inside and "not supported" in head):
         return ""
-    return " ".join(head.split(" raised ", 1)[-1].split())  # one line (DTensor's errors span several)
+    return error
 
 
 def run_rank_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str, wrapper: str,
@@ -444,7 +321,10 @@ def run_rank_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: s
     result, matched against the catalogued and the distributed variants when it fails."""
     import torch.distributed as dist
 
+    from .closed_loop import NAME as CLOSED_LOOP
+    from .closed_loop import run_case as run_closed_loop
     from .diagnosis import matching_variants
+    from .distributed_closed_loop import DistributedClosedLoop
     from .distributed_variants import distributed_matches
     from .open_loop import NAME as OPEN_LOOP
     from .open_loop import run_case
@@ -452,16 +332,27 @@ def run_rank_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: s
 
     world = dist.get_world_size()
     mode = mode_name(wrapper, world)
-    if spec.kind != OPEN_LOOP:
+    group = GROUP[0] or dist.group.WORLD
+    if spec.kind == OPEN_LOOP:
+        def make(cand, spec, case, dtype, device, mode):
+            return _synchronised(lambda: DistributedDriver(cand, spec, case, dtype, device, wrapper, scratch), dist,
+                                 group)
+
+        res = run_case(cand, spec, case, dtype, device, accept=accept, mode=mode, make_driver=make)
+    elif spec.kind == CLOSED_LOOP:
+        if wrapper == "own":
+            return CaseResult(spec.id, case.id, dtype, device, "skipped", "--optimizer-distributed=own runs the "
+                              "stepwise specs: a closure-driven optimizer is run under ddp, zero or fsdp", mode=mode)
+
+        def make_closed(cand, spec, case, dtype, device):
+            return _synchronised(lambda: DistributedClosedLoop(cand, spec, case, dtype, device, wrapper, group,
+                                                               scratch), dist, group)
+
+        res = run_closed_loop(cand, spec, case, dtype, device, mode=mode, make_driver=make_closed)
+    else:
         return CaseResult(spec.id, case.id, dtype, device, "skipped",
-                          f"{spec.id} is driven through step(closure): distributed runs cover the stepwise specs",
+                          f"{spec.id} is a {spec.kind} spec: distributed runs cover the stepwise and closed-loop specs",
                           mode=mode)
-
-    def make(cand, spec, case, dtype, device, mode):
-        return _synchronised(lambda: DistributedDriver(cand, spec, case, dtype, device, wrapper, scratch), dist,
-                             GROUP[0] or dist.group.WORLD)
-
-    res = run_case(cand, spec, case, dtype, device, accept=accept, mode=mode, make_driver=make)
     refused = _refused_by_torch(res.reason) if res.outcome == "failed" and res.steps_run < case.n_steps else ""
     if refused:  # e.g. DTensor refusing an in-place op of the optimizer on a shard: the wrapper's limit
         res.outcome, res.reason, res.params_conform = "skipped", f"{UNSUPPORTED}: {refused}", True

@@ -187,3 +187,86 @@ def test_fsdp2_resumes_at_another_world_size(saved_by, loaded_by):
     for dtype in ("float32", "float64"):
         res = reshard_resume("torch.optim.AdamW", "adamw", "adamw/resume", dtype, saved_by, loaded_by)
         assert res.passed, res
+
+
+# -- the closure-driven L-BFGS and the sparse-gradient SparseAdam ----------------------------------
+
+@pytest.mark.parametrize("world", [1, 2, 3, 4])
+def test_local_sparse_gradients_average_to_the_gradient_and_touch_only_its_indices(world):
+    from optimizer_conformance.conformance.distributed import local_sparse_gradient
+
+    gen = torch.Generator().manual_seed(world)
+    indices = torch.randint(0, 3, (2, 9), generator=gen)  # repeats on a 3×3 param
+    values = torch.randn(9, generator=gen, dtype=torch.float64).to(torch.float32)
+    values[4] = 0.0  # an explicit zero: a touched element, kept by one rank
+    shares = [local_sparse_gradient(indices, values, r, world) for r in range(world)]
+    total = sum(torch.sparse_coo_tensor(i, v.double(), (3, 3), check_invariants=True).to_dense() for i, v in shares)
+    assert torch.equal(total, torch.sparse_coo_tensor(indices, values.double(), (3, 3), check_invariants=True).to_dense()
+                       * world)
+    touched = {tuple(c) for i, _ in shares for c in i.T.tolist()}
+    assert touched == {tuple(c) for c in indices.T.tolist()}, "no rank may touch an element the gradient does not"
+    assert sum(int((v == 0).sum()) for _, v in shares) == 1, "only the gradient's own explicit zero"
+    if world > 1:
+        assert len({tuple(v.tolist()) for _, v in shares}) > 1, "every rank must see its own gradient"
+
+
+def _run_cases(wrapper: str, world: int, cases: list[tuple[str, str, str]]) -> list:
+    """The given (spec, case, dtype) on one group of ``world`` ranks under ``wrapper``: the results."""
+    from optimizer_conformance.conformance.distributed_group import RankGroup, leftover_ranks
+    from optimizer_conformance.conformance.kinds import load_spec
+
+    group = RankGroup("torch.optim.SGD", {}, (), 40, wrapper, world)
+    assert group.start()[0] == "ready"
+    pids = group.pids()
+    try:
+        return [group.run({"spec": s, "case": c, "dtype": d, "device": "cpu", "accept": [],
+                           "mode": mode_name(wrapper, world), "path": load_spec(s).torch_class})
+                for s, c, d in cases]
+    finally:
+        group.stop()
+        assert not leftover_ranks(pids)
+
+
+def test_lbfgs_and_sparse_adam_conform_under_ddp():
+    """L-BFGS: every closure call all-reduces the ranks' shares (params, loss and torch's counters
+    compared); SparseAdam: sparse COO gradients through nn.Embedding(sparse=True) and gloo's sparse
+    all-reduce; a step with a sparse-gradient param left without gradient is torch's refusal."""
+    wolfe, unused, repeats, missing = _run_cases("ddp", 2, [
+        ("lbfgs", "lbfgs/strong_wolfe_rosenbrock", "float32"),
+        ("lbfgs", "lbfgs/large_gradient_history", "float64"),
+        ("sparseadam", "sparseadam/cancelling_repeats", "float32"),
+        ("sparseadam", "sparseadam/maximize_groups_missing_grads", "float64"),
+    ])
+    for res in (wolfe, unused, repeats):
+        assert res.outcome == "passed" and res.mode == "ddp-ws2", res.reason
+    assert {"func_evals", "n_iter", "loss"} <= set(wolfe.compared_state)
+    assert missing.outcome == "skipped"
+    assert missing.reason.startswith("not supported by torch: RuntimeError: Expected sparse gradient to be defined")
+    assert "pytorch/pytorch#80496" in missing.reason
+
+
+@full_only
+def test_lbfgs_behind_zero_runs_another_algorithm_and_a_rank_without_params_raises():
+    """ZeRO steps a local L-BFGS per rank on its partition (a finding: KNOWN_FAILURES)."""
+    two_params, one_param = _run_cases("zero", 2, [("lbfgs", "lbfgs/first_step_norms", "float64"),
+                                                   ("lbfgs", "lbfgs/tolerance_grad", "float64")])
+    assert two_params.outcome == "failed" and two_params.steps_run == 3
+    assert two_params.first_divergence is not None and two_params.first_divergence.step == 1
+    assert one_param.outcome == "failed" and one_param.reason.startswith(
+        "rank 1: step 1: step(closure) raised IndexError: list index out of range at "), one_param.reason
+    assert os.path.join("torch", "optim", "lbfgs.py") in one_param.reason  # torch's own code raised it
+
+
+@full_only
+def test_fsdp2_refusals_are_torch_own_errors():
+    sparse, resume, wolfe = _run_cases("fsdp", 2, [
+        ("sparseadam", "sparseadam/defaults", "float32"),
+        ("lbfgs", "lbfgs/rosenbrock_lr_schedule_resume", "float64"),
+        ("lbfgs", "lbfgs/strong_wolfe_rosenbrock", "float64"),
+    ])
+    assert sparse.outcome == "skipped" and "Could not run 'fsdp::chunk_cat' with arguments from the 'SparseCPU'" \
+        in sparse.reason
+    assert resume.outcome == "skipped" and resume.steps_run == 3  # the steps before the resume conform
+    assert resume.reason.startswith("not supported by torch: TypeError: 'NoneType' object is not callable")
+    assert "_init_optim_state calls step(closure=None)" in resume.reason
+    assert wolfe.outcome == "passed", wolfe.reason
