@@ -186,12 +186,13 @@ class DistributedDriver(WrappedParams, TorchDriver):
         if self.wrapper == "own":  # as TorchDriver.step: into the existing .grad, else a fresh one
             for name, t in self.tensors.items():
                 g = local.get(name)
-                if g is not None and t.grad is not None and t.grad.shape == g.shape and t.grad.dtype == g.dtype:
+                if (g is not None and t.grad is not None and g.layout == t.grad.layout == torch.strided
+                        and t.grad.shape == g.shape and t.grad.dtype == g.dtype):
                     t.grad.copy_(g)
                 else:
                     t.grad = g
             self.opt.step()
-            self._check_replicas()
+            self.check_replicas()
             return
         # under ddp, zero and fsdp the wrapper's own backward writes p.grad (DDP's reducer, FSDP's
         # reduce-scatter), after zero_grad()'s default set_to_none=True
