@@ -18,8 +18,8 @@ from .spec import Spec
 
 # The shared building blocks: every other module of the package is one optimizer's derivation.
 INFRASTRUCTURE = frozenset({
-    "__main__", "cases", "closed_loop", "closed_loop_golden", "docs", "error_bound", "evaluate", "golden",
-    "golden_format", "proofs", "rule", "spec", "tensor", "text",
+    "__main__", "boundaries", "cases", "closed_loop", "closed_loop_golden", "docs", "error_bound", "evaluate", "golden",
+    "feature_cases", "golden_format", "proofs", "rule", "spec", "tensor", "text",
 })
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .adam import beta1, beta2, eps, lam, lr, m
+from .boundaries import COUNTED
 from .cases import CaseBuilder, HyperparameterChange
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
@@ -254,6 +255,12 @@ SPEC = Spec(
     id="adan",
     title="Adan",
     rule=RULE,
+    unreachable_boundaries={
+        "betas[0] = 0 on": "the catalogued variant adan.paper_beta_convention divides by 1 − β (β = 0 here): its golden is undefined",
+        "betas[1] = 0 on": "as betas[0]",
+        "betas[2] = 0 on": "as betas[0]",
+        "difference: Eq(t, 1) below": COUNTED,
+    },
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,

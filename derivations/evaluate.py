@@ -22,6 +22,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
+from .boundaries import probes, side
 from .cases import CaseDesign, SparseGrad
 from .error_bound import ev
 from .rule import Rule, g, n_cols, n_rows, ndim, present, reloaded, steps_taken, theta
@@ -70,6 +71,8 @@ class _Line:
     expr: sp.Expr
     args: tuple[sp.Symbol, ...]
     fn: Callable
+    label: str = ""
+    replaced: tuple[tuple[sp.Expr, sp.Symbol], ...] = ()  # tensor nodes -> their symbols, in order
 
 
 def _lambdify(expr: sp.Expr) -> tuple[tuple[sp.Symbol, ...], Callable]:
@@ -82,7 +85,7 @@ def _compile(rule: Rule) -> tuple[_Line, ...]:
     lines = []
     for k, line in enumerate(rule.body):
         expr = sp.sympify(line.expr)
-        nodes = []
+        nodes, replaced = [], []
         while found := tensor_nodes(expr):
             node = found[0]  # innermost first: its argument is elementwise (or uses earlier nodes)
             sym = sp.Symbol(f"_tensor_{k}_{len(nodes)}", real=True)
@@ -90,10 +93,29 @@ def _compile(rule: Rule) -> tuple[_Line, ...]:
             args, fn = _lambdify(arg)
             scalars = tuple((x, *_lambdify(x)) for x in node.args[1:])
             nodes.append((sym, type(node), arg, args, fn, scalars))
+            replaced.append((node, sym))
             expr = expr.xreplace({node: sym})
         args, fn = _lambdify(expr)
-        lines.append(_Line(line.target, tuple(nodes), expr, args, fn))
+        lines.append(_Line(line.target, tuple(nodes), expr, args, fn, line.label, tuple(replaced)))
     return tuple(lines)
+
+
+@cache
+def _compile_probes(rule: Rule) -> tuple[tuple[tuple[str, str, tuple, Callable, tuple, Callable], ...], ...]:
+    """Per compiled line: its branches (derivations/boundaries.py) as (key, kind, diff args,
+    diff fn, path args, path fn), evaluated before the line on the same environment."""
+    out = []
+    for line in _compile(rule):
+        def replaced(e, line=line):
+            e = sp.sympify(e)
+            for node, sym in line.replaced:
+                e = e.xreplace({node: sym})
+            return e
+        compiled = []
+        for key, kind, diff, path in probes(rule, line.label, replaced):
+            compiled.append((key, kind, *_lambdify(diff), *_lambdify(path)))
+        out.append(tuple(compiled))
+    return tuple(out)
 
 
 @cache
@@ -137,10 +159,11 @@ def hyperparameter_env(rule: Rule, values: Mapping[str, object]) -> dict[sp.Symb
     return env
 
 
-def evaluate(rule: Rule, case: CaseDesign) -> list[Snapshot]:
-    """The exact trajectory: one snapshot after each step."""
+def evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None = None) -> list[Snapshot]:
+    """The exact trajectory: one snapshot after each step. ``met``: if given, filled with the
+    sides of the rule's branches (derivations/boundaries.py) that the trajectory meets."""
     with mpmath.workdps(WORKING_DPS):
-        return _evaluate(rule, case)
+        return _evaluate(rule, case, met)
 
 
 def _with_fixed(benv: dict, fenv: dict) -> dict:
@@ -148,8 +171,9 @@ def _with_fixed(benv: dict, fenv: dict) -> dict:
     return {s: (v, fenv.get(s, 0.0)) for s, (v, _) in benv.items()}
 
 
-def _evaluate(rule: Rule, case: CaseDesign) -> list[Snapshot]:
+def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> list[Snapshot]:
     body = _compile(rule)
+    line_probes = _compile_probes(rule) if met is not None else ((),) * len(body)
     initial = _compile_initial(rule)
     fixed = fixed_dtypes(rule)  # usually (): no fixed-precision channel at all
     group_hps = [dict(gr.hyperparameters) for gr in case.groups]
@@ -220,7 +244,7 @@ def _evaluate(rule: Rule, case: CaseDesign) -> list[Snapshot]:
                 envs_b.append(benv)
                 envs_f.append(fenv)
             # line by line over the whole parameter, so that a line may reduce over it
-            for line in body:
+            for line, line_probe in zip(body, line_probes, strict=True):
                 for sym, fn_cls, arg, args, fn, scalars in line.nodes:
                     xs = np.empty(n, dtype=object)
                     xs[:] = [fn(*(env[a] for a in args)) for env in envs_x]
@@ -241,6 +265,10 @@ def _evaluate(rule: Rule, case: CaseDesign) -> list[Snapshot]:
                         envs_b[i][sym] = (float(rv[i]), float(re[i]))
                         for d in fixed:
                             envs_f[i][d][sym] = float(rf[d][i])
+                for key, kind, d_args, d_fn, p_args, p_fn in line_probe:
+                    for env in envs_x:
+                        if p_fn(*(env[a] for a in p_args)):
+                            met.setdefault(key, set()).add(side(kind, d_fn(*(env[a] for a in d_args))))
                 for env, benv, fenv in zip(envs_x, envs_b, envs_f, strict=True):
                     env[line.target] = line.fn(*(env[a] for a in line.args))
                     for d in fixed:  # before benv changes: the operands' values

@@ -21,9 +21,11 @@ from pathlib import Path
 import numpy as np
 from optimizer_conformance.conformance.tolerance import CATCH_MARGIN, tolerance
 
+from .boundaries import document as boundaries_document
 from .cases import CaseDesign, SparseGrad, exact_decimal
 from .closed_loop_golden import spec_documents as closed_loop_documents
 from .evaluate import Snapshot, evaluate
+from .feature_cases import all_cases, case_features, coverage
 from .golden_format import (
     DIGITS,
     DTYPES,
@@ -44,18 +46,6 @@ def _plain(value):
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return str(value)
-
-
-def features(rule: Rule, case: CaseDesign) -> list[str]:
-    out = set(case.features)
-    for hp in rule.hyperparameters:
-        if hp.neutral is None:
-            continue
-        values = [gr.hyperparameters[hp.name] for gr in case.groups]
-        values += [c.value for s in case.steps for c in s.changes if c.name == hp.name]
-        if any(float(v) != float(hp.neutral) for v in values):
-            out.add(hp.name)
-    return sorted(out)
 
 
 def inputs(case: CaseDesign) -> dict:
@@ -149,8 +139,10 @@ def spec_documents(spec: Spec) -> dict[str, dict]:
     if getattr(spec, "kind", "update") == "closed_loop":  # L-BFGS: driven through a closure
         return closed_loop_documents(spec)
     defaults = spec.defaults()
-    cases = [builder.build(defaults) for builder in spec.cases]
-    spec_trajs = [evaluate(spec.rule, c) for c in cases]
+    cases = [builder.build(defaults) for builder in all_cases(spec)]
+    met: dict[str, dict[str, set[str]]] = {c.id: {} for c in cases}
+    spec_trajs = [evaluate(spec.rule, c, met[c.id]) for c in cases]
+    _MET[spec.id] = met
     var_rules = {v.id: v.rule_for(spec.rule) for v in spec.variants}
     var_trajs = {vid: [evaluate(r, c) for c in cases] for vid, r in var_rules.items()}
 
@@ -162,7 +154,7 @@ def spec_documents(spec: Spec) -> dict[str, dict]:
                 "id": case.id,
                 "title": case.title,
                 "purpose": case.purpose,
-                "features": features(spec.rule, case),
+                "features": sorted(case_features(spec, case)),
                 "catches": sorted(vid for vid, s in seps.items()
                                   if min(s.values()) >= CATCH_MARGIN and not spec.variant(vid).acceptable),
                 "separation": {vid: {d: f"{s[d]:.3g}" for d in DTYPES} for vid, s in seps.items()},
@@ -192,8 +184,31 @@ def spec_documents(spec: Spec) -> dict[str, dict]:
     return docs
 
 
+# the branch sides each case's exact trajectory meets, by spec and case (filled by spec_documents)
+_MET: dict[str, dict[str, dict[str, set[str]]]] = {}
+
+
+def _met(spec: Spec, cases: list[CaseDesign]) -> dict[str, dict[str, set[str]]]:
+    """The sides met, from this run's spec_documents or from the spec rule's trajectories alone."""
+    if spec.id not in _MET:
+        met: dict[str, dict[str, set[str]]] = {c.id: {} for c in cases}
+        for c in cases:
+            evaluate(spec.rule, c, met[c.id])
+        _MET[spec.id] = met
+    return _MET[spec.id]
+
+
+def case_design(spec: Spec) -> dict:
+    """The index's account of a spec's cases: each optional feature and the cases that exercise it
+    alone; each boundary value and the cases on it and on each side (derivations/boundaries.py)."""
+    cases = [b.build(spec.defaults()) for b in all_cases(spec)]
+    return {"features_alone": {f: ids[0] if ids else None for f, ids in coverage(spec, cases).items()},
+            "boundaries": boundaries_document(spec, cases, _met(spec, cases))}
+
+
 def index_document(specs: Iterable[Spec]) -> dict:
-    """The index: built from the specs alone (no evaluation), so one spec can be regenerated."""
+    """The index: built from the specs (the boundaries' coverage evaluates the spec rule along its
+    cases, unless this run's spec_documents did), so one spec can be regenerated."""
     out = {"schema": SCHEMA_ID, "specs": {}}
     for spec in specs:
         out["specs"][spec.id] = {
@@ -203,10 +218,12 @@ def index_document(specs: Iterable[Spec]) -> dict:
             **({"kind": spec.kind} if getattr(spec, "kind", "update") != "update" else {}),  # closed_loop
             "hyperparameters": hyperparameters_document(spec),
             "implementations": [i.document() for i in spec.implementations],
-            "cases": [c.id for c in spec.cases],
+            "cases": [c.id for c in all_cases(spec)] if getattr(spec, "kind", "update") == "update"
+            else [c.id for c in spec.cases],
             "variants": [{**variant_meta(v), "file": f"{spec.id}/{v.id}.json",
                           "lines": changed_lines_text(spec.rule, v.rule_for(spec.rule))}
                          for v in spec.variants],
+            **(case_design(spec) if getattr(spec, "kind", "update") == "update" else {}),
         }
     return out
 

@@ -94,6 +94,9 @@ SPEC = Spec(
     id="lookahead_adam",
     title="Lookahead (Adam)",
     rule=RULE,
+    unreachable_boundaries={
+        "amsgrad: Max(v, v_max) below": "gap: no case runs AMSGrad with shrinking gradients (adam/amsgrad_shrinking_gradients covers the inner rule)",
+    },
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,

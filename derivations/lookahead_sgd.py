@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 import sympy as sp
 
+from .boundaries import COUNTED
 from .cases import CaseBuilder, HyperparameterChange
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, steps_taken, t, theta
@@ -246,6 +247,9 @@ SPEC = Spec(
     id="lookahead_sgd",
     title="Lookahead (SGD)",
     rule=RULE,
+    unreachable_boundaries={
+        "momentum: Eq(t, 1) below": COUNTED,
+    },
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,

@@ -72,6 +72,7 @@ RULE = Rule(
         Hyperparameter("weight_decay", lam, 0, neutral=0,
                        doc="weight decay λ: L2 (added to the gradient) or decoupled"),
         Hyperparameter("decoupled_weight_decay", decoupled, False, neutral=False, boolean=True,
+                       requires=("weight_decay",),
                        doc="decoupled weight decay θ ← θ·(1 − γλ) (RAdamW) instead of L2"),
         Hyperparameter("maximize", maximize, False, neutral=False, boolean=True,
                        doc="ascend the objective instead of descending"),
@@ -277,6 +278,10 @@ SPEC = Spec(
     title="RAdam",
     torch_class="torch.optim.RAdam",
     rule=RULE,
+    unreachable_boundaries={
+        "rectification: rho > 5 on": "ρ_t = 5 exactly needs β₂ a root of a polynomial, not a double; in a dtype ρ_t may round to 5.0 (not generated: see findings)",
+        "update: rho > 5 on": "as rectification",
+    },
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,

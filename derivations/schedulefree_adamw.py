@@ -43,6 +43,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .adam import beta1, beta2, eps, lam, lr, v, v_hat
+from .boundaries import COUNTED
 from .cases import CaseBuilder, HyperparameterChange
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
@@ -356,6 +357,12 @@ SPEC = Spec(
     id="schedulefree_adamw",
     title="Schedule-Free AdamW",
     rule=RULE,
+    unreachable_boundaries={
+        "betas[0] = 0 on": "the catalogued Keras variants divide by β₁: their goldens are undefined at β₁ = 0",
+        "initial_z: Eq(t, 1) below": COUNTED,
+        "initial_x: Eq(t, 1) below": COUNTED,
+        "lr = 0 on": "the weights c_t = γ_t²/Σγ_i² are 0/0 with γ = 0 (the schedule is undefined)",
+    },
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,

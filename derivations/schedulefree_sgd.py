@@ -27,6 +27,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .adam import lam, lr
+from .boundaries import COUNTED
 from .cases import CaseBuilder, HyperparameterChange
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, Variant, g, t, theta
@@ -227,6 +228,11 @@ SPEC = Spec(
     id="schedulefree_sgd",
     title="Schedule-Free SGD",
     rule=RULE,
+    unreachable_boundaries={
+        "initial_z: Eq(t, 1) below": COUNTED,
+        "initial_x: Eq(t, 1) below": COUNTED,
+        "lr = 0 on": "the weights c_t = γ_t²/Σγ_i² are 0/0 with γ = 0 (the schedule is undefined)",
+    },
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,

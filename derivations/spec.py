@@ -40,6 +40,8 @@ class Spec:
     torch_class: str | None = None
     # implementations in other libraries (the board checks each)
     implementations: tuple[Implementation, ...] = ()
+    # boundary sides no case can reach, by "<boundary key> <side>" (derivations/boundaries.py): the reason
+    unreachable_boundaries: Mapping[str, str] = field(default_factory=dict)
 
     def defaults(self) -> dict[str, object]:
         """torch's defaults, as case inputs (decimals as strings)."""
