@@ -190,6 +190,8 @@ class Case:
     # error bound of the state: name -> state name -> (T, n); NaN before the state exists
     state_bound: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     counters: frozenset[str] = frozenset()
+    # state loaded before the first step (a large step count): name -> state name -> count or values
+    initial_state: dict[str, dict[str, int | np.ndarray]] = field(default_factory=dict)
 
     @property
     def n_steps(self) -> int:

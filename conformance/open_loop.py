@@ -59,6 +59,21 @@ def _grad(raw) -> np.ndarray | SparseGrad | None:
     return floats(raw)
 
 
+def _expanded(steps: list[dict]) -> list[dict]:
+    """The steps one by one: a step taken ``repeat`` times (a long horizon) becomes that many, the
+    changes and reload on the first, the expected values on the last (the others: None, not compared)."""
+    out = []
+    for s in steps:
+        n = s.get("repeat", 1)
+        if n == 1:
+            out.append(s)
+            continue
+        out.append({**s, "expected": None, "bound": None})
+        out += [{**s, "changes": [], "reload_before": False, "expected": None, "bound": None}] * (n - 2)
+        out.append({**s, "changes": [], "reload_before": False})
+    return out
+
+
 def _case(spec_id: str, doc: dict, counters: set[str], with_state: bool) -> Case:
     params = param_inputs(doc)
     groups = [
@@ -72,7 +87,7 @@ def _case(spec_id: str, doc: dict, counters: set[str], with_state: bool) -> Case
     state: dict[str, dict[str, list]] = {p.name: {} for p in params}
     state_b: dict[str, dict[str, list]] = {p.name: {} for p in params}
     n = {p.name: p.initial.size for p in params}
-    for t, s in enumerate(doc["steps"], start=1):
+    for t, s in enumerate(_expanded(doc["steps"]), start=1):
         steps.append(
             Step(
                 changes=[Change(c["group"], c["name"], hyperparameter_value(c["value"]), c["value"])
@@ -81,6 +96,17 @@ def _case(spec_id: str, doc: dict, counters: set[str], with_state: bool) -> Case
                 grads={k: _grad(v) for k, v in s["grads"].items()},
             )
         )
+        if s["expected"] is None:  # a repeated step before its last: nothing to compare
+            for name in traj:
+                traj[name].append(np.full(n[name], np.nan))
+                bound[name].append(np.full(n[name], np.nan))
+                for rows in fixed[name].values():
+                    rows.append(np.full(n[name], np.nan))
+                for rows in state[name].values():
+                    rows.append(np.full(n[name], np.nan))
+                for brows in state_b[name].values():
+                    brows.append(np.full(n[name], np.nan))
+            continue
         for name, values in s["expected"]["params"].items():
             traj[name].append(floats(values))
             bound[name].append(floats(s["bound"]["params"][name]))
@@ -120,6 +146,8 @@ def _case(spec_id: str, doc: dict, counters: set[str], with_state: bool) -> Case
         expected_state={k: {s: np.vstack(r) for s, r in st.items()} for k, st in state.items()},
         state_bound={k: {s: np.vstack(r) for s, r in st.items()} for k, st in state_b.items()},
         counters=frozenset(counters),
+        initial_state={name: {k: v if isinstance(v, int) else floats(v) for k, v in by_state.items()}
+                       for name, by_state in doc.get("initial_state", {}).items()},
     )
 
 
@@ -207,6 +235,16 @@ def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = 
         res.outcome, res.reason = "failed", f"constructing the candidate raised {exc_line(exc)}"
         res.params_conform = False  # nothing ran: no trajectory to vouch for
         return res
+    if case.initial_state:
+        try:
+            drv.inject(case.initial_state)
+        except CaseSkipped as exc:
+            res.outcome, res.reason = "skipped", str(exc)
+            return res
+        except Exception as exc:  # the candidate's load_state_dict
+            res.outcome, res.reason = "failed", f"load_state_dict of the injected state raised {exc_line(exc)}"
+            res.params_conform = False
+            return res
     for t, step in enumerate(case.steps, start=1):
         step_started(t)
         try:

@@ -166,6 +166,14 @@ def evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None = Non
         return _evaluate(rule, case, met)
 
 
+def _setting_bound(value) -> float:
+    """The error bound (units of u) of a setting as a candidate uses it: a double the param dtype
+    holds exactly (0, 1, 0.5, a flag) enters exact; any other (0.9, 1e-6) is rounded to the dtype
+    once where it meets a tensor (a float32 candidate's clamp to Rprop's Γ_min = 1e-6 *is* fl₃₂(1e-6))."""
+    x = float(value)
+    return 0.0 if float(np.float32(x)) == x else abs(x)
+
+
 def _with_fixed(benv: dict, fenv: dict) -> dict:
     """(value, fixed-channel error) pairs: the values of ``benv``, the errors of ``fenv`` (0 if none)."""
     return {s: (v, fenv.get(s, 0.0)) for s, (v, _) in benv.items()}
@@ -187,101 +195,110 @@ def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> 
     state_f: dict[str, dict[sp.Symbol, list]] = {}
     out = []
     was_reloaded = False
-    for step_no, step in enumerate(case.steps, start=1):
+    step_no = 0  # optimizer.step() calls so far (a repeated step counts each time)
+    for step in case.steps:
         was_reloaded = was_reloaded or step.reload_before
         for change in step.changes:
             group_hps[change.group][change.name] = change.value
         envs = [hyperparameter_env(rule, hps) for hps in group_hps]
-        for p in case.params:
-            grad = step.grads[p.name]
-            if grad is None:
-                continue  # no gradient: neither the param nor its state move
-            if isinstance(grad, SparseGrad):
-                grad, mask = grad.dense(p.shape)
-            else:
-                mask = (True,) * len(grad)
-            env_hp = envs[group_of[p.name]]
-            if p.name not in state:
-                state[p.name] = {
-                    sym: [f(*(env_hp[a] for a in args))] * len(p.values) for sym, args, f in initial
-                }
-                # a state initialised from a hyperparameter (Rprop's step size = lr) is stored in
-                # the param's dtype: one rounding, unless the value is an integer (0, 1)
-                state_b[p.name] = {sym: [(float(v), 0.0 if v == int(v) else abs(float(v))) for v in vs]
-                                   for sym, vs in state[p.name].items()}
-                state_f[p.name] = {sym: [dict.fromkeys(fixed, 0.0) for _ in vs] for sym, vs in state[p.name].items()}
-            st, sb, sf = state[p.name], state_b[p.name], state_f[p.name]
-            benv_hp = {sym: (float(v), 0.0) for sym, v in env_hp.items()}
-            n = len(p.values)
-            rows = p.shape[-2] if len(p.shape) >= 2 else 1
-            cols = p.shape[-1] if len(p.shape) >= 1 else 1
-            envs_x, envs_b = [], []  # per element: exact values, and (value, bound) pairs
-            envs_f = []  # per element: {dtype: {symbol: fixed-channel error}}
-            for i in range(n):
-                env = dict(env_hp)
-                env[theta] = params[p.name][i]
-                env[g] = mpmath.mpf(grad[i])
-                env[present] = mask[i]
-                env[ndim] = len(p.shape)
-                env[reloaded] = was_reloaded
-                env[n_rows], env[n_cols] = mpmath.mpf(rows), mpmath.mpf(cols)
-                env[steps_taken] = mpmath.mpf(step_no)
-                benv = dict(benv_hp)
-                benv[theta] = bounds[p.name][i]
-                benv[g] = (float(grad[i]), 0.0)
-                benv[present] = (float(mask[i]), 0.0)
-                benv[ndim] = (float(len(p.shape)), 0.0)
-                benv[reloaded] = (float(was_reloaded), 0.0)
-                benv[n_rows], benv[n_cols] = (float(rows), 0.0), (float(cols), 0.0)
-                benv[steps_taken] = (float(step_no), 0.0)
-                fenv = {d: {theta: fixes[p.name][i][d]} for d in fixed}
-                for sym in st:
-                    env[sym] = st[sym][i]
-                    benv[sym] = sb[sym][i]
-                    for d in fixed:
-                        fenv[d][sym] = sf[sym][i][d]
-                envs_x.append(env)
-                envs_b.append(benv)
-                envs_f.append(fenv)
-            # line by line over the whole parameter, so that a line may reduce over it
-            for line, line_probe in zip(body, line_probes, strict=True):
-                for sym, fn_cls, arg, args, fn, scalars in line.nodes:
-                    xs = np.empty(n, dtype=object)
-                    xs[:] = [fn(*(env[a] for a in args)) for env in envs_x]
-                    pairs = [ev(arg, benv) for benv in envs_b]
-                    vs = np.array([v for v, _ in pairs]).reshape(p.shape)
-                    es = np.array([e for _, e in pairs]).reshape(p.shape)
-                    fs = {d: np.array([ev(arg, _with_fixed(benv, fenv[d]), rounding=False)[1]
-                                       for benv, fenv in zip(envs_b, envs_f, strict=True)]).reshape(p.shape)
-                          for d in fixed}
-                    sx = [f(*(envs_x[0][a] for a in a_args)) for _, a_args, f in scalars]
-                    sv = [ev(x, envs_b[0])[0] for x, _, _ in scalars]
-                    rx = fn_cls.exact(xs.reshape(p.shape), *sx).reshape(-1)
-                    rv, re, rf = fn_cls.channels(vs, es, fs, *sv)
-                    rv, re = rv.reshape(-1), re.reshape(-1)
-                    rf = {d: np.broadcast_to(rf.get(d, 0.0), p.shape).reshape(-1) for d in fixed}
-                    for i in range(n):
-                        envs_x[i][sym] = rx[i]
-                        envs_b[i][sym] = (float(rv[i]), float(re[i]))
+        for _ in range(step.repeat):
+            step_no += 1
+            for p in case.params:
+                grad = step.grads[p.name]
+                if grad is None:
+                    continue  # no gradient: neither the param nor its state move
+                if isinstance(grad, SparseGrad):
+                    grad, mask = grad.dense(p.shape)
+                else:
+                    mask = (True,) * len(grad)
+                env_hp = envs[group_of[p.name]]
+                if p.name not in state:
+                    state[p.name] = {
+                        sym: [f(*(env_hp[a] for a in args))] * len(p.values) for sym, args, f in initial
+                    }
+                    # a state initialised from a hyperparameter (Rprop's step size = lr) is stored in
+                    # the param's dtype: one rounding, unless the value is an integer (0, 1)
+                    state_b[p.name] = {sym: [(float(v), 0.0 if v == int(v) else abs(float(v))) for v in vs]
+                                       for sym, vs in state[p.name].items()}
+                    state_f[p.name] = {sym: [dict.fromkeys(fixed, 0.0) for _ in vs] for sym, vs in state[p.name].items()}
+                    for sv in rule.state:  # state injected through load_state_dict: exact inputs
+                        given = case.initial_state.get(p.name, {}).get(sv.name)
+                        if given is not None:
+                            values = [given] * len(p.values) if isinstance(given, int) else given
+                            state[p.name][sv.symbol] = [mpmath.mpf(x) for x in values]
+                            state_b[p.name][sv.symbol] = [(float(x), 0.0) for x in values]
+                st, sb, sf = state[p.name], state_b[p.name], state_f[p.name]
+                benv_hp = {sym: (float(v), _setting_bound(v)) for sym, v in env_hp.items()}
+                n = len(p.values)
+                rows = p.shape[-2] if len(p.shape) >= 2 else 1
+                cols = p.shape[-1] if len(p.shape) >= 1 else 1
+                envs_x, envs_b = [], []  # per element: exact values, and (value, bound) pairs
+                envs_f = []  # per element: {dtype: {symbol: fixed-channel error}}
+                for i in range(n):
+                    env = dict(env_hp)
+                    env[theta] = params[p.name][i]
+                    env[g] = mpmath.mpf(grad[i])
+                    env[present] = mask[i]
+                    env[ndim] = len(p.shape)
+                    env[reloaded] = was_reloaded
+                    env[n_rows], env[n_cols] = mpmath.mpf(rows), mpmath.mpf(cols)
+                    env[steps_taken] = mpmath.mpf(step_no)
+                    benv = dict(benv_hp)
+                    benv[theta] = bounds[p.name][i]
+                    benv[g] = (float(grad[i]), 0.0)
+                    benv[present] = (float(mask[i]), 0.0)
+                    benv[ndim] = (float(len(p.shape)), 0.0)
+                    benv[reloaded] = (float(was_reloaded), 0.0)
+                    benv[n_rows], benv[n_cols] = (float(rows), 0.0), (float(cols), 0.0)
+                    benv[steps_taken] = (float(step_no), 0.0)
+                    fenv = {d: {theta: fixes[p.name][i][d]} for d in fixed}
+                    for sym in st:
+                        env[sym] = st[sym][i]
+                        benv[sym] = sb[sym][i]
                         for d in fixed:
-                            envs_f[i][d][sym] = float(rf[d][i])
-                for key, kind, d_args, d_fn, p_args, p_fn in line_probe:
-                    for env in envs_x:
-                        if p_fn(*(env[a] for a in p_args)):
-                            met.setdefault(key, set()).add(side(kind, d_fn(*(env[a] for a in d_args))))
-                for env, benv, fenv in zip(envs_x, envs_b, envs_f, strict=True):
-                    env[line.target] = line.fn(*(env[a] for a in line.args))
-                    for d in fixed:  # before benv changes: the operands' values
-                        fenv[d][line.target] = ev(line.expr, _with_fixed(benv, fenv[d]), rounding=False)[1]
-                    benv[line.target] = ev(line.expr, benv)
-            for i in range(n):
-                params[p.name][i] = envs_x[i][theta]
-                bounds[p.name][i] = envs_b[i][theta]
-                fixes[p.name][i] = {d: envs_f[i][d][theta] for d in fixed}
-                for sym in st:
-                    st[sym][i] = envs_x[i][sym]
-                    sb[sym][i] = envs_b[i][sym]
-                    sf[sym][i] = {d: envs_f[i][d][sym] for d in fixed}
+                            fenv[d][sym] = sf[sym][i][d]
+                    envs_x.append(env)
+                    envs_b.append(benv)
+                    envs_f.append(fenv)
+                # line by line over the whole parameter, so that a line may reduce over it
+                for line, line_probe in zip(body, line_probes, strict=True):
+                    for sym, fn_cls, arg, args, fn, scalars in line.nodes:
+                        xs = np.empty(n, dtype=object)
+                        xs[:] = [fn(*(env[a] for a in args)) for env in envs_x]
+                        pairs = [ev(arg, benv) for benv in envs_b]
+                        vs = np.array([v for v, _ in pairs]).reshape(p.shape)
+                        es = np.array([e for _, e in pairs]).reshape(p.shape)
+                        fs = {d: np.array([ev(arg, _with_fixed(benv, fenv[d]), rounding=False)[1]
+                                           for benv, fenv in zip(envs_b, envs_f, strict=True)]).reshape(p.shape)
+                              for d in fixed}
+                        sx = [f(*(envs_x[0][a] for a in a_args)) for _, a_args, f in scalars]
+                        sv = [ev(x, envs_b[0])[0] for x, _, _ in scalars]
+                        rx = fn_cls.exact(xs.reshape(p.shape), *sx).reshape(-1)
+                        rv, re, rf = fn_cls.channels(vs, es, fs, *sv)
+                        rv, re = rv.reshape(-1), re.reshape(-1)
+                        rf = {d: np.broadcast_to(rf.get(d, 0.0), p.shape).reshape(-1) for d in fixed}
+                        for i in range(n):
+                            envs_x[i][sym] = rx[i]
+                            envs_b[i][sym] = (float(rv[i]), float(re[i]))
+                            for d in fixed:
+                                envs_f[i][d][sym] = float(rf[d][i])
+                    for key, kind, d_args, d_fn, p_args, p_fn in line_probe:
+                        for env in envs_x:
+                            if p_fn(*(env[a] for a in p_args)):
+                                met.setdefault(key, set()).add(side(kind, d_fn(*(env[a] for a in d_args))))
+                    for env, benv, fenv in zip(envs_x, envs_b, envs_f, strict=True):
+                        env[line.target] = line.fn(*(env[a] for a in line.args))
+                        for d in fixed:  # before benv changes: the operands' values
+                            fenv[d][line.target] = ev(line.expr, _with_fixed(benv, fenv[d]), rounding=False)[1]
+                        benv[line.target] = ev(line.expr, benv)
+                for i in range(n):
+                    params[p.name][i] = envs_x[i][theta]
+                    bounds[p.name][i] = envs_b[i][theta]
+                    fixes[p.name][i] = {d: envs_f[i][d][theta] for d in fixed}
+                    for sym in st:
+                        st[sym][i] = envs_x[i][sym]
+                        sb[sym][i] = envs_b[i][sym]
+                        sf[sym][i] = {d: envs_f[i][d][sym] for d in fixed}
         out.append(
             Snapshot(
                 params={k: list(vs) for k, vs in params.items()},

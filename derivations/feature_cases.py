@@ -131,7 +131,8 @@ def _generate(spec: Spec) -> tuple[CaseBuilder, ...]:
         hps = dict(minimal)
         extra: dict = {}
         if feature == "grad_none":
-            extra["no_grad"] = {names[0]: [2], names[-1]: [1, steps - 1]}
+            extra["no_grad"] = ({names[0]: [steps], names[-1]: [steps]} if spec.grad_none_last_step_only
+                                else {names[0]: [2], names[-1]: [1, steps - 1]})
         elif feature == "hyperparameter_change":
             change = _first_change(designs, optional)
             if change is None:

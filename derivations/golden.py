@@ -58,6 +58,9 @@ def inputs(case: CaseDesign) -> dict:
             {"params": list(gr.params), "hyperparameters": {k: _plain(v) for k, v in gr.hyperparameters.items()}}
             for gr in case.groups
         ],
+        **({"initial_state": {name: {k: v if isinstance(v, int) else [exact_decimal(x) for x in v]
+                                     for k, v in by_state.items()}
+                              for name, by_state in case.initial_state.items()}} if case.initial_state else {}),
     }
 
 
@@ -110,6 +113,7 @@ def steps(rule: Rule, case: CaseDesign, trajectory: list[Snapshot], with_state: 
             {
                 "changes": [{"group": c.group, "name": c.name, "value": _plain(c.value)} for c in step.changes],
                 "reload_before": step.reload_before,
+                **({"repeat": step.repeat} if step.repeat > 1 else {}),
                 "grads": {k: grad_document(v) for k, v in step.grads.items()},
                 "expected": expected,
                 "bound": bound,

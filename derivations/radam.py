@@ -34,7 +34,7 @@ from fractions import Fraction
 import sympy as sp
 
 from .adam import beta1, beta2, eps, lam, lr, m, m_hat, maximize, v
-from .cases import CaseBuilder, HyperparameterChange
+from .cases import CaseBuilder, HyperparameterChange, long_horizon
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
 from .spec import Implementation, Spec
@@ -271,6 +271,8 @@ CASES = (
         seed=608,
         reload_before=[6],
     ),
+    long_horizon("radam", {"lr": "0.001"}, 609,
+                 "ρ_t near ρ_∞ at t = 10³, the rectification r_t and the bias correction 1 − β₂ᵗ ≈ 0.63"),
 )
 
 SPEC = Spec(

@@ -357,6 +357,8 @@ SPEC = Spec(
     id="schedulefree_adamw",
     title="Schedule-Free AdamW",
     rule=RULE,
+    grad_none_last_step_only="the rule keeps the libraries' per-group counters (k, γ_max, Σw) per param: a "
+    "param without a gradient while its group steps would desynchronise them (finding, docs/findings.md)",
     unreachable_boundaries={
         "betas[0] = 0 on": "the catalogued Keras variants divide by β₁: their goldens are undefined at β₁ = 0",
         "initial_z: Eq(t, 1) below": COUNTED,

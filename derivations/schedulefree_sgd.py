@@ -228,6 +228,8 @@ SPEC = Spec(
     id="schedulefree_sgd",
     title="Schedule-Free SGD",
     rule=RULE,
+    grad_none_last_step_only="the rule keeps the libraries' per-group counters (k, γ_max, Σw) per param: a "
+    "param without a gradient while its group steps would desynchronise them (finding, docs/findings.md)",
     unreachable_boundaries={
         "initial_z: Eq(t, 1) below": COUNTED,
         "initial_x: Eq(t, 1) below": COUNTED,
