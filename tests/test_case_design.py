@@ -136,3 +136,41 @@ def test_a_setting_on_a_special_value_is_run() -> None:
     assert [g.hyperparameters["weight_decay"] for g in wd.groups] == [1.0]
     mom = ids["sgd/boundary_momentum_on_0.9921875"]
     assert np.isclose(mom.groups[0].hyperparameters["momentum"], 0.9921875)
+
+
+# -- 3. long horizons ----------------------------------------------------------------------------
+
+
+def test_long_horizon_and_resume_cases_reach_their_t() -> None:
+    """t = 10³ by stepping (a repeated step, compared after its last) and t = 10⁶ + k resumed
+    through load_state_dict: the goldens' step counts say so."""
+    for spec_id in ("adam", "adamw", "adagrad"):
+        cases = {c.id: c for c in load_spec(spec_id).cases}
+        long = cases[f"{spec_id}/long_horizon"]
+        assert long.n_steps == 1000
+        assert long.expected_state["scalar"]["step"][-1][0] == 1000
+        checked = [t for t in range(1, long.n_steps + 1) if not np.isnan(long.expected["scalar"][t]).all()]
+        assert checked == [1, 999, 1000]
+        resumed = cases[f"{spec_id}/resumed_at_large_t"]
+        assert resumed.initial_state["scalar"]["step"] == 10**6
+        assert resumed.expected_state["vector"]["step"][-1][0] == 10**6 + resumed.n_steps
+
+
+def test_torch_step_counter_stops_at_2_24() -> None:
+    """The finding in docs/findings.md: torch's float32 ``step`` stops counting at 2²⁴, float64
+    params included (why the resume cases stay at t = 10⁶)."""
+    import torch
+
+    for dtype in (torch.float32, torch.float64):
+        p = torch.zeros(2, dtype=dtype, requires_grad=True)
+        opt = torch.optim.Adam([p])
+        sd = opt.state_dict()
+        sd["state"][0] = {"step": torch.tensor(float(2**24 - 1)), "exp_avg": torch.zeros(2, dtype=dtype),
+                          "exp_avg_sq": torch.ones(2, dtype=dtype)}
+        opt.load_state_dict(sd)
+        counts = []
+        for _ in range(3):
+            p.grad = torch.ones(2, dtype=dtype)
+            opt.step()
+            counts.append(int(opt.state[p]["step"].item()))
+        assert counts == [2**24, 2**24, 2**24], counts
