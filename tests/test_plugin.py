@@ -14,6 +14,7 @@ import optimizer_conformance.conformance.report
 import optimizer_conformance.reference  # noqa: F401
 import pytest
 import torch  # noqa: F401
+from optimizer_conformance.conformance.golden import index
 
 TORCH_IMPLS = [{"foreach": False}, {"foreach": True}, {"fused": True}]
 
@@ -328,8 +329,9 @@ def test_conformance_package_never_imports_generation_code():
 def test_xdist_gives_the_same_verdict(pytester):
     pytest.importorskip("xdist")
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-n", "2", "--optimizer=torch.optim.Adam")
-    result.assert_outcomes(passed=16)
-    result.stdout.fnmatch_lines(["*16 passed, 0 failed, 0 skipped*", "*verdict: CONFORMS*"])
+    n = 2 * len(index()["specs"]["adam"]["cases"])  # every case in float32 and float64
+    result.assert_outcomes(passed=n)
+    result.stdout.fnmatch_lines([f"*{n} passed, 0 failed, 0 skipped*", "*verdict: CONFORMS*"])
 
 
 # -- a misbehaving candidate gets a verdict, never a crash of the harness --------------------------
