@@ -256,9 +256,6 @@ SPEC = Spec(
     title="Adan",
     rule=RULE,
     unreachable_boundaries={
-        "betas[0] = 0 on": "the catalogued variant adan.paper_beta_convention divides by 1 − β (β = 0 here): its golden is undefined",
-        "betas[1] = 0 on": "as betas[0]",
-        "betas[2] = 0 on": "as betas[0]",
         "difference: Eq(t, 1) below": COUNTED,
     },
     variants=VARIANTS,

@@ -166,14 +166,6 @@ def evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None = Non
         return _evaluate(rule, case, met)
 
 
-def _setting_bound(value) -> float:
-    """The error bound (units of u) of a setting as a candidate uses it: a double the param dtype
-    holds exactly (0, 1, 0.5, a flag) enters exact; any other (0.9, 1e-6) is rounded to the dtype
-    once where it meets a tensor (a float32 candidate's clamp to Rprop's Γ_min = 1e-6 *is* fl₃₂(1e-6))."""
-    x = float(value)
-    return 0.0 if float(np.float32(x)) == x else abs(x)
-
-
 def _with_fixed(benv: dict, fenv: dict) -> dict:
     """(value, fixed-channel error) pairs: the values of ``benv``, the errors of ``fenv`` (0 if none)."""
     return {s: (v, fenv.get(s, 0.0)) for s, (v, _) in benv.items()}
@@ -228,7 +220,7 @@ def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> 
                             state[p.name][sv.symbol] = [mpmath.mpf(x) for x in values]
                             state_b[p.name][sv.symbol] = [(float(x), 0.0) for x in values]
                 st, sb, sf = state[p.name], state_b[p.name], state_f[p.name]
-                benv_hp = {sym: (float(v), _setting_bound(v)) for sym, v in env_hp.items()}
+                benv_hp = {sym: (float(v), 0.0) for sym, v in env_hp.items()}
                 n = len(p.values)
                 rows = p.shape[-2] if len(p.shape) >= 2 else 1
                 cols = p.shape[-1] if len(p.shape) >= 1 else 1

@@ -290,9 +290,6 @@ SPEC = Spec(
     title="Lion",
     torch_class=None,
     rule=RULE,
-    unreachable_boundaries={
-        "lr = 0 on": "the catalogued variants lion.decay_over_initial_lr and lion.corrected_decay divide by lr: their goldens are undefined at lr = 0",
-    },
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,

@@ -259,6 +259,8 @@ SPEC = Spec(
     id="lookahead_sgd",
     title="Lookahead (SGD)",
     rule=RULE,
+    grad_none_last_step_only="the sync_before_count variant (torch_optimizer) is derived with its no-op first sync "
+    "at call 1 for every param; a param without a gradient then is not modelled (docs/findings.md)",
     unreachable_boundaries={
         "momentum: Eq(t, 1) below": COUNTED,
     },

@@ -360,10 +360,8 @@ SPEC = Spec(
     grad_none_last_step_only="the rule keeps the libraries' per-group counters (k, γ_max, Σw) per param: a "
     "param without a gradient while its group steps would desynchronise them (finding, docs/findings.md)",
     unreachable_boundaries={
-        "betas[0] = 0 on": "the catalogued Keras variants divide by β₁: their goldens are undefined at β₁ = 0",
         "initial_z: Eq(t, 1) below": COUNTED,
         "initial_x: Eq(t, 1) below": COUNTED,
-        "lr = 0 on": "the weights c_t = γ_t²/Σγ_i² are 0/0 with γ = 0 (the schedule is undefined)",
     },
     variants=VARIANTS,
     cases=CASES,

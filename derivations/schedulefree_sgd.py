@@ -233,7 +233,6 @@ SPEC = Spec(
     unreachable_boundaries={
         "initial_z: Eq(t, 1) below": COUNTED,
         "initial_x: Eq(t, 1) below": COUNTED,
-        "lr = 0 on": "the weights c_t = γ_t²/Σγ_i² are 0/0 with γ = 0 (the schedule is undefined)",
     },
     variants=VARIANTS,
     cases=CASES,

@@ -205,9 +205,6 @@ SPEC = Spec(
     title="SparseAdam",
     torch_class="torch.optim.SparseAdam",
     rule=RULE,
-    unreachable_boundaries={
-        "lr = 0 on": "torch.optim.SparseAdam rejects lr = 0 (it requires 0 < lr)",
-    },
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,
