@@ -245,6 +245,8 @@ def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = 
             res.outcome, res.reason = "failed", f"load_state_dict of the injected state raised {exc_line(exc)}"
             res.params_conform = False
             return res
+    unchecked = {t for t in range(1, case.n_steps + 1)
+                 if all(np.isnan(e[t]).all() for e in case.expected.values())}
     for t, step in enumerate(case.steps, start=1):
         step_started(t)
         try:
@@ -253,6 +255,13 @@ def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = 
             for c in step.changes:
                 drv.set_hyperparameter(c.group, c.name, c.value)
             drv.step(step.grads)
+            if t in unchecked:  # a long horizon's repeated step before its last: nothing to compare
+                res.steps_run = t
+                for name in actual:
+                    actual[name].append(np.full_like(actual[name][0], np.nan))
+                    for rows in state_rows[name].values():
+                        rows.append(np.full_like(rows[0], np.nan))
+                continue
             params = checked_params(drv.params(), case.expected)
             state = drv.state()
         except CaseSkipped as exc:
