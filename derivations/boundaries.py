@@ -255,7 +255,7 @@ def boundary_cases(spec: Spec, builders: Sequence[CaseBuilder], minimal: Mapping
     for sv, s in todo:
         value = sv.value if s == "on" else _near(sv, s)
         if sv.name in optional:
-            hps = dict(minimal)
+            hps = dict(_turned_on(spec, designs, sv.name) or minimal)
             _set(hps, sv, value)
             out.append(_case(spec, base, f"{sv.name}{'' if sv.index is None else sv.index}_{s}_{sv.value}",
                              hps, f"{sv.key}: {s}", len(out)))
@@ -270,6 +270,22 @@ def boundary_cases(spec: Spec, builders: Sequence[CaseBuilder], minimal: Mapping
     for k, slot in enumerate(shared, start=1):
         out.append(_case(spec, base, f"settings_{k}", slot["hps"], "; ".join(slot["what"]), len(out)))
     return tuple(out)
+
+
+def _turned_on(spec: Spec, designs: Sequence[CaseDesign], name: str) -> dict | None:
+    """The settings of the first group of the spec's cases that turns ``name`` on (its learning
+    rate makes the setting visible), every other optional setting at its neutral value."""
+    hp = spec.rule.hyperparameter(name)
+    for d in designs:
+        for gr in d.groups:
+            if float(gr.hyperparameters[name]) != float(hp.neutral):
+                out = dict(gr.hyperparameters)
+                for other in spec.rule.hyperparameters:
+                    if other.neutral is not None and other.name != name and name not in other.requires \
+                            and other.name not in hp.requires:
+                        out[other.name] = other.neutral if other.boolean or other.integer else str(other.neutral)
+                return out
+    return None
 
 
 def _case(spec: Spec, base: CaseBuilder, name: str, hps: dict, what: str, k: int) -> CaseBuilder:

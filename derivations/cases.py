@@ -144,19 +144,21 @@ def resumed_at_large_t(prefix: str, hyperparameters: Mapping[str, object], seed:
     )
 
 
-def long_horizon(prefix: str, hyperparameters: Mapping[str, object], seed: int, purpose: str) -> CaseBuilder:
-    """A case that steps to t = 10³: one step, the next repeated 998 times with the same
-    gradients, one more; the golden checks after steps 1, 999 and 1000 (StepInput.repeat), so it
-    costs the size of three steps. One scalar param keeps the generation cheap."""
+def long_horizon(prefix: str, hyperparameters: Mapping[str, object], seed: int, purpose: str,
+                 head: int = 1) -> CaseBuilder:
+    """A case that steps to t = 10³: ``head`` steps, the next repeated with the same gradients
+    up to step 999, one more; the golden checks after each head step, 999 and 1000
+    (StepInput.repeat), so it costs the size of head + 2 steps. One scalar param keeps the
+    generation cheap."""
     return CaseBuilder(
         id=f"{prefix}/long_horizon",
         title=f"t = {LONG_HORIZON} by stepping",
         purpose=purpose,
         hyperparameters=hyperparameters,
-        grad_exponents=[0, -1, 0],
+        grad_exponents=[0] * head + [-1, 0],
         seed=seed,
         shapes=(("scalar", ()),),
-        repeats={2: LONG_HORIZON - 2},
+        repeats={head + 1: LONG_HORIZON - head - 1},
     )
 
 

@@ -77,11 +77,16 @@ def _on_values(spec: Spec, designs: Sequence[CaseDesign], names: frozenset[str])
     """The values the spec's own cases give ``names`` (all from the first group that turns the
     first of them on), or None if no case does."""
     feature = max(names, key=lambda n: len(_requires(spec, n)))  # the one that requires the others
+    optional = {hp.name: hp for hp in spec.rule.hyperparameters if hp.neutral is not None}
     for case in designs:
         for gr in case.groups:
             hp = spec.rule.hyperparameter(feature)
             if float(gr.hyperparameters[feature]) != float(hp.neutral):
-                return {n: gr.hyperparameters[n] for n in names}
+                # that group's settings (its learning rate makes the feature visible), every other
+                # optional setting at its neutral value
+                return {k: (v if k in names or k not in optional else
+                            optional[k].neutral if optional[k].boolean or optional[k].integer else str(optional[k].neutral))
+                        for k, v in gr.hyperparameters.items()}
     return None
 
 
