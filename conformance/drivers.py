@@ -39,7 +39,7 @@ class Driver:
     def step(self, grads: dict[str, np.ndarray | None]) -> None: ...
     def reload(self) -> None: ...
 
-    def inject(self, state: dict[str, dict[str, Any]]) -> None:
+    def inject_state(self, state: dict[str, dict[str, Any]]) -> None:
         """Load ``state`` (param name -> torch's state name -> a count or values) before the first
         step, as a resume from a checkpoint taken at a large step count would."""
         raise CaseSkipped(f"{type(self).__name__}: no state injection (load_state_dict of a large step count)")
@@ -124,7 +124,7 @@ class TorchDriver(Driver):
         self.opt = self._build()
         self.opt.load_state_dict(sd)
 
-    def inject(self, state: dict[str, dict[str, Any]]) -> None:
+    def inject_state(self, state: dict[str, dict[str, Any]]) -> None:
         """torch's own checkpoint layout: ``state_dict()["state"][i]`` for the i-th param of the
         param groups, values as tensors of the param's dtype and shape, ``step`` a float32 0-d
         tensor (torch keeps it so: ``_get_scalar_dtype()``)."""
@@ -222,7 +222,7 @@ class NumpyDriver(Driver):
                     setattr(self.opts[i], k, v)
             self.opts[i].load_state_dict(sd)
 
-    def inject(self, state: dict[str, dict[str, Any]]) -> None:
+    def inject_state(self, state: dict[str, dict[str, Any]]) -> None:
         """The reference layout (``optimizer_conformance.reference``): ``state_dict()["state"]`` a
         list of per-param dicts under torch's names; a candidate with another layout is skipped."""
         for i, group in enumerate(self.case.groups):
@@ -255,7 +255,7 @@ class FunctionalDriver(NumpyDriver):
     def _default(self, arrays: list[np.ndarray], settings: dict[str, Any]):
         return self.cand.target(**settings, **self.cand.kwargs)
 
-    inject = Driver.inject  # an optax-shaped state has no torch layout to load into
+    inject_state = Driver.inject_state  # an optax-shaped state has no torch layout to load into
 
     def set_hyperparameter(self, group: int, name: str, value: Any) -> None:
         self.groups[group][name] = value

@@ -237,7 +237,7 @@ def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = 
         return res
     if case.initial_state:
         try:
-            drv.inject(case.initial_state)
+            drv.inject_state(case.initial_state)
         except CaseSkipped as exc:
             res.outcome, res.reason = "skipped", str(exc)
             return res
