@@ -40,6 +40,11 @@ class Spec:
     torch_class: str | None = None
     # implementations in other libraries (the board checks each)
     implementations: tuple[Implementation, ...] = ()
+    # boundary sides no case can reach, by "<boundary key> <side>" (derivations/boundaries.py): the reason
+    unreachable_boundaries: Mapping[str, str] = field(default_factory=dict)
+    # why the generated grad_none case may drop gradients on the last step only (a known limit of
+    # the derivation: see docs/findings.md), or "" (it drops them mid-trajectory)
+    grad_none_last_step_only: str = ""
 
     def defaults(self) -> dict[str, object]:
         """torch's defaults, as case inputs (decimals as strings)."""
