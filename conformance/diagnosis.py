@@ -75,6 +75,17 @@ def name_separated(spec: Spec, case: Case, name: str, dtype: str) -> bool:
     return combo.separation.get(case.id, {}).get(dtype, 0.0) >= CATCH_MARGIN
 
 
+def evaluated(spec: Spec, name: str, case_id: str) -> bool:
+    """Whether the name has a golden on the case: a variant (and the precision axis) on every case,
+    a combination on the spec's own and one-feature cases only (derivations/compound.py:
+    combination_case); elsewhere it is neither matched nor contradicted."""
+    base = without_precision(name)
+    if not base or base in spec.variants:
+        return True
+    combo = compound.compound(spec.id).combinations.get(base)
+    return combo is not None and case_id in combo.separation
+
+
 def matching_combinations(spec: Spec, case: Case, actual: dict[str, np.ndarray], dtype: str) -> list[str]:
     """The combinations this case separates from the spec whose trajectory the candidate follows."""
     out = []
@@ -199,7 +210,10 @@ def explain(spec: Spec, cases: dict[str, Case], ran: list, wrong_params: list) -
     def contradicted(name: str, runs: list) -> bool:
         return any(name_separated(spec, cases[r.case], name, r.dtype) and not _follows(name, r) for r in runs)
 
-    full = [n for n in names if all(_follows(n, r) for r in wrong_params) and not contradicted(n, ran)]
+    def accounts(name: str, r) -> bool:  # followed, or not evaluated on that case
+        return _follows(name, r) or not evaluated(spec, name, r.case)
+
+    full = [n for n in names if all(accounts(n, r) for r in wrong_params) and not contradicted(n, ran)]
     # the precision axis only where no name in the runs' own precision explains them: a variant
     # that float64 separates but float32 does not also lies within the float32 band of the spec
     full = [n for n in full if PRECISION not in parts(n)] or full

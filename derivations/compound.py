@@ -11,6 +11,13 @@ The golden generator (:mod:`.golden`) evaluates every compatible combination of 
 :data:`MAX_PARTS` variants like a variant and writes it under ``<spec>/compound/``, with
 ``<spec>/compound.json`` listing them and the spec's rule lines by the variable each computes
 (the plugin names the line where a trajectory leaves the spec from it: :mod:`conformance.compound`).
+
+Combinations are evaluated on the spec's own cases and its one-feature cases
+(:func:`combination_case`), not on the generated boundary cases nor on a long horizon: a boundary
+case puts one setting on a special value to catch a single-point bug, and a real library's
+combination already fails (and is named) on the spec's own cases; evaluating every combination on
+every case would double the compound goldens and the time to check them. The plugin treats a
+combination as not evaluated on the other cases (neither matched nor contradicted there).
 """
 
 from __future__ import annotations
@@ -74,6 +81,16 @@ def combinations(spec: Spec, max_parts: int = MAX_PARTS) -> list[Combination]:
             ids = "+".join(v.id for v in parts)
             out.append(Combination(parts, rule.renamed(f"{spec.rule.id}~{ids}", f"{spec.rule.title}, {ids}")))
     return out
+
+
+def combination_case(spec: Spec, case) -> bool:
+    """Whether combinations are evaluated on ``case`` (a built CaseDesign): a case of the spec's own
+    or a one-feature case (``<spec>/only_<feature>``), stepped one step at a time from the
+    initial state (no repeated step, no injected state)."""
+    own = {b.id for b in spec.cases}
+    generated_alone = case.id.startswith(f"{spec.id}/only_")
+    long = any(st.repeat > 1 for st in case.steps) or bool(case.initial_state)
+    return (case.id in own or generated_alone) and not long
 
 
 def rule_lines(rule: Rule) -> list[dict]:

@@ -25,7 +25,7 @@ from optimizer_conformance.conformance.tolerance import CATCH_MARGIN, tolerance
 from .boundaries import document as boundaries_document
 from .cases import CaseDesign, SparseGrad, exact_decimal
 from .closed_loop_golden import spec_documents as closed_loop_documents
-from .compound import SEPARATOR, Combination, combinations, rule_lines
+from .compound import SEPARATOR, Combination, combination_case, combinations, rule_lines
 from .evaluate import Snapshot, evaluate
 from .feature_cases import all_cases, case_features, coverage
 from .golden_format import (
@@ -214,6 +214,11 @@ def compound_documents(spec: Spec, cases: list[CaseDesign], spec_trajs: list, va
     bias-corrected m̂ is lost): no run could tell it from the smaller one."""
     docs: dict[str, dict] = {}
     listed = []
+    # only the spec's own and one-feature cases (derivations/compound.py: combination_case)
+    keep = [i for i, c in enumerate(cases) if combination_case(spec, c)]
+    cases = [cases[i] for i in keep]
+    spec_trajs = [spec_trajs[i] for i in keep]
+    var_trajs = {vid: [t[i] for i in keep] for vid, t in var_trajs.items()}
     # trajectories by the set of variant ids: the singles', then each combination's
     known = {frozenset([v.id]): var_trajs[v.id] for v in spec.variants}
     for combo in combinations(spec):
