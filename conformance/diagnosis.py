@@ -77,7 +77,7 @@ def name_separated(spec: Spec, case: Case, name: str, dtype: str) -> bool:
 
 def evaluated(spec: Spec, name: str, case_id: str) -> bool:
     """Whether the name has a golden on the case: a variant (and the precision axis) on every case,
-    a combination on the spec's own and one-feature cases only (derivations/compound.py:
+    a combination on the spec's own cases only (derivations/compound.py:
     combination_case); elsewhere it is neither matched nor contradicted."""
     base = without_precision(name)
     if not base or base in spec.variants:
@@ -116,10 +116,21 @@ def matching_float32_internal(spec: Spec, case: Case, actual: dict[str, np.ndarr
     return out
 
 
+def variant_departs(spec: Spec, case: Case, variant: str, dtype: str) -> bool:
+    """Whether the variant's golden leaves the spec's tolerance on this case (separation ≥ 1): a
+    failing run that follows it there is matched with it. Between 1 and CATCH_MARGIN tolerances
+    (a gray zone: a generated case that puts weight decay at 1 shrinks a variant's effect next to
+    the decay's) the match names the variant, but a run that passes such a case does not
+    contradict it (contradiction needs :func:`variant_separated`)."""
+    if dtype in case.separation.get(variant, {}):
+        return case.separation[variant][dtype] >= 1.0
+    return _separation(spec.id, case.id, variant, dtype) >= 1.0
+
+
 def matching_variants(spec: Spec, case: Case, actual: dict[str, np.ndarray], dtype: str) -> list[str]:
     out = []
     for vid in spec.catalogued:
-        if not variant_separated(spec, case, vid, dtype):
+        if not variant_departs(spec, case, vid, dtype):
             continue
         if compound.within(load_variant(spec.id, vid)[case.id], actual, dtype):
             out.append(vid)

@@ -90,25 +90,30 @@ def _case(spec_id: str, doc: dict, counters: set[str], with_state: bool) -> Case
     state_b: dict[str, dict[str, list]] = {p.name: {} for p in params}
     state_f: dict[str, dict[str, dict[str, list]]] = {p.name: {} for p in params}  # key -> fixed dtype -> rows
     n = {p.name: p.initial.size for p in params}
+    nan = {name: np.full(k, np.nan) for name, k in n.items()}  # rows vstack copies: one is enough
+    repeated: dict[int, Step] = {}  # a long horizon's repeated step: parsed once (_expanded shares it)
     for t, s in enumerate(_expanded(doc["steps"]), start=1):
-        steps.append(
-            Step(
+        step = repeated.get(id(s))
+        if step is None:
+            step = Step(
                 changes=[Change(c["group"], c["name"], hyperparameter_value(c["value"]), c["value"])
                          for c in s["changes"]],
                 reload_before=s["reload_before"],
                 grads={k: _grad(v) for k, v in s["grads"].items()},
             )
-        )
+            if s["expected"] is None:
+                repeated[id(s)] = step
+        steps.append(step)
         if s["expected"] is None:  # a repeated step before its last: nothing to compare
             for name in traj:
-                traj[name].append(np.full(n[name], np.nan))
-                bound[name].append(np.full(n[name], np.nan))
+                traj[name].append(nan[name])
+                bound[name].append(nan[name])
                 for rows in fixed[name].values():
-                    rows.append(np.full(n[name], np.nan))
+                    rows.append(nan[name])
                 for rows in state[name].values():
-                    rows.append(np.full(n[name], np.nan))
+                    rows.append(nan[name])
                 for brows in state_b[name].values():
-                    brows.append(np.full(n[name], np.nan))
+                    brows.append(nan[name])
             continue
         for name, values in s["expected"]["params"].items():
             traj[name].append(floats(values))

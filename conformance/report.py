@@ -163,7 +163,7 @@ def _variant_lines(spec: Spec, rec: CaseRecord) -> list[str]:
         combos = compound.compound(spec.id).combinations
         if combos and not any(rec.case in c.separation for c in combos.values()):
             what = ("  trajectory matches no catalogued variant of this spec (combinations of variants "
-                    "are evaluated on the spec's own and one-feature cases, not on this one)")
+                    "are evaluated on the spec's own step-by-step cases, not on this one)")
         else:
             what = "  trajectory matches no catalogued variant of this spec, nor a combination of up to three"
         return [what, *("  " + x for x in localise(spec, [rec]))]

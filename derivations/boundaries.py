@@ -289,10 +289,12 @@ def _turned_on(spec: Spec, designs: Sequence[CaseDesign], name: str) -> dict | N
 
 
 def _case(spec: Spec, base: CaseBuilder, name: str, hps: dict, what: str, k: int) -> CaseBuilder:
-    return replace(base, id=f"{spec.id}/boundary_{name}", title=f"boundary values: {what}",
+    case_id = f"{spec.id}/boundary_{name}"
+    seed = spec.reseeded[case_id][0] if case_id in spec.reseeded else base.seed * 100 + 50 + k
+    return replace(base, id=case_id, title=f"boundary values: {what}",
                    purpose="settings on the values implementations special-case, and on each side "
                    "(generated from the spec: derivations/boundaries.py)",
-                   hyperparameters=hps, seed=base.seed * 100 + 50 + k, features=tuple(base.features),
+                   hyperparameters=hps, seed=seed, features=tuple(base.features),
                    no_grad={}, changes={}, reload_before=(), groups=None)
 
 

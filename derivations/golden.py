@@ -214,7 +214,7 @@ def compound_documents(spec: Spec, cases: list[CaseDesign], spec_trajs: list, va
     bias-corrected m̂ is lost): no run could tell it from the smaller one."""
     docs: dict[str, dict] = {}
     listed = []
-    # only the spec's own and one-feature cases (derivations/compound.py: combination_case)
+    # only the spec's own step-by-step cases (derivations/compound.py: combination_case)
     keep = [i for i, c in enumerate(cases) if combination_case(spec, c)]
     cases = [cases[i] for i in keep]
     spec_trajs = [spec_trajs[i] for i in keep]

@@ -720,6 +720,9 @@ SPEC = Spec(
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,
+    reseeded={"soap/boundary_weight_decay_above_1": (
+        310152, "the seed its place gives (310151) draws gradients whose preconditioner eigenvalues are "
+        "not 1 % apart (_check_separated): the eigenvector order would be undefined")},
     torch_class=None,
     implementations=(
         Implementation("pytorch-optimizer", "pytorch_optimizer.SOAP",
