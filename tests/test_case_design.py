@@ -174,3 +174,51 @@ def test_torch_step_counter_stops_at_2_24() -> None:
             opt.step()
             counts.append(int(opt.state[p]["step"].item()))
         assert counts == [2**24, 2**24, 2**24], counts
+
+
+# -- the mutation test's survivors, and the published table --------------------------------------
+
+# torch.optim's for-loop functions that test `if weight_decay != 0`: the mutation test's `!= 1`
+# survivors (docs/mutation-report.json) needed a case with weight decay exactly 1
+WEIGHT_DECAY_BRANCH = ("adadelta", "adagrad", "adam", "adamax", "asgd", "nadam", "radam", "rmsprop", "sgd")
+
+
+@pytest.mark.parametrize("spec_id", WEIGHT_DECAY_BRANCH)
+def test_weight_decay_exactly_one_is_a_case(spec_id: str) -> None:
+    on_one = [c.id for c in load_spec(spec_id).cases
+              if c.groups and all(g.hyperparameters.get("weight_decay") == 1.0 for g in c.groups)]
+    assert on_one, f"{spec_id}: no case with weight_decay exactly 1"
+
+
+def test_the_case_design_table_lists_every_spec_with_nothing_open() -> None:
+    from optimizer_conformance.conformance.case_design import COLUMNS, row, table
+
+    text = table()
+    for spec_id in index()["specs"]:
+        r = row(spec_id)
+        assert f"| {spec_id} |" in text and len(r) == len(COLUMNS)
+        if spec_id in UPDATE_SPECS:
+            assert r[COLUMNS.index("open")] == "0", r
+            alone, of = r[COLUMNS.index("features alone")].split(" of ")
+            assert alone == of, r
+    adam = row("adam")
+    assert adam[COLUMNS.index("longest horizon")] == "1000 steps; resumed at t = 1 000 000"
+
+
+def test_combinations_are_evaluated_on_the_spec_own_cases_only() -> None:
+    """Compound goldens cover the spec's own step-by-step cases; elsewhere the diagnosis treats a
+    combination as not evaluated (neither matched nor contradicted)."""
+    from optimizer_conformance.conformance import compound
+    from optimizer_conformance.conformance.diagnosis import evaluated
+
+    spec = load_spec("adam")
+    own = {c.id for c in spec.cases if not c.id.split("/", 1)[1].startswith(("only_", "boundary_"))
+           and c.n_steps <= 20 and not c.initial_state}
+    combos = compound.compound("adam").combinations
+    assert combos
+    for combo in combos.values():
+        assert set(combo.separation) == own, combo.id
+    some = next(iter(combos))
+    assert evaluated(spec, some, "adam/defaults")
+    assert not evaluated(spec, some, "adam/boundary_weight_decay_on_1")
+    assert evaluated(spec, "adam.eps_hat", "adam/boundary_weight_decay_on_1")
