@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 # Three parameter tensors per case by default: 0-d, a vector and a matrix.
@@ -272,3 +272,23 @@ class CaseBuilder:
             steps=tuple(steps),
             initial_state=injected,
         )
+
+
+@dataclass
+class ZerosCaseBuilder(CaseBuilder):
+    """A :class:`CaseBuilder` that can zero a whole tensor: ``zero_params``, params whose initial
+    values are all 0 (‖θ‖ = 0 at their first step); ``zero_grads[name]``, the (1-based) steps on which
+    the param's gradient is all 0 (‖g‖ = 0). A rule's guard on a zero norm or sum
+    (LARS's trust ratio, Prodigy's S = 0) is stood on this way."""
+
+    zero_params: tuple[str, ...] = ()
+    zero_grads: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def build(self, defaults: Mapping[str, object]) -> CaseDesign:
+        design = super().build(defaults)
+        params = tuple(replace(p, values=(0.0,) * len(p.values)) if p.name in self.zero_params else p
+                       for p in design.params)
+        steps = tuple(replace(st, grads={k: (0.0,) * len(x) if x is not None and s in self.zero_grads.get(k, ()) else x
+                                         for k, x in st.grads.items()})
+                      for s, st in enumerate(design.steps, start=1))
+        return replace(design, params=params, steps=steps)
