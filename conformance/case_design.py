@@ -43,7 +43,9 @@ def row(spec_id: str) -> tuple[str, ...]:
                 default=0)
     horizon = f"{steps} steps" + (f"; resumed at t = {start:,}".replace(",", " ") if start else "")
     return (spec_id, f"{len(ids)} ({len(ids) - only - boundary} + {only} + {boundary})",
-            f"{alone} of {len(features)}" if features else "—",
+            (f"{alone} of {len(features)}" + (f" ({len(meta['features_not_generated'])} not generated: reason in "
+                                               "the index)" if meta.get("features_not_generated") else ""))
+            if features else "—",
             f"{covered} of {covered + unreachable + open_}" if meta.get("boundaries") else "—",
             str(unreachable), str(open_), horizon)
 

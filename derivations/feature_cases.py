@@ -131,7 +131,7 @@ def _generate(spec: Spec) -> tuple[CaseBuilder, ...]:
     steps = len(base.grad_exponents)
     out = []
     for k, feature in enumerate(optional_features(spec), start=1):
-        if any(covers_alone(spec, d, feature) for d in designs):
+        if any(covers_alone(spec, d, feature) for d in designs) or feature in spec.ungenerated_features:
             continue
         hps = dict(minimal)
         extra: dict = {}

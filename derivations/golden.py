@@ -264,6 +264,7 @@ def case_design(spec: Spec) -> dict:
     alone; each boundary value and the cases on it and on each side (derivations/boundaries.py)."""
     cases = [b.build(spec.defaults()) for b in all_cases(spec)]
     return {"features_alone": {f: ids[0] if ids else None for f, ids in coverage(spec, cases).items()},
+            **({"features_not_generated": dict(spec.ungenerated_features)} if spec.ungenerated_features else {}),
             "boundaries": boundaries_document(spec, cases, _met(spec, cases))}
 
 

@@ -335,6 +335,9 @@ SPEC = Spec(
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,
+    ungenerated_features={"param_groups": "D, r and k are one per optimizer (prodigyopt keeps them in every "
+                          "group, read from the first) while the NumPy candidate protocol builds one optimizer "
+                          "per group: a second group would get its own D (see the module's docstring)"},
     unreachable_boundaries={
         "anchor: Eq(t, 1) below": COUNTED,
         "estimate: Eq(S, 0) on": _S_ZERO,

@@ -45,6 +45,8 @@ class Spec:
     # why the generated grad_none case may drop gradients on the last step only (a known limit of
     # the derivation: see docs/findings.md), or "" (it drops them mid-trajectory)
     grad_none_last_step_only: str = ""
+    # optional features (feature_cases.py) no generated case exercises alone: feature -> why
+    ungenerated_features: Mapping[str, str] = field(default_factory=dict)
     # generated cases (feature_cases.py, boundaries.py) drawn with another seed than their place
     # gives them: case id -> (seed, why), e.g. a draw that breaks a precondition of the derivation
     reseeded: Mapping[str, tuple[int, str]] = field(default_factory=dict)
