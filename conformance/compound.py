@@ -127,7 +127,8 @@ def within(golden: Case, actual: dict[str, np.ndarray], dtype: str) -> bool:
     for name, exp in golden.expected.items():
         tol = tolerance(golden.bound[name], dtype, golden.bound_fixed.get(name))
         act = actual[name]
-        if act.shape != exp.shape or not np.all(np.abs(act[1:] - exp[1:]) <= tol):
+        # steps a long horizon does not check are NaN in the golden: not compared
+        if act.shape != exp.shape or not np.all((np.abs(act[1:] - exp[1:]) <= tol) | np.isnan(exp[1:])):
             return False
     return True
 

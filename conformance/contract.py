@@ -56,6 +56,8 @@ class Check:
 def _eligible(case: Case) -> bool:
     if getattr(case, "closed_loop", False) or len(case.groups) != 1:
         return False
+    if getattr(case, "initial_state", None) or case.n_steps > 20:  # a resumed or long-horizon case
+        return False
     for s in case.steps:
         if s.changes or s.reload_before:
             return False

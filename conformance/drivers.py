@@ -38,6 +38,12 @@ class Driver:
     def set_hyperparameter(self, group: int, name: str, value: Any) -> None: ...
     def step(self, grads: dict[str, np.ndarray | None]) -> None: ...
     def reload(self) -> None: ...
+
+    def inject_state(self, state: dict[str, dict[str, Any]]) -> None:
+        """Load ``state`` (param name -> torch's state name -> a count or values) before the first
+        step, as a resume from a checkpoint taken at a large step count would."""
+        raise CaseSkipped(f"{type(self).__name__}: no state injection (load_state_dict of a large step count)")
+
     def params(self) -> dict[str, np.ndarray]: ...
     def state(self) -> dict[str, dict[str, np.ndarray]]:
         return {}
@@ -157,6 +163,21 @@ class TorchDriver(Driver):
         self.opt = self._build()
         self.opt.load_state_dict(sd)
 
+    def inject_state(self, state: dict[str, dict[str, Any]]) -> None:
+        """torch's own checkpoint layout: ``state_dict()["state"][i]`` for the i-th param of the
+        param groups, values as tensors of the param's dtype and shape, ``step`` a float32 0-d
+        tensor (torch keeps it so: ``_get_scalar_dtype()``)."""
+        torch = self.torch
+        sd = self.opt.state_dict()
+        order = [n for g in self.case.groups for n in g.params]
+        for name, by_state in state.items():
+            t = self.tensors[name]
+            sd["state"][order.index(name)] = {
+                key: torch.tensor(float(v), dtype=torch.float32) if isinstance(v, int)
+                else torch.tensor(v, dtype=self.dtype, device=self.device).reshape(t.shape)
+                for key, v in by_state.items()}
+        self.opt.load_state_dict(sd)
+
     def params(self) -> dict[str, np.ndarray]:
         return {n: t.detach().to("cpu", self.torch.float64).numpy().reshape(-1).copy() for n, t in self.tensors.items()}
 
@@ -254,6 +275,21 @@ class NumpyDriver(Driver):
                     setattr(self.opts[i], k, v)
             self.opts[i].load_state_dict(sd)
 
+    def inject_state(self, state: dict[str, dict[str, Any]]) -> None:
+        """The reference layout (``optimizer_conformance.reference``): ``state_dict()["state"]`` a
+        list of per-param dicts under torch's names; a candidate with another layout is skipped."""
+        for i, group in enumerate(self.case.groups):
+            opt = self.opts[i]
+            sd = opt.state_dict() if hasattr(opt, "state_dict") and hasattr(opt, "load_state_dict") else None
+            if not (isinstance(sd, dict) and isinstance(sd.get("state"), list) and len(sd["state"]) == len(group.params)):
+                raise CaseSkipped("NumPy candidate's state_dict() has no per-param 'state' list: state injection needs it")
+            sd = copy.deepcopy(sd)
+            for j, name in enumerate(group.params):
+                shape = self.arrays[name].shape
+                sd["state"][j] = {key: v if isinstance(v, int) else v.astype(self.dtype).reshape(shape)
+                                  for key, v in state.get(name, {}).items()}
+            opt.load_state_dict(sd)
+
     def params(self) -> dict[str, np.ndarray]:
         return {n: np.asarray(a, dtype=np.float64).reshape(-1).copy() for n, a in self.arrays.items()}
 
@@ -271,6 +307,8 @@ class FunctionalDriver(NumpyDriver):
 
     def _default(self, arrays: list[np.ndarray], settings: dict[str, Any]):
         return self.cand.target(**settings, **self.cand.kwargs)
+
+    inject_state = Driver.inject_state  # an optax-shaped state has no torch layout to load into
 
     def set_hyperparameter(self, group: int, name: str, value: Any) -> None:
         self.groups[group][name] = value

@@ -200,6 +200,8 @@ class Case:
     # fixed-precision bounds of the state: name -> state name -> {fixed dtype: (T, n)}; most specs: {}
     state_bound_fixed: dict[str, dict[str, dict[str, np.ndarray]]] = field(default_factory=dict)
     counters: frozenset[str] = frozenset()
+    # state loaded before the first step (a large step count): name -> state name -> count or values
+    initial_state: dict[str, dict[str, int | np.ndarray]] = field(default_factory=dict)
 
     @property
     def n_steps(self) -> int:

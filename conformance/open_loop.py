@@ -61,6 +61,21 @@ def _grad(raw) -> np.ndarray | SparseGrad | None:
     return floats(raw)
 
 
+def _expanded(steps: list[dict]) -> list[dict]:
+    """The steps one by one: a step taken ``repeat`` times (a long horizon) becomes that many, the
+    changes and reload on the first, the expected values on the last (the others: None, not compared)."""
+    out = []
+    for s in steps:
+        n = s.get("repeat", 1)
+        if n == 1:
+            out.append(s)
+            continue
+        out.append({**s, "expected": None, "bound": None})
+        out += [{**s, "changes": [], "reload_before": False, "expected": None, "bound": None}] * (n - 2)
+        out.append({**s, "changes": [], "reload_before": False})
+    return out
+
+
 def _case(spec_id: str, doc: dict, counters: set[str], with_state: bool) -> Case:
     params = param_inputs(doc)
     groups = [
@@ -75,15 +90,31 @@ def _case(spec_id: str, doc: dict, counters: set[str], with_state: bool) -> Case
     state_b: dict[str, dict[str, list]] = {p.name: {} for p in params}
     state_f: dict[str, dict[str, dict[str, list]]] = {p.name: {} for p in params}  # key -> fixed dtype -> rows
     n = {p.name: p.initial.size for p in params}
-    for t, s in enumerate(doc["steps"], start=1):
-        steps.append(
-            Step(
+    nan = {name: np.full(k, np.nan) for name, k in n.items()}  # rows vstack copies: one is enough
+    repeated: dict[int, Step] = {}  # a long horizon's repeated step: parsed once (_expanded shares it)
+    for t, s in enumerate(_expanded(doc["steps"]), start=1):
+        step = repeated.get(id(s))
+        if step is None:
+            step = Step(
                 changes=[Change(c["group"], c["name"], hyperparameter_value(c["value"]), c["value"])
                          for c in s["changes"]],
                 reload_before=s["reload_before"],
                 grads={k: _grad(v) for k, v in s["grads"].items()},
             )
-        )
+            if s["expected"] is None:
+                repeated[id(s)] = step
+        steps.append(step)
+        if s["expected"] is None:  # a repeated step before its last: nothing to compare
+            for name in traj:
+                traj[name].append(nan[name])
+                bound[name].append(nan[name])
+                for rows in fixed[name].values():
+                    rows.append(nan[name])
+                for rows in state[name].values():
+                    rows.append(nan[name])
+                for brows in state_b[name].values():
+                    brows.append(nan[name])
+            continue
         for name, values in s["expected"]["params"].items():
             traj[name].append(floats(values))
             bound[name].append(floats(s["bound"]["params"][name]))
@@ -133,6 +164,8 @@ def _case(spec_id: str, doc: dict, counters: set[str], with_state: bool) -> Case
         state_bound_fixed={k: {s: {d: np.vstack(r) for d, r in by_dtype.items()} for s, by_dtype in st.items()}
                            for k, st in state_f.items() if st},
         counters=frozenset(counters),
+        initial_state={name: {k: v if isinstance(v, int) else floats(v) for k, v in by_state.items()}
+                       for name, by_state in doc.get("initial_state", {}).items()},
     )
 
 
@@ -228,6 +261,18 @@ def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = 
         res.outcome, res.reason = "failed", f"{CANNOT_CONSTRUCT}: {exc_line(exc)}"
         res.params_conform = False  # nothing ran: no trajectory to vouch for
         return res
+    if case.initial_state:
+        try:
+            drv.inject_state(case.initial_state)
+        except CaseSkipped as exc:
+            res.outcome, res.reason = "skipped", str(exc)
+            return res
+        except Exception as exc:  # the candidate's load_state_dict
+            res.outcome, res.reason = "failed", f"load_state_dict of the injected state raised {exc_line(exc)}"
+            res.params_conform = False
+            return res
+    unchecked = {t for t in range(1, case.n_steps + 1)
+                 if all(np.isnan(e[t]).all() for e in case.expected.values())}
     for t, step in enumerate(case.steps, start=1):
         step_started(t)
         try:
@@ -236,6 +281,13 @@ def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = 
             for c in step.changes:
                 drv.set_hyperparameter(c.group, c.name, c.value)
             drv.step(step.grads)
+            if t in unchecked:  # a long horizon's repeated step before its last: nothing to compare
+                res.steps_run = t
+                for name in actual:
+                    actual[name].append(np.full_like(actual[name][0], np.nan))
+                    for rows in state_rows[name].values():
+                        rows.append(np.full_like(rows[0], np.nan))
+                continue
             params = checked_params(drv.params(), case.expected)
             state = drv.state()
         except CaseSkipped as exc:

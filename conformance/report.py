@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
 
+from . import compound
 from .compound import PRECISION, describe, size
 from .diagnosis import Diagnosis, localise, shown_matches
 from .golden import Case, Spec
@@ -159,8 +160,13 @@ def _variant_lines(spec: Spec, rec: CaseRecord) -> list[str]:
         if rec.params_conform:
             what = "the loss step(closure) returns" if rec.first_divergence.quantity == "loss" else "the state"
             return [f"  the parameters follow the spec; only {what} differs"]
-        return ["  trajectory matches no catalogued variant of this spec, nor a combination of up to three",
-                *("  " + x for x in localise(spec, [rec]))]
+        combos = compound.compound(spec.id).combinations
+        if combos and not any(rec.case in c.separation for c in combos.values()):
+            what = ("  trajectory matches no catalogued variant of this spec (combinations of variants "
+                    "are evaluated on the spec's own step-by-step cases, not on this one)")
+        else:
+            what = "  trajectory matches no catalogued variant of this spec, nor a combination of up to three"
+        return [what, *("  " + x for x in localise(spec, [rec]))]
     return []
 
 

@@ -18,8 +18,9 @@ from .spec import Spec
 
 # The shared building blocks: every other module of the package is one optimizer's derivation.
 INFRASTRUCTURE = frozenset({
-    "__main__", "cases", "closed_loop", "closed_loop_golden", "docs", "error_bound", "evaluate", "golden",
-    "golden_format", "keras_conventions", "proofs", "rule", "spec", "step_scope", "tensor", "text", "compound",
+    "__main__", "boundaries", "cases", "closed_loop", "closed_loop_golden", "compound", "docs", "error_bound",
+    "evaluate", "feature_cases", "golden", "golden_format", "keras_conventions", "proofs", "rule", "spec",
+    "step_scope", "tensor", "text",
 })
 
 

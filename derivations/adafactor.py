@@ -281,6 +281,10 @@ SPEC = Spec(
     title="Adafactor",
     torch_class="torch.optim.Adafactor",
     rule=RULE,
+    unreachable_boundaries={
+        "estimate: Max(epsilon_1, ColMean(R)) above": "gap: ε₁ = None (the dtype's epsilon) is evaluated as 0, so the clamp never binds; a case with an explicit ε₁ above the statistics would reach it",
+        "update: Max(\\hat{V}, epsilon_1**2) below": "gap: as above, ε₁ = None is evaluated as 0",
+    },
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,

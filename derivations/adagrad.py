@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .cases import CaseBuilder, HyperparameterChange
+from .cases import CaseBuilder, HyperparameterChange, long_horizon, resumed_at_large_t
 from .keras_conventions import KERAS_SOURCES, keras_conventions
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
@@ -231,6 +231,12 @@ CASES = (
         seed=358,
         reload_before=[4],
     ),
+    resumed_at_large_t("adagrad", {"lr": "0.25", "lr_decay": "0.0000019073486328125"}, 360,
+                       "the decayed rate γ/(1 + (t − 1)·η) at t = 10⁶ (η = 2⁻¹⁹: about 1/2.9), "
+                       "resumed through load_state_dict", {"sum": "positive"}),
+    long_horizon("adagrad", {"lr": "0.25", "lr_decay": "0.015625"}, 359,
+                 "the decayed rate γ/(1 + (t − 1)·η) at t = 10³ (η = 2⁻⁶: a 16-fold decay) and a sum of "
+                 "10³ squares"),
 )
 
 SPEC = Spec(

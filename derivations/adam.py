@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .cases import CaseBuilder, HyperparameterChange
+from .cases import CaseBuilder, HyperparameterChange, long_horizon, resumed_at_large_t
 from .keras_conventions import KERAS_SOURCES, keras_conventions
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
@@ -327,6 +327,13 @@ def cases(prefix: str, decay: str) -> tuple[CaseBuilder, ...]:
             seed=208,
             reload_before=[4],
         ),
+        resumed_at_large_t(prefix, {"lr": "0.001"}, 210,
+                           "the step count continues from 10⁶ (exact in torch's float32 counter); "
+                           "β₂ᵗ far below every dtype's resolution",
+                           {"exp_avg": "signed", "exp_avg_sq": "positive"}),
+        long_horizon(prefix, {"lr": "0.001"}, 209,
+                     "bias corrections at t = 10³: 1 − β₂ᵗ ≈ 0.63, so an off-by-one or a missing "
+                     "correction of v still shows; no drift of the step counter"),
     )
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .adam import beta1, beta2, eps, lam, lr, m
+from .boundaries import COUNTED
 from .cases import CaseBuilder, HyperparameterChange
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
@@ -254,6 +255,9 @@ SPEC = Spec(
     id="adan",
     title="Adan",
     rule=RULE,
+    unreachable_boundaries={
+        "difference: Eq(t, 1) below": COUNTED,
+    },
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,

@@ -30,6 +30,7 @@ from typing import Any
 import sympy as sp
 
 from .adam import beta1, beta2, eps, lam, lr, m, maximize, v
+from .boundaries import COUNTED
 from .cases import CaseBuilder, CaseDesign, HyperparameterChange
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
@@ -55,7 +56,7 @@ RULE = Rule(
                        doc="decay rates (β₁, β₂) of the first moment and of the second moment"),
         Hyperparameter("eps", eps, 1e-6, doc="ε: the floor of √v"),
         Hyperparameter("weight_decay", lam, 0, neutral=0, doc="weight decay λ"),
-        Hyperparameter("weight_decouple", decoupled, False, neutral=False, boolean=True,
+        Hyperparameter("weight_decouple", decoupled, False, neutral=False, boolean=True, requires=("weight_decay",),
                        doc="decoupled decay θ ← θ − γλθ (from t = 2) instead of L2 (timm: decoupled, "
                        "official code: decouple)"),
         Hyperparameter("maximize", maximize, False, neutral=False, boolean=True,
@@ -302,6 +303,12 @@ SPEC = Spec(
     id="adopt",
     title="ADOPT",
     rule=RULE,
+    unreachable_boundaries={
+        "decay: Eq(t, 1) below": COUNTED,
+        "first_moment: Eq(t, 1) below": COUNTED,
+        "update: Eq(t, 1) below": COUNTED,
+        "second_moment: Eq(t, 1) below": COUNTED,
+    },
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 # Three parameter tensors per case by default: 0-d, a vector and a matrix.
@@ -75,6 +75,9 @@ class StepInput:
     grads: Mapping[str, tuple[float, ...] | SparseGrad | None]  # None: the param has no grad this step
     changes: tuple[HyperparameterChange, ...] = ()
     reload_before: bool = False  # state_dict -> fresh instance -> load_state_dict first
+    # the step is taken this many times with the same gradients (changes and reload before the
+    # first); the golden holds the values after the last: a long horizon at the size of one step
+    repeat: int = 1
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,9 @@ class CaseDesign:
     params: tuple[ParamInput, ...]
     groups: tuple[GroupInput, ...]
     steps: tuple[StepInput, ...]
+    # state loaded (load_state_dict) before the first step, by param and torch's state name: a
+    # count (int) or exact dyadic values, one per element: a large t without stepping to it
+    initial_state: Mapping[str, Mapping[str, int | tuple[float, ...]]] = field(default_factory=dict)
 
 
 def exact_decimal(x: float) -> str:
@@ -114,6 +120,46 @@ def divmod_all(flat: int, shape: Sequence[int]) -> tuple[int, ...]:
         flat, i = divmod(flat, dim)
         out.append(i)
     return tuple(reversed(out))
+
+
+LONG_HORIZON = 1000  # t reached by stepping in a long-horizon case
+LARGE_T = 1_000_000  # the step count a state-injection case resumes from (exact in float32: < 2²⁴)
+
+
+def resumed_at_large_t(prefix: str, hyperparameters: Mapping[str, object], seed: int, purpose: str,
+                       moments: Mapping[str, str], steps: int = 3) -> CaseBuilder:
+    """A case that resumes at t = 10⁶ through load_state_dict: the step count and the moments
+    (``moments``: state name -> "signed" or "positive") are injected as exact dyadic values, then a
+    few steps are taken; the golden is the rule evaluated from that state (no stepping to it)."""
+    return CaseBuilder(
+        id=f"{prefix}/resumed_at_large_t",
+        title=f"resumed at t = {LARGE_T} (state injected through load_state_dict)",
+        purpose=purpose,
+        hyperparameters=hyperparameters,
+        grad_exponents=[0] * steps,
+        seed=seed,
+        shapes=(("scalar", ()), ("vector", (3,))),
+        initial_state={name: {"step": LARGE_T, **{k: (kind, -1) for k, kind in moments.items()}}
+                       for name in ("scalar", "vector")},
+    )
+
+
+def long_horizon(prefix: str, hyperparameters: Mapping[str, object], seed: int, purpose: str,
+                 head: int = 1) -> CaseBuilder:
+    """A case that steps to t = 10³: ``head`` steps, the next repeated with the same gradients
+    up to step 999, one more; the golden checks after each head step, 999 and 1000
+    (StepInput.repeat), so it costs the size of head + 2 steps. One scalar param keeps the
+    generation cheap."""
+    return CaseBuilder(
+        id=f"{prefix}/long_horizon",
+        title=f"t = {LONG_HORIZON} by stepping",
+        purpose=purpose,
+        hyperparameters=hyperparameters,
+        grad_exponents=[0] * head + [-1, 0],
+        seed=seed,
+        shapes=(("scalar", ()),),
+        repeats={head + 1: LONG_HORIZON - head - 1},
+    )
 
 
 @dataclass
@@ -146,6 +192,10 @@ class CaseBuilder:
     # of those, this many repeat an index already listed; with cancel, a repeat negates it
     repeated: int = 0
     cancel: bool = False
+    # step -> how many times it is taken (StepInput.repeat): long horizons
+    repeats: Mapping[int, int] = field(default_factory=dict)
+    # param -> state name -> a count, or the binary exponent of random values (CaseDesign.initial_state)
+    initial_state: Mapping[str, Mapping[str, int | tuple[str, int]]] = field(default_factory=dict)
 
     def _sparse(self, rng: random.Random, shape: Sequence[int], exponent: int) -> SparseGrad:
         n = math.prod(shape)
@@ -181,6 +231,7 @@ class CaseBuilder:
                     grads=grads,
                     changes=tuple(self.changes.get(s, ())),
                     reload_before=s in self.reload_before,
+                    repeat=self.repeats.get(s, 1),
                 )
             )
         base = {**defaults, **self.hyperparameters}
@@ -188,7 +239,15 @@ class CaseBuilder:
             groups = (GroupInput(tuple(p.name for p in params), base),)
         else:
             groups = tuple(GroupInput(tuple(names), {**base, **over}) for names, over in self.groups)
+        injected = {
+            name: {key: spec if isinstance(spec, int) else
+                   tensor_values(rng, next(p.shape for p in params if p.name == name), spec[1], positive=spec[0] == "positive")
+                   for key, spec in by_state.items()}
+            for name, by_state in self.initial_state.items()
+        }
         features = set(self.features)
+        if injected:
+            features.add("state_injection")
         if self.sparse_entries is not None:
             features.add("sparse_grad")
             if self.repeated:
@@ -201,6 +260,8 @@ class CaseBuilder:
             features.add("state_dict_resume")
         if len(groups) > 1:
             features.add("param_groups")
+        if self.repeats:
+            features.add("long_horizon")
         return CaseDesign(
             id=self.id,
             title=self.title,
@@ -209,4 +270,25 @@ class CaseBuilder:
             params=params,
             groups=groups,
             steps=tuple(steps),
+            initial_state=injected,
         )
+
+
+@dataclass
+class ZerosCaseBuilder(CaseBuilder):
+    """A :class:`CaseBuilder` that can zero a whole tensor: ``zero_params``, params whose initial
+    values are all 0 (‖θ‖ = 0 at their first step); ``zero_grads[name]``, the (1-based) steps on which
+    the param's gradient is all 0 (‖g‖ = 0). A rule's guard on a zero norm or sum
+    (LARS's trust ratio, Prodigy's S = 0) is stood on this way."""
+
+    zero_params: tuple[str, ...] = ()
+    zero_grads: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def build(self, defaults: Mapping[str, object]) -> CaseDesign:
+        design = super().build(defaults)
+        params = tuple(replace(p, values=(0.0,) * len(p.values)) if p.name in self.zero_params else p
+                       for p in design.params)
+        steps = tuple(replace(st, grads={k: (0.0,) * len(x) if x is not None and s in self.zero_grads.get(k, ()) else x
+                                         for k, x in st.grads.items()})
+                      for s, st in enumerate(design.steps, start=1))
+        return replace(design, params=params, steps=steps)

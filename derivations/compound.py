@@ -16,6 +16,14 @@ The golden generator (:mod:`.golden`) evaluates every compatible combination of 
 :data:`MAX_PARTS` variants like a variant and writes it under ``<spec>/compound/``, with
 ``<spec>/compound.json`` listing them and the spec's rule lines by the variable each computes
 (the plugin names the line where a trajectory leaves the spec from it: :mod:`conformance.compound`).
+
+Combinations are evaluated on the spec's own cases only (:func:`combination_case`), not on the
+generated one-feature and boundary cases nor on a long horizon: a generated case puts one feature or
+one setting on a special value to catch a single-point bug, while a library's combination already
+fails, and is named, on the spec's own cases (a candidate lacking a feature still runs those without
+it). Evaluating every combination on every case would double the compound goldens and the time to
+check them. The plugin treats a combination as not evaluated on the other cases: neither matched nor
+contradicted there (conformance/diagnosis.py: ``evaluated``).
 """
 
 from __future__ import annotations
@@ -89,6 +97,13 @@ def combinations(spec: Spec, max_parts: int = MAX_PARTS) -> list[Combination]:
             ids = "+".join(v.id for v in parts)
             out.append(Combination(parts, rule.renamed(f"{spec.rule.id}~{ids}", f"{spec.rule.title}, {ids}")))
     return out
+
+
+def combination_case(spec: Spec, case) -> bool:
+    """Whether combinations are evaluated on ``case`` (a built CaseDesign): one of the spec's own
+    cases, stepped one step at a time from the initial state (no repeated step, no injected state)."""
+    long = any(st.repeat > 1 for st in case.steps) or bool(case.initial_state)
+    return case.id in {b.id for b in spec.cases} and not long
 
 
 def rule_lines(rule: Rule) -> list[dict]:

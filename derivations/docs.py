@@ -729,6 +729,9 @@ def pages(proofs: bool = True, sweep: bool = True, plot: bool = True, board_json
         out.append(Page(MATRIX_PAGE, "# Conformance matrix\n\n!!! warning \"Not run\"\n    This build skipped the "
                         "sweep (`OPTIMIZER_CONFORMANCE_DOCS_QUICK`).\n"))
     out.append(schema_page())
+    from optimizer_conformance.conformance.case_design import page as case_design_page
+
+    out.append(Page("case-design.md", case_design_page()))
     return out
 
 

@@ -26,6 +26,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
+from .boundaries import probes, side
 from .cases import CaseDesign, SparseGrad
 from .error_bound import ev
 from .rule import Rule, g, n_cols, n_rows, ndim, present, reloaded, steps_taken, theta
@@ -74,6 +75,8 @@ class _Line:
     expr: sp.Expr
     args: tuple[sp.Symbol, ...]
     fn: Callable
+    label: str = ""
+    replaced: tuple[tuple[sp.Expr, sp.Symbol], ...] = ()  # tensor nodes -> their symbols, in order
 
 
 def _lambdify(expr: sp.Expr) -> tuple[tuple[sp.Symbol, ...], Callable]:
@@ -86,7 +89,7 @@ def _compile(rule: Rule) -> tuple[_Line, ...]:
     lines = []
     for k, line in enumerate(rule.body):
         expr = sp.sympify(line.expr)
-        nodes = []
+        nodes, replaced = [], []
         while found := tensor_nodes(expr):
             node = found[0]  # innermost first: its argument is elementwise (or uses earlier nodes)
             sym = sp.Symbol(f"_tensor_{k}_{len(nodes)}", real=True)
@@ -94,10 +97,29 @@ def _compile(rule: Rule) -> tuple[_Line, ...]:
             args, fn = _lambdify(arg)
             scalars = tuple((x, *_lambdify(x)) for x in node.args[1:])
             nodes.append((sym, type(node), arg, args, fn, scalars))
+            replaced.append((node, sym))
             expr = expr.xreplace({node: sym})
         args, fn = _lambdify(expr)
-        lines.append(_Line(line.target, tuple(nodes), expr, args, fn))
+        lines.append(_Line(line.target, tuple(nodes), expr, args, fn, line.label, tuple(replaced)))
     return tuple(lines)
+
+
+@cache
+def _compile_probes(rule: Rule) -> tuple[tuple[tuple[str, str, tuple, Callable, tuple, Callable], ...], ...]:
+    """Per compiled line: its branches (derivations/boundaries.py) as (key, kind, diff args,
+    diff fn, path args, path fn), evaluated before the line on the same environment."""
+    out = []
+    for line in _compile(rule):
+        def replaced(e, line=line):
+            e = sp.sympify(e)
+            for node, sym in line.replaced:
+                e = e.xreplace({node: sym})
+            return e
+        compiled = []
+        for key, kind, diff, path in probes(rule, line.label, replaced):
+            compiled.append((key, kind, *_lambdify(diff), *_lambdify(path)))
+        out.append(tuple(compiled))
+    return tuple(out)
 
 
 @cache
@@ -141,10 +163,11 @@ def hyperparameter_env(rule: Rule, values: Mapping[str, object]) -> dict[sp.Symb
     return env
 
 
-def evaluate(rule: Rule, case: CaseDesign) -> list[Snapshot]:
-    """The exact trajectory: one snapshot after each step."""
+def evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None = None) -> list[Snapshot]:
+    """The exact trajectory: one snapshot after each step. ``met``: if given, filled with the
+    sides of the rule's branches (derivations/boundaries.py) that the trajectory meets."""
     with mpmath.workdps(WORKING_DPS):
-        return _evaluate(rule, case)
+        return _evaluate(rule, case, met)
 
 
 def _with_fixed(benv: dict, fenv: dict) -> dict:
@@ -220,8 +243,9 @@ def _reduce_over_step(node, active: list[_Param], fixed: tuple[str, ...]) -> Non
         _store(node[0], ap, rx[:n], rv[:n], re[:n], {d: np.asarray(rf[d]).reshape(-1)[:n].reshape(ap.shape) for d in rf}, fixed)
 
 
-def _evaluate(rule: Rule, case: CaseDesign) -> list[Snapshot]:
+def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> list[Snapshot]:
     body = _compile(rule)
+    line_probes = _compile_probes(rule) if met is not None else ((),) * len(body)
     initial = _compile_initial(rule)
     fixed = fixed_dtypes(rule)  # usually (): no fixed-precision channel at all
     group_hps = [dict(gr.hyperparameters) for gr in case.groups]
@@ -238,90 +262,104 @@ def _evaluate(rule: Rule, case: CaseDesign) -> list[Snapshot]:
     memory_b: dict[str, dict] = {p.name: {} for p in case.params}
     out = []
     was_reloaded = False
-    for step_no, step in enumerate(case.steps, start=1):
+    step_no = 0  # optimizer.step() calls so far (a repeated step counts each time)
+    for step in case.steps:
         was_reloaded = was_reloaded or step.reload_before
         for change in step.changes:
             group_hps[change.group][change.name] = change.value
         envs = [hyperparameter_env(rule, hps) for hps in group_hps]
-        # the parameters this step updates (those with a gradient), with their element envs
-        active: list[_Param] = []
-        for p in case.params:
-            grad = step.grads[p.name]
-            if grad is None:
-                continue  # no gradient: neither the param nor its state move
-            if isinstance(grad, SparseGrad):
-                grad, mask = grad.dense(p.shape)
-            else:
-                mask = (True,) * len(grad)
-            env_hp = envs[group_of[p.name]]
-            if p.name not in state:
-                state[p.name] = {
-                    sym: [f(*(env_hp[a] for a in args))] * len(p.values) for sym, args, f in initial
-                }
-                # a state initialised from a hyperparameter (Rprop's step size = lr) is stored in
-                # the param's dtype: one rounding, unless the value is an integer (0, 1)
-                state_b[p.name] = {sym: [(float(v), 0.0 if v == int(v) else abs(float(v))) for v in vs]
-                                   for sym, vs in state[p.name].items()}
-                state_f[p.name] = {sym: [dict.fromkeys(fixed, 0.0) for _ in vs] for sym, vs in state[p.name].items()}
-            st, sb, sf = state[p.name], state_b[p.name], state_f[p.name]
-            benv_hp = {sym: (float(v), 0.0) for sym, v in env_hp.items()}
-            n = len(p.values)
-            rows = p.shape[-2] if len(p.shape) >= 2 else 1
-            cols = p.shape[-1] if len(p.shape) >= 1 else 1
-            envs_x, envs_b = [], []  # per element: exact values, and (value, bound) pairs
-            envs_f = []  # per element: {dtype: {symbol: fixed-channel error}}
-            for i in range(n):
-                env = dict(env_hp)
-                env[theta] = params[p.name][i]
-                env[g] = mpmath.mpf(grad[i])
-                env[present] = mask[i]
-                env[ndim] = len(p.shape)
-                env[reloaded] = was_reloaded
-                env[n_rows], env[n_cols] = mpmath.mpf(rows), mpmath.mpf(cols)
-                env[steps_taken] = mpmath.mpf(step_no)
-                benv = dict(benv_hp)
-                benv[theta] = bounds[p.name][i]
-                benv[g] = (float(grad[i]), 0.0)
-                benv[present] = (float(mask[i]), 0.0)
-                benv[ndim] = (float(len(p.shape)), 0.0)
-                benv[reloaded] = (float(was_reloaded), 0.0)
-                benv[n_rows], benv[n_cols] = (float(rows), 0.0), (float(cols), 0.0)
-                benv[steps_taken] = (float(step_no), 0.0)
-                fenv = {d: {theta: fixes[p.name][i][d]} for d in fixed}
-                for sym in st:
-                    env[sym] = st[sym][i]
-                    benv[sym] = sb[sym][i]
-                    for d in fixed:
-                        fenv[d][sym] = sf[sym][i][d]
-                envs_x.append(env)
-                envs_b.append(benv)
-                envs_f.append(fenv)
-            active.append(_Param(p.name, p.shape, envs_x, envs_b, envs_f))
-        # line by line over every updated parameter, so that a line may reduce over a whole
-        # parameter (scope "tensor") or over all of them (scope "step")
-        for line in body:
-            for node in line.nodes:
-                if node[1].scope == "step":
-                    _reduce_over_step(node, active, fixed)
+        for _ in range(step.repeat):
+            step_no += 1
+            # the parameters this step updates (those with a gradient), with their element envs
+            active: list[_Param] = []
+            for p in case.params:
+                grad = step.grads[p.name]
+                if grad is None:
+                    continue  # no gradient: neither the param nor its state move
+                if isinstance(grad, SparseGrad):
+                    grad, mask = grad.dense(p.shape)
                 else:
+                    mask = (True,) * len(grad)
+                env_hp = envs[group_of[p.name]]
+                if p.name not in state:
+                    state[p.name] = {
+                        sym: [f(*(env_hp[a] for a in args))] * len(p.values) for sym, args, f in initial
+                    }
+                    # a state initialised from a hyperparameter (Rprop's step size = lr) is stored in
+                    # the param's dtype: one rounding, unless the value is an integer (0, 1)
+                    state_b[p.name] = {sym: [(float(v), 0.0 if v == int(v) else abs(float(v))) for v in vs]
+                                       for sym, vs in state[p.name].items()}
+                    state_f[p.name] = {sym: [dict.fromkeys(fixed, 0.0) for _ in vs] for sym, vs in state[p.name].items()}
+                    for sv in rule.state:  # state injected through load_state_dict: exact inputs
+                        given = case.initial_state.get(p.name, {}).get(sv.name)
+                        if given is not None:
+                            values = [given] * len(p.values) if isinstance(given, int) else given
+                            state[p.name][sv.symbol] = [mpmath.mpf(x) for x in values]
+                            state_b[p.name][sv.symbol] = [(float(x), 0.0) for x in values]
+                st, sb, sf = state[p.name], state_b[p.name], state_f[p.name]
+                benv_hp = {sym: (float(v), 0.0) for sym, v in env_hp.items()}
+                n = len(p.values)
+                rows = p.shape[-2] if len(p.shape) >= 2 else 1
+                cols = p.shape[-1] if len(p.shape) >= 1 else 1
+                envs_x, envs_b = [], []  # per element: exact values, and (value, bound) pairs
+                envs_f = []  # per element: {dtype: {symbol: fixed-channel error}}
+                for i in range(n):
+                    env = dict(env_hp)
+                    env[theta] = params[p.name][i]
+                    env[g] = mpmath.mpf(grad[i])
+                    env[present] = mask[i]
+                    env[ndim] = len(p.shape)
+                    env[reloaded] = was_reloaded
+                    env[n_rows], env[n_cols] = mpmath.mpf(rows), mpmath.mpf(cols)
+                    env[steps_taken] = mpmath.mpf(step_no)
+                    benv = dict(benv_hp)
+                    benv[theta] = bounds[p.name][i]
+                    benv[g] = (float(grad[i]), 0.0)
+                    benv[present] = (float(mask[i]), 0.0)
+                    benv[ndim] = (float(len(p.shape)), 0.0)
+                    benv[reloaded] = (float(was_reloaded), 0.0)
+                    benv[n_rows], benv[n_cols] = (float(rows), 0.0), (float(cols), 0.0)
+                    benv[steps_taken] = (float(step_no), 0.0)
+                    fenv = {d: {theta: fixes[p.name][i][d]} for d in fixed}
+                    for sym in st:
+                        env[sym] = st[sym][i]
+                        benv[sym] = sb[sym][i]
+                        for d in fixed:
+                            fenv[d][sym] = sf[sym][i][d]
+                    envs_x.append(env)
+                    envs_b.append(benv)
+                    envs_f.append(fenv)
+                active.append(_Param(p.name, p.shape, envs_x, envs_b, envs_f))
+            # line by line over every updated parameter, so that a line may reduce over a whole
+            # parameter (scope "tensor") or over all of them (scope "step")
+            for line, line_probe in zip(body, line_probes, strict=True):
+                for node in line.nodes:
+                    if node[1].scope == "step":
+                        _reduce_over_step(node, active, fixed)
+                    else:
+                        for ap in active:
+                            _reduce_over_tensor(node, ap, fixed, memory_x, memory_b)
+                for key, kind, d_args, d_fn, p_args, p_fn in line_probe:
                     for ap in active:
-                        _reduce_over_tensor(node, ap, fixed, memory_x, memory_b)
+                        for env in ap.envs_x:
+                            if p_fn(*(env[a] for a in p_args)):
+                                met.setdefault(key, set()).add(side(kind, d_fn(*(env[a] for a in d_args))))
+                for ap in active:
+                    for env, benv, fenv in zip(ap.envs_x, ap.envs_b, ap.envs_f, strict=True):
+                        env[line.target] = line.fn(*(env[a] for a in line.args))
+                        for d in fixed:  # before benv changes: the operands' values
+                            fenv[d][line.target] = ev(line.expr, _with_fixed(benv, fenv[d]), rounding=False)[1]
+                        benv[line.target] = ev(line.expr, benv)
             for ap in active:
-                for env, benv, fenv in zip(ap.envs_x, ap.envs_b, ap.envs_f, strict=True):
-                    env[line.target] = line.fn(*(env[a] for a in line.args))
-                    for d in fixed:  # before benv changes: the operands' values
-                        fenv[d][line.target] = ev(line.expr, _with_fixed(benv, fenv[d]), rounding=False)[1]
-                    benv[line.target] = ev(line.expr, benv)
-        for ap in active:
-            st, sb, sf = state[ap.name], state_b[ap.name], state_f[ap.name]
-            for i, (env, benv, fenv) in enumerate(zip(ap.envs_x, ap.envs_b, ap.envs_f, strict=True)):
-                params[ap.name][i] = env[theta]
-                bounds[ap.name][i] = benv[theta]
-                fixes[ap.name][i] = {d: fenv[d][theta] for d in fixed}
-                for sym in st:
-                    st[sym][i] = env[sym]
-                    sb[sym][i] = benv[sym]
-                    sf[sym][i] = {d: fenv[d][sym] for d in fixed}
+                st, sb, sf = state[ap.name], state_b[ap.name], state_f[ap.name]
+                for i, (env, benv, fenv) in enumerate(zip(ap.envs_x, ap.envs_b, ap.envs_f, strict=True)):
+                    params[ap.name][i] = env[theta]
+                    bounds[ap.name][i] = benv[theta]
+                    fixes[ap.name][i] = {d: fenv[d][theta] for d in fixed}
+                    for sym in st:
+                        st[sym][i] = env[sym]
+                        sb[sym][i] = benv[sym]
+                        sf[sym][i] = {d: fenv[d][sym] for d in fixed}
         out.append(
             Snapshot(
                 params={k: list(vs) for k, vs in params.items()},

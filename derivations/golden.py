@@ -22,10 +22,12 @@ from pathlib import Path
 import numpy as np
 from optimizer_conformance.conformance.tolerance import CATCH_MARGIN, tolerance
 
+from .boundaries import document as boundaries_document
 from .cases import CaseDesign, SparseGrad, exact_decimal
 from .closed_loop_golden import spec_documents as closed_loop_documents
-from .compound import SEPARATOR, Combination, combinations, rule_lines
+from .compound import SEPARATOR, Combination, combination_case, combinations, rule_lines
 from .evaluate import Snapshot, evaluate
+from .feature_cases import all_cases, case_features, coverage
 from .golden_format import (
     DIGITS,
     DTYPES,
@@ -48,18 +50,6 @@ def _plain(value):
     return str(value)
 
 
-def features(rule: Rule, case: CaseDesign) -> list[str]:
-    out = set(case.features)
-    for hp in rule.hyperparameters:
-        if hp.neutral is None:
-            continue
-        values = [gr.hyperparameters[hp.name] for gr in case.groups]
-        values += [c.value for s in case.steps for c in s.changes if c.name == hp.name]
-        if any(float(v) != float(hp.neutral) for v in values):
-            out.add(hp.name)
-    return sorted(out)
-
-
 def inputs(case: CaseDesign) -> dict:
     return {
         "params": [
@@ -70,6 +60,9 @@ def inputs(case: CaseDesign) -> dict:
             {"params": list(gr.params), "hyperparameters": {k: _plain(v) for k, v in gr.hyperparameters.items()}}
             for gr in case.groups
         ],
+        **({"initial_state": {name: {k: v if isinstance(v, int) else [exact_decimal(x) for x in v]
+                                     for k, v in by_state.items()}
+                              for name, by_state in case.initial_state.items()}} if case.initial_state else {}),
     }
 
 
@@ -126,6 +119,7 @@ def steps(rule: Rule, case: CaseDesign, trajectory: list[Snapshot], with_state: 
             {
                 "changes": [{"group": c.group, "name": c.name, "value": _plain(c.value)} for c in step.changes],
                 "reload_before": step.reload_before,
+                **({"repeat": step.repeat} if step.repeat > 1 else {}),
                 "grads": {k: grad_document(v) for k, v in step.grads.items()},
                 "expected": expected,
                 "bound": bound,
@@ -155,8 +149,10 @@ def spec_documents(spec: Spec) -> dict[str, dict]:
     if getattr(spec, "kind", "update") == "closed_loop":  # L-BFGS: driven through a closure
         return closed_loop_documents(spec)
     defaults = spec.defaults()
-    cases = [builder.build(defaults) for builder in spec.cases]
-    spec_trajs = [evaluate(spec.rule, c) for c in cases]
+    cases = [builder.build(defaults) for builder in all_cases(spec)]
+    met: dict[str, dict[str, set[str]]] = {c.id: {} for c in cases}
+    spec_trajs = [evaluate(spec.rule, c, met[c.id]) for c in cases]
+    _MET[spec.id] = met
     var_rules = {v.id: v.rule_for(spec.rule) for v in spec.variants}
     var_trajs = {vid: [evaluate(r, c) for c in cases] for vid, r in var_rules.items()}
 
@@ -168,7 +164,7 @@ def spec_documents(spec: Spec) -> dict[str, dict]:
                 "id": case.id,
                 "title": case.title,
                 "purpose": case.purpose,
-                "features": features(spec.rule, case),
+                "features": sorted(case_features(spec, case)),
                 "catches": sorted(vid for vid, s in seps.items()
                                   if min(s.values()) >= CATCH_MARGIN and not spec.variant(vid).acceptable),
                 "separation": {vid: {d: f"{s[d]:.3g}" for d in DTYPES} for vid, s in seps.items()},
@@ -218,6 +214,11 @@ def compound_documents(spec: Spec, cases: list[CaseDesign], spec_trajs: list, va
     bias-corrected m̂ is lost): no run could tell it from the smaller one."""
     docs: dict[str, dict] = {}
     listed = []
+    # only the spec's own step-by-step cases (derivations/compound.py: combination_case)
+    keep = [i for i, c in enumerate(cases) if combination_case(spec, c)]
+    cases = [cases[i] for i in keep]
+    spec_trajs = [spec_trajs[i] for i in keep]
+    var_trajs = {vid: [t[i] for i in keep] for vid, t in var_trajs.items()}
     # trajectories by the set of variant ids: the singles', then each combination's
     known = {frozenset([v.id]): var_trajs[v.id] for v in spec.variants}
     for combo in combinations(spec):
@@ -244,10 +245,34 @@ def compound_documents(spec: Spec, cases: list[CaseDesign], spec_trajs: list, va
     return docs
 
 
+# the branch sides each case's exact trajectory meets, by spec and case (filled by spec_documents)
+_MET: dict[str, dict[str, dict[str, set[str]]]] = {}
+
+
+def _met(spec: Spec, cases: list[CaseDesign]) -> dict[str, dict[str, set[str]]]:
+    """The sides met, from this run's spec_documents or from the spec rule's trajectories alone."""
+    if spec.id not in _MET:
+        met: dict[str, dict[str, set[str]]] = {c.id: {} for c in cases}
+        for c in cases:
+            evaluate(spec.rule, c, met[c.id])
+        _MET[spec.id] = met
+    return _MET[spec.id]
+
+
+def case_design(spec: Spec) -> dict:
+    """The index's account of a spec's cases: each optional feature and the cases that exercise it
+    alone; each boundary value and the cases on it and on each side (derivations/boundaries.py)."""
+    cases = [b.build(spec.defaults()) for b in all_cases(spec)]
+    return {"features_alone": {f: ids[0] if ids else None for f, ids in coverage(spec, cases).items()},
+            **({"features_not_generated": dict(spec.ungenerated_features)} if spec.ungenerated_features else {}),
+            "boundaries": boundaries_document(spec, cases, _met(spec, cases))}
+
+
 def index_document(specs: Iterable[Spec]) -> dict:
-    """The index of ``specs``: built from the specs alone (no evaluation). Each spec's folder holds
-    its own (``<spec>/index.json``, the index of that one spec), so that adding a spec adds a
-    folder and changes no file of another."""
+    """The index of ``specs``, built from the specs (the boundaries' coverage evaluates the spec
+    rule along its cases, unless this run's spec_documents did). Each spec's folder holds its own
+    (``<spec>/index.json``, the index of that one spec), so that adding a spec adds a folder and
+    changes no file of another."""
     out = {"schema": SCHEMA_ID, "specs": {}}
     for spec in specs:
         out["specs"][spec.id] = {
@@ -257,10 +282,12 @@ def index_document(specs: Iterable[Spec]) -> dict:
             **({"kind": spec.kind} if getattr(spec, "kind", "update") != "update" else {}),  # closed_loop
             "hyperparameters": hyperparameters_document(spec),
             "implementations": [i.document() for i in spec.implementations],
-            "cases": [c.id for c in spec.cases],
+            "cases": [c.id for c in all_cases(spec)] if getattr(spec, "kind", "update") == "update"
+            else [c.id for c in spec.cases],
             "variants": [{**variant_meta(v), "file": f"{spec.id}/{v.id}.json",
                           "lines": changed_lines_text(spec.rule, v.rule_for(spec.rule))}
                          for v in spec.variants],
+            **(case_design(spec) if getattr(spec, "kind", "update") == "update" else {}),
         }
     return out
 

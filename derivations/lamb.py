@@ -291,6 +291,10 @@ SPEC = Spec(
     id="lamb",
     title="LAMB",
     rule=RULE,
+    unreachable_boundaries={
+        "trust_ratio: Eq(Norm(theta), 0) on": "gap: needs a parameter tensor exactly zero (trust ratio 1)",
+        "trust_ratio: Eq(Norm(u), 0) on": "gap: needs an update tensor exactly zero (trust ratio 1)",
+    },
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,

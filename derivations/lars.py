@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .cases import CaseBuilder, HyperparameterChange
+from .cases import CaseBuilder, HyperparameterChange, ZerosCaseBuilder
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, ndim, t, theta
 from .spec import Implementation, Spec
@@ -257,6 +257,17 @@ CASES = (
         groups=[(("scalar", "vector"), {}),
                 (("matrix",), {"lr": "0.25", "momentum": "0.5", "weight_decay": "0", "trust_coefficient": "0.125"})],
         no_grad={"scalar": [1, 2], "vector": [3], "matrix": [4, 5]},
+    ),
+    ZerosCaseBuilder(
+        id="lars/zero_norms",
+        title="a tensor of zeros, and a gradient of zeros",
+        purpose="‖θ‖ = 0 (the scalar starts at 0) and ‖g‖ = 0 (the vector's gradient on step 2): the "
+        "trust ratio's guard gives 1 instead of 0/0 or a zero step",
+        hyperparameters={"lr": "0.5", "momentum": "0.75", "weight_decay": "0.25", "trust_coefficient": "0.25"},
+        grad_exponents=[0] * 4,
+        seed=3109,
+        zero_params=("scalar",),
+        zero_grads={"vector": (2,)},
     ),
     CaseBuilder(
         id="lars/resume",

@@ -94,6 +94,11 @@ SPEC = Spec(
     id="lookahead_adam",
     title="Lookahead (Adam)",
     rule=RULE,
+    grad_none_last_step_only="the sync_before_count variant (torch_optimizer) is derived with its no-op first sync "
+    "at call 1 for every param; a param without a gradient then is not modelled (docs/findings.md)",
+    unreachable_boundaries={
+        "amsgrad: Max(v, v_max) below": "gap: no case runs AMSGrad with shrinking gradients (adam/amsgrad_shrinking_gradients covers the inner rule)",
+    },
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,

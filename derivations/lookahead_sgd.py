@@ -23,9 +23,11 @@ reset, pytorch_optimizer's momentum reset).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import sympy as sp
 
+from .boundaries import COUNTED
 from .cases import CaseBuilder, HyperparameterChange
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, steps_taken, t, theta
@@ -65,10 +67,20 @@ def lookahead(inner: Rule, id: str, title: str) -> Rule:
                 state=inner.state + (SLOW,), body=body)
 
 
+_CREATED = StateVar("slow_created", sp.Symbol("created", nonnegative=True), sp.Integer(0),
+                    "1 once the param's φ exists (timm: lookahead_slow_buff in its state)",
+                    kept_when=lambda hp: False)
+
+
 def _lazy_init(r: Rule) -> Rule:
-    """timm: φ is created at the first sync (call k) from the current fast weights: a no-op sync."""
+    """timm: φ is created from the current fast weights at the param's first sync *with a
+    gradient* (call k, or a later one if the param had none at call k): a no-op sync."""
+    created = _CREATED.symbol
+    r = replace(r, state=r.state + (_CREATED,))
     return r.remove("slow_init").replace(
-        "sync_fast", sp.Piecewise((theta, sp.Eq(steps_taken, k)), (_PULL, SYNC), (theta, True)))
+        "sync_fast", sp.Piecewise((theta, sp.And(SYNC, sp.Eq(created, 0))), (_PULL, SYNC), (theta, True))
+    ).insert_after("sync_slow", Assign("slow_created", created, sp.Piecewise((1, SYNC), (created, True)),
+                                       "φ exists from the first sync on"))
 
 
 _EARLY = sp.Eq(sp.Mod(steps_taken - 1, k), 0)  # calls 1, k + 1, 2k + 1, …
@@ -101,7 +113,8 @@ def variants(spec_id: str, inner_state: tuple[StateVar, ...]) -> tuple[Variant, 
         Variant(
             id=f"{spec_id}.lazy_slow_init",
             title="slow weights created at the first sync (its pull-back is a no-op)",
-            summary="φ ← θ_k at the first sync (call k) instead of φ₀ = θ₀: the first sync leaves θ_k as it is",
+            summary="φ ← θ at the param's first sync with a gradient (call k, or later if it had none then) "
+            "instead of φ₀ = θ₀: that sync leaves θ as it is",
             who="timm Lookahead",
             sources=(f"{SOURCES_TIMM} (lookahead_slow_buff created from fast_p inside update_slow)",),
             delta=_lazy_init,
@@ -246,6 +259,11 @@ SPEC = Spec(
     id="lookahead_sgd",
     title="Lookahead (SGD)",
     rule=RULE,
+    grad_none_last_step_only="the sync_before_count variant (torch_optimizer) is derived with its no-op first sync "
+    "at call 1 for every param; a param without a gradient then is not modelled (docs/findings.md)",
+    unreachable_boundaries={
+        "momentum: Eq(t, 1) below": COUNTED,
+    },
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,

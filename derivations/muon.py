@@ -259,7 +259,7 @@ RULE = Rule(
         Hyperparameter("lr", lr, 1e-3, doc="learning rate γ (scaled by √max(1, A/B) for an A×B matrix)"),
         Hyperparameter("weight_decay", lam, 0.1, neutral=0, doc="decoupled weight decay λ (θ ← θ·(1 − γλ))"),
         Hyperparameter("momentum", mu, 0.95, neutral=0, doc="momentum μ of the buffer B ← B + (1 − μ)(g − B)"),
-        Hyperparameter("nesterov", nesterov, True, neutral=False, boolean=True,
+        Hyperparameter("nesterov", nesterov, True, neutral=False, boolean=True, requires=("momentum",),
                        doc="use the Nesterov direction g + μ(B − g) instead of B"),
         Hyperparameter("ns_coefficients", (a_ns, b_ns, c_ns), (3.4445, -4.775, 2.0315),
                        doc="(a, b, c) of the Newton–Schulz step X ← aX + (bA + cA²)X, A = XXᵀ"),
@@ -520,6 +520,9 @@ SPEC = Spec(
     title="Muon",
     torch_class="torch.optim.Muon",
     rule=RULE,
+    unreachable_boundaries={
+        "update: Eq(adjust_lr_fn, 2) above": "adjust_lr_fn is a choice with indices 0..2: nothing lies above the last",
+    },
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,

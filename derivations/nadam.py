@@ -61,6 +61,7 @@ RULE = Rule(
         Hyperparameter("momentum_decay", psi, 4e-3,
                        doc="momentum decay ψ of the schedule μ_t = β₁·(1 − ½·0.96^(tψ))"),
         Hyperparameter("decoupled_weight_decay", decoupled, False, neutral=False, boolean=True,
+                       requires=("weight_decay",),
                        doc="decoupled weight decay θ ← θ·(1 − γλ) (NAdamW) instead of L2"),
         Hyperparameter("maximize", maximize, False, neutral=False, boolean=True,
                        doc="ascend the objective instead of descending"),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .adam import beta1, beta2, eps, lam, lr, m, v
+from .boundaries import COUNTED
 from .cases import CaseBuilder, HyperparameterChange
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
@@ -204,6 +205,10 @@ SPEC = Spec(
     id="novograd",
     title="NovoGrad",
     rule=RULE,
+    unreachable_boundaries={
+        "second_moment: Eq(t, 1) below": COUNTED,
+        "first_moment: Eq(t, 1) below": COUNTED,
+    },
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,

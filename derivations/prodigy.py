@@ -32,6 +32,7 @@ import numpy as np
 import sympy as sp
 
 from .adam import beta1, beta2, eps, lam, lr, m, v
+from .boundaries import COUNTED
 from .cases import CaseBuilder, HyperparameterChange
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, steps_taken, t, theta
@@ -325,6 +326,8 @@ CASES = (
     ),
 )
 
+_S_ZERO = ("open (not generated yet): S = 0 needs every gradient 0 so far (prodigyopt then returns early); the evaluator computes the tensor estimate d_coef·r/S before the rule's guard and divides by 0 (docs/findings.md)")
+
 SPEC = Spec(
     id="prodigy",
     title="Prodigy",
@@ -332,6 +335,14 @@ SPEC = Spec(
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,
+    ungenerated_features={"param_groups": "D, r and k are one per optimizer (prodigyopt keeps them in every "
+                          "group, read from the first) while the NumPy candidate protocol builds one optimizer "
+                          "per group: a second group would get its own D (see the module's docstring)"},
+    unreachable_boundaries={
+        "anchor: Eq(t, 1) below": COUNTED,
+        "estimate: Eq(S, 0) on": _S_ZERO,
+        "update: Eq(S, 0) on": _S_ZERO,
+    },
     torch_class=None,
     implementations=(
         Implementation("prodigyopt", "prodigyopt.Prodigy",

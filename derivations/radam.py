@@ -34,7 +34,7 @@ from fractions import Fraction
 import sympy as sp
 
 from .adam import beta1, beta2, eps, lam, lr, m, m_hat, maximize, v
-from .cases import CaseBuilder, HyperparameterChange
+from .cases import CaseBuilder, HyperparameterChange, long_horizon
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
 from .spec import Implementation, Spec
@@ -73,6 +73,7 @@ RULE = Rule(
         Hyperparameter("weight_decay", lam, 0, neutral=0,
                        doc="weight decay λ: L2 (added to the gradient) or decoupled"),
         Hyperparameter("decoupled_weight_decay", decoupled, False, neutral=False, boolean=True,
+                       requires=("weight_decay",),
                        doc="decoupled weight decay θ ← θ·(1 − γλ) (RAdamW) instead of L2"),
         Hyperparameter("maximize", maximize, False, neutral=False, boolean=True,
                        doc="ascend the objective instead of descending"),
@@ -319,6 +320,9 @@ CASES = (
         seed=608,
         reload_before=[6],
     ),
+    long_horizon("radam", {"lr": "0.001"}, 609,
+                 "ρ_t near ρ_∞ at t = 10³, the rectification r_t and the bias correction 1 − β₂ᵗ ≈ 0.63 "
+                 "(the first 7 steps checked too: ρ_t crosses 4 and 5 there)", head=7),
 )
 
 SPEC = Spec(
@@ -326,6 +330,10 @@ SPEC = Spec(
     title="RAdam",
     torch_class="torch.optim.RAdam",
     rule=RULE,
+    unreachable_boundaries={
+        "rectification: rho > 5 on": "ρ_t = 5 exactly needs β₂ a root of a polynomial, not a double; in a dtype ρ_t may round to 5.0 (not generated: see findings)",
+        "update: rho > 5 on": "as rectification",
+    },
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,

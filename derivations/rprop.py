@@ -307,6 +307,9 @@ SPEC = Spec(
     title="Rprop",
     torch_class="torch.optim.Rprop",
     rule=RULE,
+    unreachable_boundaries={
+        "step_size: g*g_prev < 0 above": "evaluated only when g·g_prev > 0 is false: g·g_prev ≤ 0 there",
+    },
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,

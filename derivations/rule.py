@@ -77,6 +77,9 @@ class Hyperparameter:
     integer: bool = False  # a count (Muon's ns_steps): an integer, not a decimal
     # a named choice (Muon's adjust_lr_fn): the symbol takes the index of the value in ``choices``
     choices: tuple[object, ...] = ()
+    # settings this one acts through (SGD's nesterov needs a momentum): a case that turns this
+    # feature on alone turns these on too (derivations/feature_cases.py)
+    requires: tuple[str, ...] = ()
 
     @property
     def symbol_tuple(self) -> tuple[sp.Symbol, ...]:

@@ -43,6 +43,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .adam import beta1, beta2, eps, lam, lr, v, v_hat
+from .boundaries import COUNTED
 from .cases import CaseBuilder, HyperparameterChange
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
@@ -356,6 +357,12 @@ SPEC = Spec(
     id="schedulefree_adamw",
     title="Schedule-Free AdamW",
     rule=RULE,
+    grad_none_last_step_only="the rule keeps the libraries' per-group counters (k, γ_max, Σw) per param: a "
+    "param without a gradient while its group steps would desynchronise them (finding, docs/findings.md)",
+    unreachable_boundaries={
+        "initial_z: Eq(t, 1) below": COUNTED,
+        "initial_x: Eq(t, 1) below": COUNTED,
+    },
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,

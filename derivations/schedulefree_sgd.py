@@ -27,6 +27,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .adam import lam, lr
+from .boundaries import COUNTED
 from .cases import CaseBuilder, HyperparameterChange
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, Variant, g, t, theta
@@ -227,6 +228,13 @@ SPEC = Spec(
     id="schedulefree_sgd",
     title="Schedule-Free SGD",
     rule=RULE,
+    grad_none_last_step_only="the rule keeps the libraries' per-group counters (k, γ_max, Σw) per param: a "
+    "param without a gradient while its group steps would desynchronise them (finding, docs/findings.md)",
+    unreachable_boundaries={
+        "momentum = 0 on": "schedule-free's momentum is the interpolation β of y = (1 − β)·z + β·x: the libraries require 0 < β < 1",
+        "initial_z: Eq(t, 1) below": COUNTED,
+        "initial_x: Eq(t, 1) below": COUNTED,
+    },
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sympy as sp
 
+from .boundaries import COUNTED
 from .cases import CaseBuilder, HyperparameterChange
 from .keras_conventions import KERAS_SOURCES, keras_conventions
 from .proofs import ClosedForm
@@ -33,9 +34,9 @@ RULE = Rule(
     hyperparameters=(
         Hyperparameter("lr", lr, 1e-3, doc="learning rate γ"),
         Hyperparameter("momentum", mu, 0, neutral=0, doc="momentum factor μ"),
-        Hyperparameter("dampening", tau, 0, neutral=0, doc="dampening τ of the momentum"),
+        Hyperparameter("dampening", tau, 0, neutral=0, requires=("momentum",), doc="dampening τ of the momentum"),
         Hyperparameter("weight_decay", lam, 0, neutral=0, doc="L2 penalty λ (added to the gradient)"),
-        Hyperparameter("nesterov", nesterov, False, neutral=False, boolean=True,
+        Hyperparameter("nesterov", nesterov, False, neutral=False, boolean=True, requires=("momentum",),
                        doc="use the Nesterov direction g + μ·b"),
         Hyperparameter("maximize", maximize, False, neutral=False, boolean=True,
                        doc="ascend the objective instead of descending"),
@@ -299,6 +300,9 @@ SPEC = Spec(
     title="SGD",
     torch_class="torch.optim.SGD",
     rule=RULE,
+    unreachable_boundaries={
+        "momentum: Eq(t, 1) below": COUNTED,
+    },
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,

@@ -80,6 +80,7 @@ import numpy as np
 import sympy as sp
 
 from .adam import beta1, beta2, eps, lam, lr, m, v
+from .boundaries import COUNTED
 from .cases import CaseBuilder, HyperparameterChange
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, steps_taken, t, theta
@@ -720,6 +721,14 @@ SPEC = Spec(
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,
+    unreachable_boundaries={
+        "initialising: Eq(t, 1) below": COUNTED,
+        **{f"{line}: Eq(z, 1) above": "z is 1 on the step that only builds the preconditioner and 0 on the "
+           "others: never above 1" for line in ("first_moment", "second_moment", "update", "weight_decay")},
+    },
+    reseeded={"soap/boundary_weight_decay_above_1": (
+        310152, "the seed its place gives (310151) draws gradients whose preconditioner eigenvalues are "
+        "not 1 % apart (_check_separated): the eigenvector order would be undefined")},
     torch_class=None,
     implementations=(
         Implementation("pytorch-optimizer", "pytorch_optimizer.SOAP",

@@ -40,6 +40,16 @@ class Spec:
     torch_class: str | None = None
     # implementations in other libraries (the board checks each)
     implementations: tuple[Implementation, ...] = ()
+    # boundary sides no case can reach, by "<boundary key> <side>" (derivations/boundaries.py): the reason
+    unreachable_boundaries: Mapping[str, str] = field(default_factory=dict)
+    # why the generated grad_none case may drop gradients on the last step only (a known limit of
+    # the derivation: see docs/findings.md), or "" (it drops them mid-trajectory)
+    grad_none_last_step_only: str = ""
+    # optional features (feature_cases.py) no generated case exercises alone: feature -> why
+    ungenerated_features: Mapping[str, str] = field(default_factory=dict)
+    # generated cases (feature_cases.py, boundaries.py) drawn with another seed than their place
+    # gives them: case id -> (seed, why), e.g. a draw that breaks a precondition of the derivation
+    reseeded: Mapping[str, tuple[int, str]] = field(default_factory=dict)
 
     def defaults(self) -> dict[str, object]:
         """torch's defaults, as case inputs (decimals as strings)."""

@@ -15,9 +15,21 @@ import optimizer_conformance.reference  # noqa: F401
 import pytest
 import torch  # noqa: F401
 from optimizer_conformance.conformance.diagnosis import shown_matches
+from optimizer_conformance.conformance.golden import index
+from optimizer_conformance.conformance.kinds import load_spec
 
 TORCH_IMPLS = [{"foreach": False}, {"foreach": True}, {"fused": True}]
 
+
+
+# the hand-written cases (the generated ones are tested in test_case_design.py)
+GENERATED = ("/only_", "/boundary_", "long_horizon", "resumed_at_large_t")
+HAND_WRITTEN = "not only_ and not boundary_ and not long_horizon and not resumed_at_large_t"
+
+
+def _items(spec_id: str) -> int:
+    """The verdict's items for a spec: every case in float32 and float64."""
+    return 2 * len(index()["specs"][spec_id]["cases"])
 
 def _warm_up_torch() -> None:
     """Build and step every optimizer once: torch imports dynamo and friends lazily on first use,
@@ -101,7 +113,7 @@ def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 @pytest.mark.parametrize("cls", ["SGD", "Adam", "AdamW"])
 def test_torch_optim_conforms(pytester, cls, kwargs):
     result = _run(pytester, f"--optimizer=torch.optim.{cls}", f"--optimizer-kwargs={json.dumps(kwargs)}")
-    result.assert_outcomes(passed=16)
+    result.assert_outcomes(passed=_items(cls.lower()))
     result.stdout.fnmatch_lines(["*verdict: CONFORMS*"])
 
 
@@ -109,7 +121,7 @@ def test_torch_optim_conforms(pytester, cls, kwargs):
 def test_adam_with_decoupled_weight_decay_is_adamw(pytester, kwargs):
     kw = json.dumps({"decoupled_weight_decay": True, **kwargs})
     result = _run(pytester, "--optimizer=torch.optim.Adam", "--optimizer-spec=adamw", f"--optimizer-kwargs={kw}")
-    result.assert_outcomes(passed=16)
+    result.assert_outcomes(passed=_items("adamw"))
 
 
 def test_foreach_sgd_grad_mutation_is_reported_as_a_finding(pytester):
@@ -208,19 +220,21 @@ def test_keras_style_adam_fails_and_is_named(pytester):
 @pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW"])
 def test_reference_passes_as_a_numpy_candidate(pytester, name):
     result = _run(pytester, f"--optimizer=optimizer_conformance.reference.{name}")
-    result.assert_outcomes(passed=16)
+    result.assert_outcomes(passed=_items(name.lower()))
 
 
 def test_numpy_candidate_missing_features_skips_with_reasons(pytester):
     pytester.makepyfile(np_adam=NUMPY_NO_AMSGRAD)
     pytester.syspathinsert()
-    result = _run(pytester, "--optimizer=np_adam.Adam", "-rs")
+    result = _run(pytester, "--optimizer=np_adam.Adam", "-rs", "-k", HAND_WRITTEN)
     out = result.stdout.str()
     assert result.ret == 0, out
     assert "candidate does not accept 'amsgrad' (this case sets amsgrad=True)" in out
     assert "candidate does not accept 'weight_decay' (this case sets weight_decay=0.25)" in out
     # cases whose features it lacks are skipped (with the reason); the others must pass
-    result.assert_outcomes(passed=6, skipped=10)
+    hand = [c for c in load_spec("adam").cases if not any(g in c.id for g in GENERATED)]
+    lacking = 2 * sum(bool({"amsgrad", "weight_decay"} & set(c.features)) for c in hand)
+    result.assert_outcomes(passed=2 * len(hand) - lacking, skipped=lacking)
     result.stdout.fnmatch_lines(["*verdict: CONFORMS*"])
 
 
@@ -294,7 +308,8 @@ def test_plugin_is_inert_without_the_option(pytester):
 def test_option_replaces_the_user_tests(pytester):
     pytester.makepyfile(test_user="def test_one():\n    raise AssertionError('must not run')\n")
     result = _run(pytester, "--optimizer=torch.optim.SGD", "-k", "momentum and float64")
-    result.assert_outcomes(passed=7)  # every case with the momentum feature, float64 only
+    # every case with the momentum feature or named after it, float64 only
+    result.assert_outcomes(passed=sum("momentum" in c.features or "momentum" in c.id for c in load_spec("sgd").cases))
 
 
 # -- generation-time libraries stay out of the checking path ---------------------------------------
@@ -331,8 +346,9 @@ def test_conformance_package_never_imports_generation_code():
 def test_xdist_gives_the_same_verdict(pytester):
     pytest.importorskip("xdist")
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-n", "2", "--optimizer=torch.optim.Adam")
-    result.assert_outcomes(passed=16)
-    result.stdout.fnmatch_lines(["*16 passed, 0 failed, 0 skipped*", "*verdict: CONFORMS*"])
+    n = _items("adam")
+    result.assert_outcomes(passed=n)
+    result.stdout.fnmatch_lines([f"*{n} passed, 0 failed, 0 skipped*", "*verdict: CONFORMS*"])
 
 
 # -- a misbehaving candidate gets a verdict, never a crash of the harness --------------------------

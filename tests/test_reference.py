@@ -94,6 +94,12 @@ def _drive(cls, case: Case, dtype: str = "float64"):
         cls([arrays[n] for n in g.params], **hp)
         for g, hp in zip(case.groups, settings_, strict=True)
     ]
+    for opt, group in zip(opts, case.groups, strict=True):  # a resume at a large step count
+        if case.initial_state:
+            sd = opt.state_dict()
+            sd["state"] = [{k: v if isinstance(v, int) else v.astype(dtype).reshape(arrays[n].shape)
+                            for k, v in case.initial_state.get(n, {}).items()} for n in group.params]
+            opt.load_state_dict(sd)
     params = {n: [a.astype(np.float64).ravel().copy()] for n, a in arrays.items()}
     states: list[dict[str, dict]] = []
     for step in case.steps:
@@ -139,6 +145,8 @@ def test_golden_case_float64_within_1e13(spec_id: str, case_id: str) -> None:
     case = _case(spec_id, case_id)
     params, states = _drive(CLASSES[spec_id], case)
     for t in range(1, case.n_steps + 1):
+        if all(np.isnan(e[t]).all() for e in case.expected.values()):
+            continue  # a long horizon's repeated step before its last: not checked
         for name, expected in case.expected.items():
             err = _relative_error(params[name][t], expected[t])
             assert err < 1e-13, f"{case_id} step {t}, {name}: relative error {err:.3g}"

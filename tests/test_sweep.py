@@ -18,7 +18,11 @@ def test_asgd_passes_everywhere_and_names_its_acceptable_variants():
         (i, d) for i in ("forloop", "foreach") for d in ("float32", "float64")}
     assert all(r.verdict == "pass" and r.failed == 0 and r.worst <= 1 for r in runs)
     f64 = {r.implementation: r.accepted for r in runs if r.dtype == "float64"}
-    assert f64 == {"forloop": ["asgd.float32_eta_mu"], "foreach": ["asgd.float32_eta_arithmetic"]}
+    assert f64["forloop"] == ["asgd.float32_eta_mu"]
+    # foreach computes η in float32 arithmetic; on a case where the two acceptable variants agree
+    # within tolerance (a generated one) the first listed is reported as well
+    assert "asgd.float32_eta_arithmetic" in f64["foreach"]
+    assert set(f64["foreach"]) <= {"asgd.float32_eta_arithmetic", "asgd.float32_eta_mu"}
     text = table(runs, markdown=True)
     assert "pass (acceptable)" in text and "asgd.float32_eta_mu" in text
 
