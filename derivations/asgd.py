@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .cases import CaseBuilder, HyperparameterChange
+from .cases import CaseBuilder, HyperparameterChange, long_horizon
 from .proofs import ClosedForm
 from .rule import F32, Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
 from .spec import Spec
@@ -264,6 +264,9 @@ CASES = (
         seed=707,
         reload_before=[4],
     ),
+    long_horizon("asgd", {"lr": "0.25", "lambd": "0.015625", "t0": "500"}, 708,
+                 "η = γ/(1 + λγt)^α at t = 10³ (a 3.3-fold decay) and the running average μ = 1/(t − t0) "
+                 "of the iterates from step 502 on: at t = 10³ the mean of 499 iterates"),
 )
 
 SPEC = Spec(

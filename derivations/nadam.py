@@ -29,7 +29,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .adam import beta1, beta2, eps, lam, lr, m, maximize, v, v_hat
-from .cases import CaseBuilder, HyperparameterChange
+from .cases import CaseBuilder, HyperparameterChange, long_horizon
 from .proofs import ClosedForm
 from .rule import F32, Assign, Hyperparameter, Rule, StateVar, Variant, g, reloaded, t, theta
 from .spec import Implementation, Spec
@@ -267,6 +267,10 @@ CASES = (
         seed=558,
         reload_before=[3],
     ),
+    long_horizon("nadam", {"lr": "0.001"}, 559,
+                 "the momentum schedule μ_t = β₁(1 − ½·0.96^(tψ)) at t = 10³ (0.96⁴: still moving) and the "
+                 "μ product after 10³ factors (about β₁¹⁰⁰⁰, below float32's normal range: a product kept "
+                 "in float32 underflows, and 1 − Πμ is 1 either way)"),
 )
 
 SPEC = Spec(

@@ -41,9 +41,10 @@ def test_cuda_without_cuda_skips_every_case_with_the_reason(pytester):
     result = _run(pytester, "--optimizer=torch.optim.Adam", "--optimizer-device=cuda", "--optimizer-contract", "-rs")
     outcomes = result.parseoutcomes()
     assert result.ret == pytest.ExitCode.OK
-    assert outcomes.get("skipped", 0) == 16 + 26 and "passed" not in outcomes and "failed" not in outcomes
+    runs = 2 * len(load_spec("adam").cases)  # every case in both dtypes
+    assert outcomes.get("skipped", 0) == runs + 26 and "passed" not in outcomes and "failed" not in outcomes
     result.stdout.fnmatch_lines(["*verdict: NOT CHECKED*CUDA is not available*"])
-    result.stdout.fnmatch_lines(["SKIPPED [[]16[]]*--optimizer-device=cuda: CUDA is not available on this machine"])
+    result.stdout.fnmatch_lines([f"SKIPPED [[]{runs}[]]*--optimizer-device=cuda: CUDA is not available on this machine"])
 
 
 @pytest.mark.skipif(HAS_CUDA, reason="this machine has CUDA")
@@ -165,7 +166,7 @@ def test_torch_optim_conforms_on_cuda_with_graph_cases(pytester, cls, kwargs):
     result = _run(pytester, f"--optimizer=torch.optim.{cls}", "--optimizer-device=cuda",
                   f"--optimizer-kwargs={json.dumps(kwargs)}")
     # the graph cases are built with capturable=True on top of the given flags (fused Adam takes it)
-    result.assert_outcomes(passed=16 + n_graph)
+    result.assert_outcomes(passed=2 * len(load_spec(cls.lower()).cases) + n_graph)
     result.stdout.fnmatch_lines(["*verdict: CONFORMS*", "*cuda_graph*"])
 
 
@@ -174,7 +175,7 @@ def test_sgd_on_cuda_has_no_graph_cases_and_conforms(pytester):
     for kwargs in ({"foreach": False}, {"foreach": True}, {"fused": True}):
         result = _run(pytester, "--optimizer=torch.optim.SGD", "--optimizer-device=cuda",
                       f"--optimizer-kwargs={json.dumps(kwargs)}")
-        result.assert_outcomes(passed=16)
+        result.assert_outcomes(passed=2 * len(load_spec("sgd").cases))
 
 
 @needs_cuda
