@@ -17,8 +17,8 @@ import sys
 from .golden import index
 from .kinds import load_spec
 
-COLUMNS = ("spec", "cases (own + one-feature + boundary)", "features alone", "boundary sides covered",
-           "unreachable (reason in the index)", "open", "longest horizon")
+COLUMNS = ("spec", "cases: own + feature + boundary", "features alone", "boundary sides covered",
+           "longest horizon")
 
 
 def row(spec_id: str) -> tuple[str, ...]:
@@ -41,13 +41,14 @@ def row(spec_id: str) -> tuple[str, ...]:
     steps = max(c.n_steps for c in cases)
     start = max((int(st.get("step", 0)) for c in cases for st in getattr(c, "initial_state", {}).values()),
                 default=0)
-    horizon = f"{steps} steps" + (f"; resumed at t = {start:,}".replace(",", " ") if start else "")
+    horizon = f"{steps} steps" + (f"; resumed at t = {start:,}".replace(",", "\u202f") if start else "")
     return (spec_id, f"{len(ids)} ({len(ids) - only - boundary} + {only} + {boundary})",
-            (f"{alone} of {len(features)}" + (f" ({len(meta['features_not_generated'])} not generated: reason in "
-                                               "the index)" if meta.get("features_not_generated") else ""))
+            (f"{alone} of {len(features)}" + (f" ({len(meta['features_not_generated'])} not generated)"
+                                               if meta.get("features_not_generated") else ""))
             if features else "—",
-            f"{covered} of {covered + unreachable + open_}" if meta.get("boundaries") else "—",
-            str(unreachable), str(open_), horizon)
+            (f"{covered} of {covered + unreachable + open_}" + (f"; {unreachable} unreachable" if unreachable else "")
+             + (f"; {open_} open" if open_ else "")) if meta.get("boundaries") else "—",
+            horizon)
 
 
 def table() -> str:
@@ -70,7 +71,12 @@ def page() -> str:
             "Piecewise condition) are covered when a case's exact trajectory meets each side; the "
             "golden index lists every boundary with the case covering each side, or the spec's reason "
             "why none can. Long horizons reach t = 10³ by stepping (one repeated step, stored once) "
-            "and t = 10⁶ by resuming from an injected state.\n\n" + table() + "\n")
+            "and t = 10⁶ by resuming from an injected state.\n\n"
+            "Columns: the spec's cases, as its own + the one-feature ones + the boundary ones; the "
+            "optional features exercised alone (a feature not generated has its reason in the index); "
+            "the boundary sides a case stands on, of all, with those no case can reach (the spec's reason "
+            "is in the index) and those still open; the most steps of a case, and the largest step count a case "
+            "resumes from.\n\n" + table() + "\n")
 
 
 def main() -> int:
