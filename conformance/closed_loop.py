@@ -57,10 +57,10 @@ from .golden import (
     variant_infos,
 )
 from .scoring import (
-    CANNOT_CONSTRUCT,
     CandidateBroke,
     CaseResult,
     Divergence,
+    build_driver,
     checked_params,
     compare,
     exc_line,
@@ -342,15 +342,9 @@ def run_case(cand: Candidate, spec: Spec, case: ClosedLoopCase, dtype: str, devi
     if why:
         res.outcome, res.reason = "skipped", why
         return res
-    try:
-        driver = (make_driver or (TorchClosedLoop if cand.api == "torch" else NumpyClosedLoop))(
-            cand, spec, case, dtype, device)
-    except CaseSkipped as exc:
-        res.outcome, res.reason = "skipped", str(exc)
-        return res
-    except Exception as exc:  # the candidate's constructor
-        res.outcome, res.reason = "failed", f"{CANNOT_CONSTRUCT}: {exc_line(exc)}"
-        res.params_conform = False
+    driver = build_driver(res, lambda: (make_driver or (TorchClosedLoop if cand.api == "torch" else NumpyClosedLoop))(
+        cand, spec, case, dtype, device))
+    if driver is None:
         return res
     actual = {p.name: [p.initial.copy()] for p in case.params}
     losses: list[float] = []

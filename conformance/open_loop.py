@@ -34,10 +34,10 @@ from .golden import (
     variant_infos,
 )
 from .scoring import (
-    CANNOT_CONSTRUCT,
     CandidateBroke,
     CaseResult,
     Divergence,
+    build_driver,
     checked_params,
     compare,
     exc_line,
@@ -252,14 +252,8 @@ def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = 
     shapes = {p.name: p.shape for p in case.params}
     actual = {p.name: [p.initial.copy()] for p in case.params}
     state_rows: dict[str, dict[str, list[np.ndarray]]] = {p.name: {} for p in case.params}
-    try:
-        drv = (make_driver or driver)(cand, spec, case, dtype, device, mode)
-    except CaseSkipped as exc:
-        res.outcome, res.reason = "skipped", str(exc)
-        return res
-    except Exception as exc:  # the candidate's constructor
-        res.outcome, res.reason = "failed", f"{CANNOT_CONSTRUCT}: {exc_line(exc)}"
-        res.params_conform = False  # nothing ran: no trajectory to vouch for
+    drv = build_driver(res, lambda: (make_driver or driver)(cand, spec, case, dtype, device, mode))
+    if drv is None:
         return res
     if case.initial_state:
         try:

@@ -152,3 +152,20 @@ def exc_line(exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
     return f"{type(exc).__name__}: {exc}{where}"
+
+
+def build_driver(res: CaseResult, build):
+    """``build()`` (a driver: the candidate built with the case's settings), or None with ``res``
+    settled: skipped with the driver's reason (:class:`~.candidates.CaseSkipped`), or failed with
+    "cannot construct: <error>" when the candidate's constructor raised (nothing ran)."""
+    from .candidates import CaseSkipped
+
+    try:
+        return build()
+    except CaseSkipped as exc:
+        res.outcome, res.reason = "skipped", str(exc)
+    except Exception as exc:  # the candidate's constructor
+        res.outcome, res.reason = "failed", f"{CANNOT_CONSTRUCT}: {exc_line(exc)}"
+        res.params_conform = False  # nothing ran: no trajectory to vouch for
+    return None
+
