@@ -63,6 +63,20 @@ __all__ = ["UNSUPPORTED", "local_gradient", "mode_name", "parse_mode", "run_rank
 WRAPPERS = ("ddp", "zero", "fsdp", "own")
 
 
+# Issue 13's generated cases (one feature alone, boundary values, a state injected at t = 10⁶) are
+# not run under the wrappers yet: injecting a state needs ZeRO's consolidation and FSDP2's sharded
+# state_dict, and a kwargs-forwarding factory under "own" is built without a setting the case puts
+# at its neutral value (AdamW's weight_decay = 0 left at its default 0.01). Open in issue 14.
+GENERATED_NOT_YET = ("generated case (one feature alone, a boundary value or an injected state): not run under "
+                     "--optimizer-distributed yet (state injection through the wrappers and the settings a "
+                     "factory forwards are open)")
+
+
+def generated_case(case: Case) -> bool:
+    name = case.id.split("/", 1)[1]
+    return name.startswith(("only_", "boundary_")) or bool(getattr(case, "initial_state", None))
+
+
 def mode_name(wrapper: str, world_size: int) -> str:
     """The mode of a distributed case run (its item id: ``adam/defaults[float32-cpu-ddp-ws2]``)."""
     return f"{wrapper}-ws{world_size}"
@@ -112,6 +126,8 @@ class DistributedDriver(WrappedParams, TorchDriver):
         self.reloads = 0
         # params given sparse gradients: held in an nn.Embedding(sparse=True) (distributed_wrap.holder)
         self.sparse = frozenset(n for s in case.steps for n, g in s.grads.items() if isinstance(g, SparseGrad))
+        if generated_case(case):
+            raise CaseSkipped(GENERATED_NOT_YET)
         if wrapper == "own" and not takes_process_group(cand.target):
             raise CaseSkipped("--optimizer-distributed=own: the candidate takes no process_group= (nor declares "
                               "conformance_distributed = True): it cannot communicate")
