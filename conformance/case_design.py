@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 
-from .golden import index
+from .golden import generated_kind, index
 from .kinds import load_spec
 
 COLUMNS = ("spec", "cases: own + feature + boundary", "features alone", "boundary sides covered",
@@ -24,8 +24,8 @@ COLUMNS = ("spec", "cases: own + feature + boundary", "features alone", "boundar
 def row(spec_id: str) -> tuple[str, ...]:
     meta = index()["specs"][spec_id]
     ids = meta["cases"]
-    only = sum(1 for c in ids if c.split("/", 1)[1].startswith("only_"))
-    boundary = sum(1 for c in ids if c.split("/", 1)[1].startswith("boundary_"))
+    only = sum(1 for c in ids if generated_kind(c) == "one_feature")
+    boundary = sum(1 for c in ids if generated_kind(c) == "boundary")
     features = meta.get("features_alone", {})
     alone = sum(1 for c in features.values() if c)
     covered = unreachable = open_ = 0

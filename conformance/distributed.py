@@ -56,7 +56,7 @@ from .distributed_wrap import (
     wrap,
 )
 from .drivers import TorchDriver
-from .golden import Case, SparseGrad, Spec
+from .golden import Case, SparseGrad, Spec, generated_kind
 
 __all__ = ["UNSUPPORTED", "local_gradient", "mode_name", "parse_mode", "run_rank_case", "serve_rank"]
 
@@ -76,8 +76,7 @@ GENERATED_NOT_YET = ("generated case (one feature alone, a boundary value, an in
 
 
 def generated_case(case: Case) -> bool:
-    name = case.id.split("/", 1)[1]
-    return (name.startswith(("only_", "boundary_")) or bool(getattr(case, "initial_state", None))
+    return (generated_kind(case.id) is not None or bool(getattr(case, "initial_state", None))
             or case.n_steps >= LONG_HORIZON)
 
 

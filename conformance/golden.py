@@ -290,6 +290,14 @@ def spec_index(spec_id: str) -> dict:
 
 
 @lru_cache(maxsize=1)
+def generated_kind(case_id: str) -> str | None:
+    """Which generated cases ``case_id`` is one of (derivations/feature_cases.py names them
+    ``<spec>/only_<feature>``, derivations/boundaries.py ``<spec>/boundary_<...>``): "one_feature",
+    "boundary", or None for a spec's own case."""
+    name = case_id.split("/", 1)[1]
+    return "one_feature" if name.startswith("only_") else "boundary" if name.startswith("boundary_") else None
+
+
 def spec_ids() -> list[str]:
     """The specs shipped: the folders of the golden folder (no file is parsed here; a folder whose
     index or manifest is missing is refused, naming the file, when its spec is loaded)."""
