@@ -14,15 +14,16 @@ t-th step of a parameter::
     θ ← [θ − γ·m/((1 − β₁ᵗ)·den) − γ·β₂·v/((1 − β₂ᵗ)·den)] / (1 + γλ)     (proximal decay)
     g_prev ← g
 
-The code keeps −g_prev (``state['neg_pre_grad']``); so does the rule. Both libraries and the
-official code count steps per *param group* (``group['step']``), not per parameter: the two agree
-unless a parameter misses a gradient and gets one again later, so the cases only leave gradients
-out on a parameter's last steps (the per-element rule cannot express a group counter).
+The code keeps −g_prev (``state['neg_pre_grad']``); so does the rule. t counts the parameter's own
+steps, as ``torch.optim`` does. Both libraries and the official code count steps per *param group*
+(``group['step']``, advanced on every ``step()`` call): the two agree unless a parameter misses a
+gradient on a call before one it takes, which ``adan/groups_and_missing_grads`` and the generated
+``adan/only_grad_none`` do (:data:`VARIANTS`, ``adan.group_step``).
 
 Variants (:data:`VARIANTS`): the decay applied first as θ(1 − γλ) instead of the proximal division
 (timm ``no_prox=True``, pytorch_optimizer ``weight_decouple=True``), the previous gradient
-initialised to 0 (d₁ = g₁), the bias correction of v left out, and the betas read in the paper's
-convention (β ↔ 1 − β).
+initialised to 0 (d₁ = g₁), the bias correction of v left out, the betas read in the paper's
+convention (β ↔ 1 − β), and the bias corrections counting the group's ``step()`` calls.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from .adam import beta1, beta2, eps, lam, lr, m
 from .boundaries import COUNTED
 from .cases import CaseBuilder, HyperparameterChange
 from .proofs import ClosedForm
-from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
+from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, steps_taken, t, theta
 from .spec import Implementation, Spec
 
 beta3 = sp.Symbol("beta_3", positive=True)  # β₃
@@ -55,7 +56,7 @@ RULE = Rule(
                        doc="proximal weight decay λ: the step is divided by 1 + γλ"),
     ),
     state=(
-        StateVar("step", t, sp.Integer(0), "steps taken (the libraries keep it per param group)",
+        StateVar("step", t, sp.Integer(0), "steps taken by this parameter (the libraries count the group's)",
                  count=True),
         StateVar("exp_avg", m, sp.Integer(0), "first moment m (EMA of g)"),
         StateVar("exp_avg_diff", v, sp.Integer(0), "v: EMA of the gradient difference d"),
@@ -137,6 +138,23 @@ VARIANTS = (
         sources=("lucidrains/Adan-pytorch adan_pytorch/adan.py Adan.step",
                  "arXiv:2208.06677 (Algorithm 1)"),
         delta=_paper_betas,
+    ),
+    Variant(
+        id="adan.group_step",
+        title="one step count per param group for the bias corrections",
+        summary="t in 1 − β₁ᵗ, 1 − β₂ᵗ, 1 − β₃ᵗ = the number of optimizer.step() calls, whether or not the "
+        "param had a gradient; d = 0 still at the param's own first step",
+        who="timm Adan; pytorch_optimizer Adan; sail-sg/Adan (group['step'])",
+        sources=("timm/optim/adan.py Adan.step (group['step'] += 1 before the params are visited; "
+                 "neg_pre_grad = −grad when 'neg_pre_grad' not in state)",
+                 "pytorch_optimizer/optimizer/adan.py Adan.step (group['step'] += 1), Adan.init_group "
+                 "(previous_grad = −grad when the state is created), Adan._step_per_param (self.debias(β, "
+                 "group['step']))",
+                 "sail-sg/Adan adan.py Adan.step"),
+        # once the difference has used the param's own count (d = 0 at its first step), t becomes
+        # the group's: the later lines, and so every bias correction, read it
+        delta=lambda r: r.insert_after(
+            "difference", Assign("group_step", t, steps_taken, "the bias corrections count the group's step() calls")),
     ),
 )
 
@@ -227,16 +245,16 @@ CASES = (
     ),
     CaseBuilder(
         id="adan/groups_and_missing_grads",
-        title="two param groups, and params without a gradient on their last steps",
-        purpose="per-group settings; a param without a grad keeps its value and its state (left out "
-        "only at the end: the libraries count steps per group)",
+        title="two param groups, and params without a gradient on some steps",
+        purpose="per-group settings; a param without a grad keeps its value, its state and its step count "
+        "(a per-group step count bias-corrects with the group's steps instead)",
         hyperparameters={"lr": "0.0625"},
         grad_exponents=[1, 0, 0, -1, -2, -2],
         seed=2205,
         groups=[(("scalar", "vector"), {}),
                 (("matrix",), {"lr": "0.25", "betas": ["0.75", "0.5", "0.875"], "eps": "0.125",
                                "weight_decay": "0.25"})],
-        no_grad={"scalar": [5, 6], "vector": [6]},
+        no_grad={"scalar": [5, 6], "vector": [2, 6], "matrix": [1]},
     ),
     CaseBuilder(
         id="adan/resume",

@@ -14,7 +14,7 @@ import math
 import torch
 from torch import Tensor
 
-from .base import PerParameterOptimizer
+from .base import GlobalStepCounter, PerParameterOptimizer
 
 
 class Adan(PerParameterOptimizer):
@@ -97,6 +97,11 @@ class AdanPaperBetas(Adan):
         return tuple(1 - b for b in group["betas"])
 
 
+class AdanGroupStep(GlobalStepCounter, Adan):
+    """adan.group_step: the bias corrections read the number of step() calls (timm's and
+    pytorch_optimizer's group['step']); the first difference is still 0 (the state is created then)."""
+
+
 CONTROLS: dict[str, type[torch.optim.Optimizer]] = {"adan": Adan}
 
 MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {
@@ -104,4 +109,5 @@ MUTANTS: dict[tuple[str, str], type[torch.optim.Optimizer]] = {
     ("adan", "adan.zero_initial_prev"): AdanZeroInitialPrev,
     ("adan", "adan.no_diff_bias_correction"): AdanNoDiffBiasCorrection,
     ("adan", "adan.paper_beta_convention"): AdanPaperBetas,
+    ("adan", "adan.group_step"): AdanGroupStep,
 }
