@@ -19,13 +19,14 @@ the cases here keep many orders of magnitude above it, so goldens evaluate that 
 
 from __future__ import annotations
 
+import numpy as np
 import sympy as sp
 
 from .cases import CaseBuilder, HyperparameterChange
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, ndim, t, theta
 from .spec import Implementation, Spec
-from .tensor import ColMean, Mean, RowMean
+from .tensor import ColMean, Mean, RowMean, TensorFunction
 
 lr = sp.Symbol("gamma", positive=True)  # γ
 c = sp.Symbol("c", negative=True)  # beta2_decay
@@ -103,6 +104,42 @@ def _in_lines(rule: Rule, labels: tuple[str, ...], substitution: dict) -> Rule:
     return rule
 
 
+class BatchMeanByRow(TensorFunction):
+    r"""``mean_i(x)`` as torch_optimizer broadcasts it: the means over the rows of each batch, taken
+    without ``keepdim`` (shape ``(…, B)``), divided into the row statistics (shape ``(…, B, m)``). The
+    shapes align on the right, so the element in row i of batch (k₀, …, k_{n−3}) reads the mean of
+    batch (k₁, …, k_{n−3}, i): its own batch's on a 2-D param (no batch index) or when B = 1,
+    batch i's when B = m, and torch raises for other shapes (so does :meth:`exact`)."""
+
+    axes = "columns"
+
+    @staticmethod
+    def _by_row(batch_means: np.ndarray) -> np.ndarray:
+        """Each element of the param takes, from ``batch_means`` (constant over the last two dims, as
+        ``mean_i`` of a row statistic is), the value torch_optimizer's broadcast gives it."""
+        if batch_means.ndim < 3:
+            return batch_means
+        per_batch = batch_means[..., 0, 0]
+        per_row = np.broadcast_to(per_batch, batch_means.shape[:-1])  # right-aligned, as torch
+        return np.broadcast_to(per_row[..., None], batch_means.shape)
+
+    @classmethod
+    def exact(cls, x: np.ndarray, *scalars) -> np.ndarray:
+        return cls._by_row(ColMean.exact(x))
+
+    @classmethod
+    def bound(cls, v: np.ndarray, e: np.ndarray, *scalars) -> tuple[np.ndarray, np.ndarray]:
+        mean, err = ColMean.bound(v, e)
+        return cls._by_row(mean), cls._by_row(err)
+
+    @classmethod
+    def propagate(cls, v: np.ndarray, e: np.ndarray, *scalars) -> np.ndarray:
+        return cls._by_row(ColMean.propagate(v, e))
+
+    def _latex(self, printer):
+        return r"\operatorname{mean}_{i}\left(" + printer._print(self.args[0]) + r"\right)_{\text{batch} = i}"
+
+
 VARIANTS = (
     Variant(
         id="adafactor.eps_added_to_g2",
@@ -155,6 +192,19 @@ VARIANTS = (
                  "param_shape[-1] > min_size_to_factor)"),
         # the ≥ 2-D branch switched off in the two lines that choose it
         delta=lambda r: _in_lines(r, ("variance", "estimate"), {factored: False}),
+        partial_lines=True,
+    ),
+    Variant(
+        id="adafactor.row_mean_broadcast",
+        title="the row factors of a ≥ 3-D param normalised by another batch's mean",
+        summary="V̂ = R·C/mean_i(R) with mean_i(R) taken without keepdim and broadcast against the rows: "
+        "row i of every batch is divided by the mean of batch i (a 2-D param is unaffected; torch raises "
+        "unless the batch and row counts agree or one of them is 1)",
+        who="torch_optimizer Adafactor",
+        sources=("torch_optimizer/adafactor.py Adafactor._approx_sq_grad "
+                 "(exp_avg_sq_row / exp_avg_sq_row.mean(dim=-1), then .unsqueeze(-1))",),
+        # the normaliser swapped in the estimate line, whatever else the line says
+        delta=lambda r: _in_lines(r, ("estimate",), {ColMean(R): BatchMeanByRow(R)}),
         partial_lines=True,
     ),
 )

@@ -54,10 +54,14 @@ class Adafactor(torch.optim.Optimizer):
             row_var.lerp_(self._mean_square(grad, -1, eps1), w)
             col_var.lerp_(self._mean_square(grad, -2, eps1), w)
             var_estimate = row_var @ col_var
-            return var_estimate.div_(row_var.mean(dim=-2, keepdim=True).clamp_(min=eps1))
+            return var_estimate.div_(self._row_mean(row_var).clamp_(min=eps1))
         variance = state["variance"]
         variance.lerp_(self._square(grad, group, eps1), w)
         return variance.clone()
+
+    def _row_mean(self, row_var):
+        """The mean of the row statistics over the rows, per batch (shape (…, 1, 1))."""
+        return row_var.mean(dim=-2, keepdim=True)
 
     def _update(self, p, grad, group, state):
         lr = group["lr"]
@@ -129,6 +133,16 @@ class RelativeStep(Adafactor):
         return alpha
 
 
+class RowMeanBroadcast(Adafactor):
+    """adafactor.row_mean_broadcast: the per-batch means taken without keepdim (shape (…, B)) and
+    broadcast against the rows (…, B, m) as torch_optimizer's ``_approx_sq_grad`` does: row i of
+    every batch is divided by the mean of batch i (expand raises where torch_optimizer does)."""
+
+    def _row_mean(self, row_var):
+        batch_means = row_var.mean(dim=(-2, -1))
+        return batch_means.expand(row_var.shape[:-1]).unsqueeze(-1).clone()
+
+
 CONTROLS = {"adafactor": Adafactor}
 class HFAdafactorFixedLr(EpsAddedToG2, AbsoluteStepSize):
     """adafactor.eps_added_to_g2 + adafactor.absolute_step_size: transformers' Adafactor with
@@ -147,11 +161,18 @@ class TimmAdafactorRelativeStep(EpsAddedToG2, RelativeStep, UnfactoredMatrices):
     with lr=None (timm's relative step, Adafactor._get_lr)."""
 
 
+class TorchOptimizerAdafactor(EpsAddedToG2, RelativeStep, RowMeanBroadcast):
+    """adafactor.eps_added_to_g2 + adafactor.relative_step + adafactor.row_mean_broadcast:
+    torch_optimizer's Adafactor with its defaults (torch_optimizer/adafactor.py Adafactor.step:
+    ``update = (grad ** 2) + eps2[0]``, ``relative_step=True``; ``_approx_sq_grad``)."""
+
+
 MUTANTS = {
     ("adafactor", "adafactor.eps_added_to_g2"): EpsAddedToG2,
     ("adafactor", "adafactor.absolute_step_size"): AbsoluteStepSize,
     ("adafactor", "adafactor.unfactored_matrices"): UnfactoredMatrices,
     ("adafactor", "adafactor.relative_step"): RelativeStep,
+    ("adafactor", "adafactor.row_mean_broadcast"): RowMeanBroadcast,
 }
 
 COMPOUND_MUTANTS = {
@@ -160,4 +181,6 @@ COMPOUND_MUTANTS = {
         TimmAdafactor,
     ("adafactor", "adafactor.eps_added_to_g2 + adafactor.relative_step + adafactor.unfactored_matrices"):
         TimmAdafactorRelativeStep,
+    ("adafactor", "adafactor.eps_added_to_g2 + adafactor.relative_step + adafactor.row_mean_broadcast"):
+        TorchOptimizerAdafactor,
 }
