@@ -235,6 +235,11 @@ class MathPrinter(MathMLPresentationPrinter):
     def _print_Mean(self, expr):
         return self._applied(self._mi("mean"), self._print(expr.args[0]))
 
+    def _print_BatchMeanByRow(self, expr):
+        """mean_i(R) of the batch indexed by the element's row: mean with "i, batch i" under it."""
+        sub = self._el("mrow", self._mi("i"), self._mo(","), self._el("mtext", text="batch\u00a0"), self._mi("i"))
+        return self._applied(self._el("msub", self._mi("mean"), sub), self._print(expr.args[0]))
+
     def _print_Total(self, expr):
         """Σ over every element of every parameter of the step: a Σ with "params" under it."""
         return self._applied(self._el("munder", self._mo("∑"), self._el("mtext", text="params")), self._print(expr.args[0]))

@@ -166,6 +166,10 @@ class TextPrinter(StrPrinter):
     def _print_Total(self, expr):
         return f"Σ_params({self._print(expr.args[0])})"
 
+    def _print_BatchMeanByRow(self, expr):
+        """Adafactor's mean_i(R) read from the batch indexed by the element's row (torch_optimizer)."""
+        return f"mean_i({self._print(expr.args[0])})[batch i]"
+
     def _print_Abs(self, expr):
         return f"|{self._print(expr.args[0])}|"
 
