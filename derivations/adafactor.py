@@ -120,7 +120,11 @@ class BatchMeanByRow(TensorFunction):
         if batch_means.ndim < 3:
             return batch_means
         per_batch = batch_means[..., 0, 0]
-        per_row = np.broadcast_to(per_batch, batch_means.shape[:-1])  # right-aligned, as torch
+        try:
+            per_row = np.broadcast_to(per_batch, batch_means.shape[:-1])  # right-aligned, as torch
+        except ValueError as e:
+            raise ValueError(f"adafactor.row_mean_broadcast is undefined for a param of shape {batch_means.shape}: "
+                             "torch_optimizer's Adafactor raises there too") from e
         return np.broadcast_to(per_row[..., None], batch_means.shape)
 
     @classmethod

@@ -150,7 +150,7 @@ VARIANTS = (
                  "pytorch_optimizer/optimizer/adan.py Adan.step (group['step'] += 1), Adan.init_group "
                  "(previous_grad = −grad when the state is created), Adan._step_per_param (self.debias(β, "
                  "group['step']))",
-                 "sail-sg/Adan adan.py Adan.step"),
+                 "sail-sg/Adan adan.py Adan.step (the same two lines as timm's)"),
         # once the difference has used the param's own count (d = 0 at its first step), t becomes
         # the group's: the later lines, and so every bias correction, read it
         delta=lambda r: r.insert_after(
