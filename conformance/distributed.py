@@ -56,28 +56,11 @@ from .distributed_wrap import (
     wrap,
 )
 from .drivers import TorchDriver
-from .golden import Case, SparseGrad, Spec, generated_kind
+from .golden import Case, SparseGrad, Spec
 
 __all__ = ["UNSUPPORTED", "local_gradient", "mode_name", "parse_mode", "run_rank_case", "serve_rank"]
 
 WRAPPERS = ("ddp", "zero", "fsdp", "own")
-
-
-# Issue 13's generated cases (one feature alone, boundary values, a state injected at t = 10⁶) are
-# not run under the wrappers yet: injecting a state needs ZeRO's consolidation and FSDP2's sharded
-# state_dict, and a kwargs-forwarding factory under "own" is built without a setting the case puts
-# at its neutral value (AdamW's weight_decay = 0 left at its default 0.01). Open in issue 14.
-LONG_HORIZON = 1000  # steps (derivations/cases.py's long_horizon)
-# The long horizons (10³ steps, a collective per step) are left out too: under six wrapper modes
-# they were most of `nox -s distributed`'s 12 minutes, and CI has 30.
-GENERATED_NOT_YET = ("generated case (one feature alone, a boundary value, an injected state or a long horizon): "
-                     "not run under --optimizer-distributed yet (state injection through the wrappers and the "
-                     "settings a factory forwards are open)")
-
-
-def generated_case(case: Case) -> bool:
-    return (generated_kind(case.id) is not None or bool(getattr(case, "initial_state", None))
-            or case.n_steps >= LONG_HORIZON)
 
 
 def mode_name(wrapper: str, world_size: int) -> str:
@@ -129,8 +112,6 @@ class DistributedDriver(WrappedParams, TorchDriver):
         self.reloads = 0
         # params given sparse gradients: held in an nn.Embedding(sparse=True) (distributed_wrap.holder)
         self.sparse = frozenset(n for s in case.steps for n, g in s.grads.items() if isinstance(g, SparseGrad))
-        if generated_case(case):
-            raise CaseSkipped(GENERATED_NOT_YET)
         if wrapper == "own" and not takes_process_group(cand.target):
             raise CaseSkipped("--optimizer-distributed=own: the candidate takes no process_group= (nor declares "
                               "conformance_distributed = True): it cannot communicate")
@@ -224,6 +205,37 @@ class DistributedDriver(WrappedParams, TorchDriver):
         self.check_replicas()
 
     # -- state -----------------------------------------------------------------------------------
+    def inject_state(self, state: dict[str, dict[str, Any]]) -> None:
+        """A checkpoint taken at a large step count, loaded before the first step the way each
+        wrapper loads one: ``ddp``, ``own``: the candidate's own ``load_state_dict`` on every rank
+        (as TorchDriver); ``zero``: ZeRO's ``load_state_dict`` of the consolidated layout (global
+        param indices, what ``state_dict()`` returns after ``consolidate_state_dict``), each rank
+        keeping its partition's entries; ``fsdp``: the full state dict keyed by the params' names
+        in the module, sharded by ``set_optimizer_state_dict(full_state_dict=True)``."""
+        if self.wrapper == "zero":
+            # ZeRO's own state_dict() needs a consolidation first; the base class's is the same
+            # layout (global indices, param_groups) with no entries yet
+            sd = self.torch.optim.Optimizer.state_dict(self.opt)
+            order = [n for g in self.case.groups for n in g.params]
+            for name, by_state in state.items():
+                sd["state"][order.index(name)] = self.state_entries(by_state, self.shapes[name])
+            self.opt.load_state_dict(sd)
+        elif self.wrapper == "fsdp":
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                get_optimizer_state_dict,
+                set_optimizer_state_dict,
+            )
+
+            full = StateDictOptions(full_state_dict=True)
+            sd = get_optimizer_state_dict(self.module, self.opt, options=full)  # its param_groups, by name
+            fqn = {id(p): name for name, p in self.module.named_parameters()}
+            for name, by_state in state.items():
+                sd["state"][fqn[id(self.tensors[name])]] = self.state_entries(by_state, self.shapes[name])
+            set_optimizer_state_dict(self.module, self.opt, optim_state_dict=sd, options=full)
+        else:
+            TorchDriver.inject_state(self, state)
+
     def state(self) -> dict[str, dict[str, np.ndarray]]:
         if self.wrapper == "zero":
             return self._zero_state()
