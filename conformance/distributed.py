@@ -192,7 +192,6 @@ class DistributedDriver(WrappedParams, TorchDriver):
                 else:
                     t.grad = g
             self.opt.step()
-            self.check_replicas()
             return
         # under ddp, zero and fsdp the wrapper's own backward writes p.grad (DDP's reducer, FSDP's
         # reduce-scatter), after zero_grad()'s default set_to_none=True
@@ -202,7 +201,14 @@ class DistributedDriver(WrappedParams, TorchDriver):
             loss = self.model(local)
             loss.backward()
         self.opt.step()
+
+    def params(self):
+        """The full params, after checking that the replicas agree (``check_replicas``: one
+        all-gather). Called at the steps the golden records (a long horizon's repeated steps are
+        not: its 10³ steps are compared at the last), so that no collective of the harness runs
+        at a step nothing is compared."""
         self.check_replicas()
+        return super().params()
 
     # -- state -----------------------------------------------------------------------------------
     def inject_state(self, state: dict[str, dict[str, Any]]) -> None:
@@ -503,6 +509,8 @@ def _answer(message: tuple, rank: int, wrapper: str, device: str, scratch: str) 
     from .scoring import CaseResult, exc_line
 
     op, request = message
+    if isinstance(request, dict) and request.get("wrapper"):  # the sweep: every wrapper on the same ranks
+        wrapper = request["wrapper"]
     if op == "regroup":
         from datetime import timedelta
 

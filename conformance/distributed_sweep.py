@@ -66,25 +66,30 @@ class Cell:
     skips: list[str] = field(default_factory=list)
 
 
-def sweep(wrapper: str, world: int, specs: list[str], timeout: float = 40) -> list[Cell]:
-    """Every case of ``specs`` on one group of ranks. ``timeout``: per case (a case takes well under
-    a second; half of it is the collective timeout that ends a case whose ranks fell out of step,
-    as L-BFGS behind ZeRO does)."""
-    group = RankGroup("torch.optim.SGD", {}, (), timeout, wrapper, world)
+def sweep(world: int, specs: list[str], wrappers: tuple[str, ...] = WRAPPERS, timeout: float = 40) -> list[Cell]:
+    """Every case of ``specs`` under each of ``wrappers``, on one group of ``world`` ranks (the
+    wrapper is sent with each case: the ranks import torch once for all wrappers). ``timeout``: per
+    case (a case takes well under a second, a long horizon a few; half of it is the collective
+    timeout that ends a case whose ranks fell out of step, as L-BFGS behind ZeRO does)."""
+    group = RankGroup("torch.optim.SGD", {}, (), timeout, wrappers[0], world)
     kind, info = group.start()
     if kind != "ready":
-        raise SystemExit(f"{wrapper} × {world}: {info}")
+        raise SystemExit(f"world size {world}: {info}")
     cells = []
     try:
-        for spec_id in specs:
-            spec = load_spec(spec_id)
-            for dtype in DTYPES:
-                records = []
-                for case in spec.cases:
-                    res = group.run({"spec": spec_id, "case": case.id, "dtype": dtype, "device": "cpu",
-                                     "accept": [], "mode": mode_name(wrapper, world), "path": spec.torch_class})
-                    records.append(CaseRecord.from_result(res))
-                cells.append(_cell(spec.torch_class, wrapper, world, dtype, records))
+        for wrapper in wrappers:
+            start = time.perf_counter()
+            for spec_id in specs:
+                spec = load_spec(spec_id)
+                for dtype in DTYPES:
+                    records = []
+                    for case in spec.cases:
+                        res = group.run({"spec": spec_id, "case": case.id, "dtype": dtype, "device": "cpu",
+                                         "accept": [], "mode": mode_name(wrapper, world), "wrapper": wrapper,
+                                         "path": spec.torch_class})
+                        records.append(CaseRecord.from_result(res))
+                    cells.append(_cell(spec.torch_class, wrapper, world, dtype, records))
+            print(f"{wrapper} × {world}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
     finally:
         group.stop()
     return cells
@@ -164,11 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     specs = args.spec or [sid for sid, m in index()["specs"].items() if m["torch_class"] is not None]
     start = time.perf_counter()
     cells: list[Cell] = []
-    for wrapper in args.wrapper or WRAPPERS:
-        for world in args.world_size or WORLDS:
-            t = time.perf_counter()
-            cells += sweep(wrapper, world, specs)
-            print(f"{wrapper} × {world}: {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
+    for world in args.world_size or WORLDS:
+        cells += sweep(world, specs, tuple(args.wrapper or WRAPPERS))
     wall = time.perf_counter() - start
     print(table(cells, args.markdown))
     known = [(c, KNOWN_FAILURES[k]) for c in cells if (k := (c.optimizer, c.wrapper, c.dtype)) in KNOWN_FAILURES]

@@ -19,13 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from optimizer_conformance.conformance.distributed import (
-    GENERATED_NOT_YET,
-    generated_case,
-    local_gradient,
-    mode_name,
-    parse_mode,
-)
+from optimizer_conformance.conformance.distributed import local_gradient, mode_name, parse_mode
+from optimizer_conformance.conformance.golden import generated_kind
 from optimizer_conformance.conformance.kinds import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,8 +100,12 @@ def run_plugin(tmp_path: Path, *args: str, timeout: float = 600) -> tuple[dict, 
 def test_adamw_under_ddp_conforms(tmp_path):
     doc, out = run_plugin(tmp_path, "--optimizer=torch.optim.AdamW", "--optimizer-distributed=ddp")
     assert doc["diagnosis"]["verdict"] == "conforms", out
-    own = [c for c in load_spec("adamw").cases if not generated_case(c)]  # generated ones: skipped (issue 14)
-    assert doc["summary"]["passed"] == 2 * len(own) and doc["summary"]["failed"] == 0, out
+    # every case of the single-process run: the generated ones (one feature alone, boundary values),
+    # the state injected at t = 10⁶ and the long horizon of 10³ steps included
+    cases = load_spec("adamw").cases
+    assert any(generated_kind(c.id) for c in cases) and any(c.initial_state for c in cases)
+    assert any(c.n_steps >= 1000 for c in cases)
+    assert doc["summary"]["passed"] == 2 * len(cases) and doc["summary"]["skipped"] == 0, out
     assert {c["mode"] for c in doc["cases"]} == {"ddp-ws2"}
     assert "distributed: ddp over 2 ranks (gloo)" in out
     from jsonschema import Draft202012Validator
@@ -159,9 +158,7 @@ def test_adam_under_sharding_wrappers_at_world_size_3(tmp_path, wrapper):
     doc, out = run_plugin(tmp_path, "--optimizer=torch.optim.Adam", f"--optimizer-distributed={wrapper}",
                           "--optimizer-world-size=3")
     assert doc["diagnosis"]["verdict"] == "conforms", out
-    generated = [c for c in load_spec("adam").cases if generated_case(c)]  # not run yet (issue 14)
-    assert doc["summary"]["skipped"] == 2 * len(generated), out
-    assert all(c["reason"] == GENERATED_NOT_YET for c in doc["cases"] if c["outcome"] == "skipped"), out
+    assert doc["summary"]["passed"] == 2 * len(load_spec("adam").cases) and doc["summary"]["skipped"] == 0, out
 
 
 def test_world_size_without_a_wrapper_is_a_usage_error(pytester):
@@ -220,8 +217,10 @@ def test_local_sparse_gradients_average_to_the_gradient_and_touch_only_its_indic
         assert len({tuple(v.tolist()) for _, v in shares}) > 1, "every rank must see its own gradient"
 
 
-def _run_cases(wrapper: str, world: int, cases: list[tuple[str, str, str]]) -> list:
-    """The given (spec, case, dtype) on one group of ``world`` ranks under ``wrapper``: the results."""
+def _run_cases(wrapper: str, world: int, cases: list[tuple], path: str | None = None) -> list:
+    """The given (spec, case, dtype) — or (spec, case, dtype, wrapper) — on one group of ``world``
+    ranks, under ``wrapper`` unless the case names another: the results. ``path``: the candidate
+    (default: the spec's torch class)."""
     from optimizer_conformance.conformance.distributed_group import RankGroup, leftover_ranks
     from optimizer_conformance.conformance.kinds import load_spec
 
@@ -230,8 +229,9 @@ def _run_cases(wrapper: str, world: int, cases: list[tuple[str, str, str]]) -> l
     pids = group.pids()
     try:
         return [group.run({"spec": s, "case": c, "dtype": d, "device": "cpu", "accept": [],
-                           "mode": mode_name(wrapper, world), "path": load_spec(s).torch_class})
-                for s, c, d in cases]
+                           "mode": mode_name(w[0] if w else wrapper, world), "wrapper": w[0] if w else wrapper,
+                           "path": path or load_spec(s).torch_class})
+                for s, c, d, *w in cases]
     finally:
         group.stop()
         assert not leftover_ranks(pids)
@@ -280,3 +280,33 @@ def test_fsdp2_refusals_are_torch_own_errors():
     assert resume.reason.startswith("not supported by torch: TypeError: 'NoneType' object is not callable")
     assert "_init_optim_state calls step(closure=None)" in resume.reason
     assert wolfe.outcome == "passed", wolfe.reason
+
+
+# -- issue 14: every case of the single-process run, under every wrapper ---------------------------
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_state_injected_at_a_large_step_count_goes_through_zero_and_fsdp2(dtype):
+    """``adamw/resumed_at_large_t``: a checkpoint at t = 10⁶ loaded before the first step, through
+    ZeRO's consolidated layout and FSDP2's full state dict (sharded by set_optimizer_state_dict),
+    and a generated one-feature case; one group of ranks, the wrapper sent with each case."""
+    cases = [("adamw", "adamw/resumed_at_large_t", dtype, w) for w in ("zero", "fsdp")]
+    cases.append(("adamw", "adamw/only_amsgrad", dtype, "zero"))
+    steps = {c.id: c.n_steps for c in load_spec("adamw").cases}
+    for res in _run_cases("zero", 2, cases):
+        assert res.outcome == "passed" and res.steps_run == steps[res.case], (res.case, res.mode, res.reason)
+        # the injected moments and the step count were compared after every step, gathered on rank 0
+        assert {"step", "exp_avg", "exp_avg_sq"} <= set(res.compared_state), (res.mode, res.compared_state)
+
+
+def test_a_kwargs_forwarding_own_factory_gets_the_settings_at_their_neutral_value():
+    """``make(params, process_group=None, **hyperparameters)`` forwarding to torch's AdamW: a case
+    at weight_decay = 0 (the feature off) must reach AdamW as 0, not its default 0.01."""
+    spec = load_spec("adamw")
+    neutral = [c.id for c in spec.cases if all(g.hyperparameters["weight_decay"] == 0 for g in c.groups)]
+    assert "adamw/only_grad_none" in neutral
+    results = _run_cases("own", 2, [("adamw", "adamw/only_grad_none", "float64"),
+                                    ("adamw", "adamw/only_maximize", "float32"),
+                                    ("adamw", "adamw/defaults", "float32")],
+                         path=f"{MUTANTS}:make_averaging_adamw")
+    for res in results:
+        assert res.outcome == "passed", (res.case, res.reason)
