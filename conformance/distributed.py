@@ -110,6 +110,7 @@ class DistributedDriver(WrappedParams, TorchDriver):
         self.groups = [dict(g.hyperparameters) for g in case.groups]
         self.findings = set()
         self.reloads = 0
+        self.gathered: dict[str, dict[str, np.ndarray]] | None = None  # fsdp: the state gathered by params()
         # params given sparse gradients: held in an nn.Embedding(sparse=True) (distributed_wrap.holder)
         self.sparse = frozenset(n for s in case.steps for n, g in s.grads.items() if isinstance(g, SparseGrad))
         if wrapper == "own" and not takes_process_group(cand.target):
@@ -171,6 +172,7 @@ class DistributedDriver(WrappedParams, TorchDriver):
     # -- stepping ------------------------------------------------------------------------------
     def step(self, grads: dict[str, np.ndarray | None]) -> None:
         torch = self.torch
+        self.gathered = None
         local = {}
         for name in self.names:
             g = grads[name]
@@ -203,12 +205,38 @@ class DistributedDriver(WrappedParams, TorchDriver):
         self.opt.step()
 
     def params(self):
-        """The full params, after checking that the replicas agree (``check_replicas``: one
-        all-gather). Called at the steps the golden records (a long horizon's repeated steps are
-        not: its 10³ steps are compared at the last), so that no collective of the harness runs
-        at a step nothing is compared."""
-        self.check_replicas()
-        return super().params()
+        """The full params, called at the steps the golden records (a long horizon's repeated
+        steps are not: its 10³ steps are compared at the last), so that no collective of the
+        harness runs at a step nothing is compared. ``ddp``, ``zero``, ``own``: after checking that
+        the replicas agree (``check_replicas``: one all-gather). ``fsdp``: the params and the
+        optimizer state gathered together in one all-gather (``gather_full``); the state is what
+        the next :meth:`state` returns."""
+        if self.wrapper != "fsdp":
+            self.check_replicas()
+            return super().params()
+        tensors, scalars = self._state_values()
+        full = self.gather_full([self.tensors[n] for n in self.names] + [v for _, _, v in tensors])
+        params = {n: t.numpy().reshape(-1).copy() for n, t in zip(self.names, full, strict=False)}
+        state: dict[str, dict[str, np.ndarray]] = {n: {} for n in self.names}
+        for (name, key, _), t in zip(tensors, full[len(self.names):], strict=True):
+            state[name][key] = t.numpy().copy()
+        for name, key, value in scalars:
+            state[name][key] = np.array([float(value)])
+        self.gathered = state
+        return params
+
+    def _state_values(self):
+        """The optimizer state's dense tensors and its numbers: (name, key, value) lists."""
+        tensors, scalars = [], []
+        for name in self.names:
+            st = self.opt.state.get(self.tensors[name], {})
+            for key in sorted(st):
+                value = st[key]
+                if isinstance(value, self.torch.Tensor) and not value.is_sparse:
+                    tensors.append((name, key, value))
+                elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                    scalars.append((name, key, value))
+        return tensors, scalars
 
     # -- state -----------------------------------------------------------------------------------
     def inject_state(self, state: dict[str, dict[str, Any]]) -> None:
@@ -218,6 +246,7 @@ class DistributedDriver(WrappedParams, TorchDriver):
         param indices, what ``state_dict()`` returns after ``consolidate_state_dict``), each rank
         keeping its partition's entries; ``fsdp``: the full state dict keyed by the params' names
         in the module, sharded by ``set_optimizer_state_dict(full_state_dict=True)``."""
+        self.gathered = None
         if self.wrapper == "zero":
             # ZeRO's own state_dict() needs a consolidation first; the base class's is the same
             # layout (global indices, param_groups) with no entries yet
@@ -245,18 +274,15 @@ class DistributedDriver(WrappedParams, TorchDriver):
     def state(self) -> dict[str, dict[str, np.ndarray]]:
         if self.wrapper == "zero":
             return self._zero_state()
-        out = {}
-        for name in self.names:
-            st = self.opt.state.get(self.tensors[name], {})
-            entries = {}
-            for key in sorted(st):
-                value = st[key]
-                if isinstance(value, self.torch.Tensor) and not value.is_sparse:
-                    value = self._full(value)
-                    entries[key] = value.to("cpu", self.torch.float64).numpy().copy()
-                elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                    entries[key] = np.array([float(value)])
-            out[name] = entries
+        if self.gathered is not None:  # fsdp: gathered with the params after this step
+            out, self.gathered = self.gathered, None
+            return out
+        tensors, scalars = self._state_values()
+        out: dict[str, dict[str, np.ndarray]] = {n: {} for n in self.names}
+        for name, key, value in tensors:
+            out[name][key] = self._full(value).to("cpu", self.torch.float64).numpy().copy()
+        for name, key, value in scalars:
+            out[name][key] = np.array([float(value)])
         return out
 
     def _zero_state(self) -> dict[str, dict[str, np.ndarray]]:

@@ -217,31 +217,36 @@ def test_local_sparse_gradients_average_to_the_gradient_and_touch_only_its_indic
         assert len({tuple(v.tolist()) for _, v in shares}) > 1, "every rank must see its own gradient"
 
 
-def _run_cases(wrapper: str, world: int, cases: list[tuple], path: str | None = None) -> list:
-    """The given (spec, case, dtype) — or (spec, case, dtype, wrapper) — on one group of ``world``
-    ranks, under ``wrapper`` unless the case names another: the results. ``path``: the candidate
-    (default: the spec's torch class)."""
+@pytest.fixture(scope="module")
+def two_ranks():
+    """One group of two ranks for the tests below (each case sends its wrapper and its candidate:
+    the ranks import torch once); afterwards no rank is left behind."""
     from optimizer_conformance.conformance.distributed_group import RankGroup, leftover_ranks
-    from optimizer_conformance.conformance.kinds import load_spec
 
-    group = RankGroup("torch.optim.SGD", {}, (), 40, wrapper, world)
+    group = RankGroup("torch.optim.SGD", {}, (), 40, "ddp", 2)
     assert group.start()[0] == "ready"
     pids = group.pids()
     try:
-        return [group.run({"spec": s, "case": c, "dtype": d, "device": "cpu", "accept": [],
-                           "mode": mode_name(w[0] if w else wrapper, world), "wrapper": w[0] if w else wrapper,
-                           "path": path or load_spec(s).torch_class})
-                for s, c, d, *w in cases]
+        yield group
     finally:
         group.stop()
         assert not leftover_ranks(pids)
 
 
-def test_lbfgs_and_sparse_adam_conform_under_ddp():
+def _run_cases(group, wrapper: str, cases: list[tuple[str, str, str]], path: str | None = None) -> list:
+    """The given (spec, case, dtype) under ``wrapper`` on ``group``: the results. ``path``: the
+    candidate (default: the spec's torch class)."""
+    return [group.run({"spec": s, "case": c, "dtype": d, "device": "cpu", "accept": [],
+                       "mode": mode_name(wrapper, group.world), "wrapper": wrapper,
+                       "path": path or load_spec(s).torch_class})
+            for s, c, d in cases]
+
+
+def test_lbfgs_and_sparse_adam_conform_under_ddp(two_ranks):
     """L-BFGS: every closure call all-reduces the ranks' shares (params, loss and torch's counters
     compared); SparseAdam: sparse COO gradients through nn.Embedding(sparse=True) and gloo's sparse
     all-reduce; a step with a sparse-gradient param left without gradient is torch's refusal."""
-    wolfe, unused, repeats, missing = _run_cases("ddp", 2, [
+    wolfe, unused, repeats, missing = _run_cases(two_ranks, "ddp", [
         ("lbfgs", "lbfgs/strong_wolfe_rosenbrock", "float32"),
         ("lbfgs", "lbfgs/large_gradient_history", "float64"),
         ("sparseadam", "sparseadam/cancelling_repeats", "float32"),
@@ -256,9 +261,9 @@ def test_lbfgs_and_sparse_adam_conform_under_ddp():
 
 
 @full_only
-def test_lbfgs_behind_zero_runs_another_algorithm_and_a_rank_without_params_raises():
+def test_lbfgs_behind_zero_runs_another_algorithm_and_a_rank_without_params_raises(two_ranks):
     """ZeRO steps a local L-BFGS per rank on its partition (a finding: KNOWN_FAILURES)."""
-    two_params, one_param = _run_cases("zero", 2, [("lbfgs", "lbfgs/first_step_norms", "float64"),
+    two_params, one_param = _run_cases(two_ranks, "zero", [("lbfgs", "lbfgs/first_step_norms", "float64"),
                                                    ("lbfgs", "lbfgs/tolerance_grad", "float64")])
     assert two_params.outcome == "failed" and two_params.steps_run == 3
     assert two_params.first_divergence is not None and two_params.first_divergence.step == 1
@@ -268,8 +273,8 @@ def test_lbfgs_behind_zero_runs_another_algorithm_and_a_rank_without_params_rais
 
 
 @full_only
-def test_fsdp2_refusals_are_torch_own_errors():
-    sparse, resume, wolfe = _run_cases("fsdp", 2, [
+def test_fsdp2_refusals_are_torch_own_errors(two_ranks):
+    sparse, resume, wolfe = _run_cases(two_ranks, "fsdp", [
         ("sparseadam", "sparseadam/defaults", "float32"),
         ("lbfgs", "lbfgs/rosenbrock_lr_schedule_resume", "float64"),
         ("lbfgs", "lbfgs/strong_wolfe_rosenbrock", "float64"),
@@ -284,29 +289,30 @@ def test_fsdp2_refusals_are_torch_own_errors():
 
 # -- issue 14: every case of the single-process run, under every wrapper ---------------------------
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_a_state_injected_at_a_large_step_count_goes_through_zero_and_fsdp2(dtype):
+def test_a_state_injected_at_a_large_step_count_goes_through_zero_and_fsdp2(two_ranks):
     """``adamw/resumed_at_large_t``: a checkpoint at t = 10⁶ loaded before the first step, through
-    ZeRO's consolidated layout and FSDP2's full state dict (sharded by set_optimizer_state_dict),
-    and a generated one-feature case; one group of ranks, the wrapper sent with each case."""
-    cases = [("adamw", "adamw/resumed_at_large_t", dtype, w) for w in ("zero", "fsdp")]
-    cases.append(("adamw", "adamw/only_amsgrad", dtype, "zero"))
+    ZeRO's consolidated layout and FSDP2's full state dict (sharded by set_optimizer_state_dict);
+    and a generated one-feature case behind ZeRO."""
     steps = {c.id: c.n_steps for c in load_spec("adamw").cases}
-    for res in _run_cases("zero", 2, cases):
-        assert res.outcome == "passed" and res.steps_run == steps[res.case], (res.case, res.mode, res.reason)
-        # the injected moments and the step count were compared after every step, gathered on rank 0
-        assert {"step", "exp_avg", "exp_avg_sq"} <= set(res.compared_state), (res.mode, res.compared_state)
+    for dtype in ("float32", "float64"):
+        for wrapper, case in [("zero", "adamw/resumed_at_large_t"), ("fsdp", "adamw/resumed_at_large_t"),
+                              ("zero", "adamw/only_amsgrad")]:
+            (res,) = _run_cases(two_ranks, wrapper, [("adamw", case, dtype)])
+            assert res.outcome == "passed" and res.steps_run == steps[case], (case, wrapper, dtype, res.reason)
+            assert res.mode == mode_name(wrapper, 2)
+            # the moments and the step count compared after every step, gathered on rank 0
+            assert {"step", "exp_avg", "exp_avg_sq"} <= set(res.compared_state), (wrapper, res.compared_state)
 
 
-def test_a_kwargs_forwarding_own_factory_gets_the_settings_at_their_neutral_value():
+def test_a_kwargs_forwarding_own_factory_gets_the_settings_at_their_neutral_value(two_ranks):
     """``make(params, process_group=None, **hyperparameters)`` forwarding to torch's AdamW: a case
     at weight_decay = 0 (the feature off) must reach AdamW as 0, not its default 0.01."""
     spec = load_spec("adamw")
     neutral = [c.id for c in spec.cases if all(g.hyperparameters["weight_decay"] == 0 for g in c.groups)]
-    assert "adamw/only_grad_none" in neutral
-    results = _run_cases("own", 2, [("adamw", "adamw/only_grad_none", "float64"),
-                                    ("adamw", "adamw/only_maximize", "float32"),
-                                    ("adamw", "adamw/defaults", "float32")],
+    assert "adamw/only_grad_none" in neutral and "adamw/only_maximize" in neutral
+    results = _run_cases(two_ranks, "own", [("adamw", "adamw/only_grad_none", "float64"),
+                                            ("adamw", "adamw/only_maximize", "float32"),
+                                            ("adamw", "adamw/defaults", "float32")],
                          path=f"{MUTANTS}:make_averaging_adamw")
     for res in results:
-        assert res.outcome == "passed", (res.case, res.reason)
+        assert res.outcome == "passed" and res.mode == "own-ws2", (res.case, res.reason)
