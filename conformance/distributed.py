@@ -22,16 +22,19 @@ Wrappers (:data:`WRAPPERS`):
   ``torch.distributed.optim.ZeroRedundancyOptimizer`` (state sharded by parameter); the state is
   gathered with ``consolidate_state_dict(to=0)``.
 - ``fsdp``: FSDP2, ``torch.distributed.fsdp.fully_shard`` on the module: DTensor params sharded on
-  dim 0 (unevenly when N does not divide it); params and state gathered with ``full_tensor()``;
+  dim 0 (unevenly when N does not divide it); params and state gathered in one all-gather
+  (``WrappedParams.gather_full``);
   resume through ``torch.distributed.checkpoint`` (``get_state_dict`` / ``dcp.save`` /
   ``dcp.load`` / ``set_state_dict``).
 - ``own``: a user's own distributed optimizer: plain replicated params, ``p.grad`` set to the
   rank's local gradient, and the candidate (a factory or class taking ``process_group=``) does
   all the communication itself.
 
-After every step the full params of every rank are checked to agree (``ddp``, ``zero``,
-``own``: the params are replicated), and rank 0 compares them (and the gathered state) with the
-golden under the single-process tolerances. A wrapper that refuses a case (a shape, a sparse
+At every step the golden records the full params of every rank are checked to agree (``ddp``,
+``zero``, ``own``: the params are replicated), and rank 0 compares them (and the gathered state)
+with the golden under the single-process tolerances. Every case of the single-process run runs:
+a state injected at a large step count is loaded through each wrapper (:meth:`DistributedDriver.
+inject_state`), and a long horizon's repeated steps run no collective of the harness. A wrapper that refuses a case (a shape, a sparse
 gradient) skips it with torch's own error: ``not supported by torch: ...``.
 """
 
