@@ -66,6 +66,7 @@ class Cell:
     variants: list[str] = field(default_factory=list)
     detail: str = ""
     skips: list[str] = field(default_factory=list)
+    skip_counts: dict[str, int] = field(default_factory=dict)  # reason -> cases skipped with it
 
 
 def sweep(world: int, specs: list[str], wrappers: tuple[str, ...] = WRAPPERS, timeout: float = 40) -> list[Cell]:
@@ -146,6 +147,9 @@ def _cell(optimizer: str, wrapper: str, world: int, dtype: str, records: list[Ca
         cell.skipped += r.outcome == "skipped"
     skips = sorted({r.reason for r in records if r.outcome == "skipped"})
     cell.skips = skips
+    for r in records:
+        if r.outcome == "skipped":
+            cell.skip_counts[r.reason] = cell.skip_counts.get(r.reason, 0) + 1
     if not cell.passed and not cell.failed:
         refused = [s for s in skips if s.startswith(UNSUPPORTED)]
         cell.verdict = "unsupported" if refused else "not run"
@@ -227,11 +231,15 @@ def main(argv: list[str] | None = None) -> int:
           f"{sum(c.verdict == 'unsupported' for c in cells)} not supported by torch, "
           f"{sum(c.verdict == 'not run' for c in cells)} not run")
     reasons: dict[str, set[str]] = {}
+    counts: dict[str, int] = {}
     for c in cells:
         for s in c.skips:
             reasons.setdefault(s, set()).add(f"{c.optimizer.rsplit('.', 1)[-1]}/{c.wrapper}")
+            counts[s] = counts.get(s, 0) + c.skip_counts.get(s, 0)
+    print(f"{sum(c.passed + c.failed for c in cells)} case runs passed or failed, {sum(counts.values())} skipped, "
+          f"by reason:")
     for reason, where in sorted(reasons.items()):
-        print(f"  skipped ({', '.join(sorted(where))}): {reason}")
+        print(f"  skipped {counts[reason]}× ({', '.join(sorted(where))}): {reason}")
     for c in bad:
         print(f"  FAIL {c.optimizer} [{c.wrapper} ×{c.world}, {c.dtype}]: {c.detail}")
     for c, why in known:
