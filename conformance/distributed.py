@@ -33,9 +33,10 @@ Wrappers (:data:`WRAPPERS`):
 At every step the golden records the full params of every rank are checked to agree (``ddp``,
 ``zero``, ``own``: the params are replicated), and rank 0 compares them (and the gathered state)
 with the golden under the single-process tolerances. Every case of the single-process run runs:
-a state injected at a large step count is loaded through each wrapper (:meth:`DistributedDriver.
-inject_state`), and a long horizon's repeated steps run no collective of the harness. A wrapper that refuses a case (a shape, a sparse
-gradient) skips it with torch's own error: ``not supported by torch: ...``.
+a state injected at a large step count is loaded through each wrapper
+(``DistributedDriver.inject_state``), and a long horizon's repeated steps run no collective of
+the harness. A wrapper that refuses a case (a shape, a sparse gradient) skips it with torch's own
+error: ``not supported by torch: ...``.
 """
 
 from __future__ import annotations
