@@ -293,11 +293,25 @@ class Candidate:
         names = self.names_for(spec)
         if names is None:
             return dict(hyperparameters)
-        # a setting the candidate does not name is sent through its **kwargs only when the case
-        # turns the feature on (a **kwargs that rejects unknown names then says so, per case)
+        # a setting the candidate does not name is sent through its **kwargs, at its neutral value
+        # too (a factory forwarding **kwargs to torch's AdamW must get weight_decay=0, not AdamW's
+        # own 0.01), until a constructor refused the settings at their neutral value (Keras,
+        # heavyball: "not recognized"); from then on those are left out (see build())
+        held = spec.id in self.__dict__.setdefault("_neutral_held", set())
         sent = {k: v for k, v in hyperparameters.items()
-                if k not in names.via_kwargs or spec.neutral(k) is None or v != spec.neutral(k)}
+                if not held or k not in names.via_kwargs or spec.neutral(k) is None or v != spec.neutral(k)}
         return names.translate(sent)
+
+    def _neutral_via_kwargs(self, spec: Spec, hyperparameters: dict[str, Any]) -> list[str]:
+        """The settings at their neutral value that :meth:`settings` still sends through ``**kwargs``."""
+        if spec.id in self.__dict__.setdefault("_neutral_held", set()):
+            return []
+        try:
+            names = self.names_for(spec)
+        except AmbiguousName:
+            return []
+        return sorted(k for k in (names.via_kwargs if names else ()) if k in hyperparameters
+                      and spec.neutral(k) is not None and hyperparameters[k] == spec.neutral(k))
 
     def turned_on_via_kwargs(self, spec: Spec, case: Case) -> list[str]:
         """The settings this case turns on (away from their neutral value) that reach the candidate
@@ -345,34 +359,49 @@ class Candidate:
                 raise CaseSkipped(why)
         try:
             return default()
+        except Exception as first:
+            if not self._neutral_via_kwargs(spec, hyperparameters):
+                return self._refused(spec, hyperparameters, default, first)
+        # refused with settings at their neutral value (the feature off) sent through **kwargs:
+        # built again without them, and from now on they are not sent (a constructor without a
+        # feature has it off)
+        self.__dict__["_neutral_held"].add(spec.id)
+        try:
+            return default()
         except Exception as exc:
-            # a setting the signature does not name, sent through **kwargs, that the constructor
-            # refuses: the candidate lacks that feature (skipped with the reason, not a failure).
-            # One the case turns on counts as refused; one without a neutral value (sent in every
-            # case: NAdam's momentum_decay to Keras) only when the error names it
-            names = self.names_for(spec)
-            said = str(exc)
-            sent_as_default = sorted(
-                k for k in (names.via_kwargs if names else ()) if k in hyperparameters and k in said
-                and (spec.neutral(k) is None or hyperparameters[k] != spec.neutral(k))
-                and hyperparameters[k] in self.fixed_values(spec, k))
-            if sent_as_default:
-                # refused at the spec's default: the candidate may lack the knob and hard-wire a
-                # behaviour. If it builds without it, it is checked from now on without sending it (the
-                # cases that set it elsewhere are skipped: it no longer counts as accepted)
-                cache = self.__dict__["_names"]
-                cache[spec.id] = NameMap({k: v for k, v in names.names.items() if k not in sent_as_default},
-                                         names.via_kwargs - set(sent_as_default))
-                try:
-                    return default()
-                except Exception:
-                    cache[spec.id] = names  # refused for another reason: as before
-            sent = sorted(k for k in (names.via_kwargs if names else ()) if k in hyperparameters and (
-                k in said if spec.neutral(k) is None else hyperparameters[k] != spec.neutral(k)))
-            if sent:
-                raise CaseSkipped(f"candidate does not accept {sent[0]!r}: its constructor refused it through "
-                                  f"**kwargs ({type(exc).__name__}: {str(exc).strip().splitlines()[0]})") from None
-            raise
+            return self._refused(spec, hyperparameters, default, exc)
+
+    def _refused(self, spec: Spec, hyperparameters: dict[str, Any], default: Callable[[], Any],
+                 exc: Exception) -> Any:
+        """The constructor raised ``exc``: built again without a setting it refused at the spec's
+        default; a skip when it refused one the case turns on; else ``exc`` raised."""
+        # a setting the signature does not name, sent through **kwargs, that the constructor
+        # refuses: the candidate lacks that feature (skipped with the reason, not a failure).
+        # One the case turns on counts as refused; one without a neutral value (sent in every
+        # case: NAdam's momentum_decay to Keras) only when the error names it
+        names = self.names_for(spec)
+        said = str(exc)
+        sent_as_default = sorted(
+            k for k in (names.via_kwargs if names else ()) if k in hyperparameters and k in said
+            and (spec.neutral(k) is None or hyperparameters[k] != spec.neutral(k))
+            and hyperparameters[k] in self.fixed_values(spec, k))
+        if sent_as_default:
+            # refused at the spec's default: the candidate may lack the knob and hard-wire a
+            # behaviour. If it builds without it, it is checked from now on without sending it (the
+            # cases that set it elsewhere are skipped: it no longer counts as accepted)
+            cache = self.__dict__["_names"]
+            cache[spec.id] = NameMap({k: v for k, v in names.names.items() if k not in sent_as_default},
+                                     names.via_kwargs - set(sent_as_default))
+            try:
+                return default()
+            except Exception:
+                cache[spec.id] = names  # refused for another reason: as before
+        sent = sorted(k for k in (names.via_kwargs if names else ()) if k in hyperparameters and (
+            k in said if spec.neutral(k) is None else hyperparameters[k] != spec.neutral(k)))
+        if sent:
+            raise CaseSkipped(f"candidate does not accept {sent[0]!r}: its constructor refused it through "
+                              f"**kwargs ({type(exc).__name__}: {str(exc).strip().splitlines()[0]})") from None
+        raise exc
 
 
 PROTOCOLS = ("a torch.optim.Optimizer subclass or a factory returning one, an optax transformation, a "

@@ -22,17 +22,21 @@ Wrappers (:data:`WRAPPERS`):
   ``torch.distributed.optim.ZeroRedundancyOptimizer`` (state sharded by parameter); the state is
   gathered with ``consolidate_state_dict(to=0)``.
 - ``fsdp``: FSDP2, ``torch.distributed.fsdp.fully_shard`` on the module: DTensor params sharded on
-  dim 0 (unevenly when N does not divide it); params and state gathered with ``full_tensor()``;
+  dim 0 (unevenly when N does not divide it); params and state gathered in one all-gather
+  (``WrappedParams.gather_full``);
   resume through ``torch.distributed.checkpoint`` (``get_state_dict`` / ``dcp.save`` /
   ``dcp.load`` / ``set_state_dict``).
 - ``own``: a user's own distributed optimizer: plain replicated params, ``p.grad`` set to the
   rank's local gradient, and the candidate (a factory or class taking ``process_group=``) does
   all the communication itself.
 
-After every step the full params of every rank are checked to agree (``ddp``, ``zero``,
-``own``: the params are replicated), and rank 0 compares them (and the gathered state) with the
-golden under the single-process tolerances. A wrapper that refuses a case (a shape, a sparse
-gradient) skips it with torch's own error: ``not supported by torch: ...``.
+At every step the golden records the full params of every rank are checked to agree (``ddp``,
+``zero``, ``own``: the params are replicated), and rank 0 compares them (and the gathered state)
+with the golden under the single-process tolerances. Every case of the single-process run runs:
+a state injected at a large step count is loaded through each wrapper
+(``DistributedDriver.inject_state``), and a long horizon's repeated steps run no collective of
+the harness. A wrapper that refuses a case (a shape, a sparse gradient) skips it with torch's own
+error: ``not supported by torch: ...``.
 """
 
 from __future__ import annotations
@@ -56,28 +60,11 @@ from .distributed_wrap import (
     wrap,
 )
 from .drivers import TorchDriver
-from .golden import Case, SparseGrad, Spec, generated_kind
+from .golden import Case, SparseGrad, Spec
 
 __all__ = ["UNSUPPORTED", "local_gradient", "mode_name", "parse_mode", "run_rank_case", "serve_rank"]
 
 WRAPPERS = ("ddp", "zero", "fsdp", "own")
-
-
-# Issue 13's generated cases (one feature alone, boundary values, a state injected at t = 10⁶) are
-# not run under the wrappers yet: injecting a state needs ZeRO's consolidation and FSDP2's sharded
-# state_dict, and a kwargs-forwarding factory under "own" is built without a setting the case puts
-# at its neutral value (AdamW's weight_decay = 0 left at its default 0.01). Open in issue 14.
-LONG_HORIZON = 1000  # steps (derivations/cases.py's long_horizon)
-# The long horizons (10³ steps, a collective per step) are left out too: under six wrapper modes
-# they were most of `nox -s distributed`'s 12 minutes, and CI has 30.
-GENERATED_NOT_YET = ("generated case (one feature alone, a boundary value, an injected state or a long horizon): "
-                     "not run under --optimizer-distributed yet (state injection through the wrappers and the "
-                     "settings a factory forwards are open)")
-
-
-def generated_case(case: Case) -> bool:
-    return (generated_kind(case.id) is not None or bool(getattr(case, "initial_state", None))
-            or case.n_steps >= LONG_HORIZON)
 
 
 def mode_name(wrapper: str, world_size: int) -> str:
@@ -127,10 +114,9 @@ class DistributedDriver(WrappedParams, TorchDriver):
         self.groups = [dict(g.hyperparameters) for g in case.groups]
         self.findings = set()
         self.reloads = 0
+        self.gathered: dict[str, dict[str, np.ndarray]] | None = None  # fsdp: the state gathered by params()
         # params given sparse gradients: held in an nn.Embedding(sparse=True) (distributed_wrap.holder)
         self.sparse = frozenset(n for s in case.steps for n, g in s.grads.items() if isinstance(g, SparseGrad))
-        if generated_case(case):
-            raise CaseSkipped(GENERATED_NOT_YET)
         if wrapper == "own" and not takes_process_group(cand.target):
             raise CaseSkipped("--optimizer-distributed=own: the candidate takes no process_group= (nor declares "
                               "conformance_distributed = True): it cannot communicate")
@@ -190,6 +176,7 @@ class DistributedDriver(WrappedParams, TorchDriver):
     # -- stepping ------------------------------------------------------------------------------
     def step(self, grads: dict[str, np.ndarray | None]) -> None:
         torch = self.torch
+        self.gathered = None
         local = {}
         for name in self.names:
             g = grads[name]
@@ -211,7 +198,6 @@ class DistributedDriver(WrappedParams, TorchDriver):
                 else:
                     t.grad = g
             self.opt.step()
-            self.check_replicas()
             return
         # under ddp, zero and fsdp the wrapper's own backward writes p.grad (DDP's reducer, FSDP's
         # reduce-scatter), after zero_grad()'s default set_to_none=True
@@ -221,24 +207,86 @@ class DistributedDriver(WrappedParams, TorchDriver):
             loss = self.model(local)
             loss.backward()
         self.opt.step()
-        self.check_replicas()
 
-    # -- state -----------------------------------------------------------------------------------
-    def state(self) -> dict[str, dict[str, np.ndarray]]:
-        if self.wrapper == "zero":
-            return self._zero_state()
-        out = {}
+    def params(self):
+        """The full params, called at the steps the golden records (a long horizon's repeated
+        steps are not: its 10³ steps are compared at the last), so that no collective of the
+        harness runs at a step nothing is compared. ``ddp``, ``zero``, ``own``: after checking that
+        the replicas agree (``check_replicas``: one all-gather). ``fsdp``: the params and the
+        optimizer state gathered together in one all-gather (``gather_full``); the state is what
+        the next :meth:`state` returns."""
+        if self.wrapper != "fsdp":
+            self.check_replicas()
+            return super().params()
+        tensors, scalars = self._state_values()
+        full = self.gather_full([self.tensors[n] for n in self.names] + [v for _, _, v in tensors])
+        params = {n: t.numpy().reshape(-1).copy() for n, t in zip(self.names, full, strict=False)}
+        state: dict[str, dict[str, np.ndarray]] = {n: {} for n in self.names}
+        for (name, key, _), t in zip(tensors, full[len(self.names):], strict=True):
+            state[name][key] = t.numpy().copy()
+        for name, key, value in scalars:
+            state[name][key] = np.array([float(value)])
+        self.gathered = state
+        return params
+
+    def _state_values(self):
+        """The optimizer state's dense tensors and its numbers: (name, key, value) lists."""
+        tensors, scalars = [], []
         for name in self.names:
             st = self.opt.state.get(self.tensors[name], {})
-            entries = {}
             for key in sorted(st):
                 value = st[key]
                 if isinstance(value, self.torch.Tensor) and not value.is_sparse:
-                    value = self._full(value)
-                    entries[key] = value.to("cpu", self.torch.float64).numpy().copy()
+                    tensors.append((name, key, value))
                 elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                    entries[key] = np.array([float(value)])
-            out[name] = entries
+                    scalars.append((name, key, value))
+        return tensors, scalars
+
+    # -- state -----------------------------------------------------------------------------------
+    def inject_state(self, state: dict[str, dict[str, Any]]) -> None:
+        """A checkpoint taken at a large step count, loaded before the first step the way each
+        wrapper loads one: ``ddp``, ``own``: the candidate's own ``load_state_dict`` on every rank
+        (as TorchDriver); ``zero``: ZeRO's ``load_state_dict`` of the consolidated layout (global
+        param indices, what ``state_dict()`` returns after ``consolidate_state_dict``), each rank
+        keeping its partition's entries; ``fsdp``: the full state dict keyed by the params' names
+        in the module, sharded by ``set_optimizer_state_dict(full_state_dict=True)``."""
+        self.gathered = None
+        if self.wrapper == "zero":
+            # ZeRO's own state_dict() needs a consolidation first; the base class's is the same
+            # layout (global indices, param_groups) with no entries yet
+            sd = self.torch.optim.Optimizer.state_dict(self.opt)
+            order = [n for g in self.case.groups for n in g.params]
+            for name, by_state in state.items():
+                sd["state"][order.index(name)] = self.state_entries(by_state, self.shapes[name])
+            self.opt.load_state_dict(sd)
+        elif self.wrapper == "fsdp":
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                get_optimizer_state_dict,
+                set_optimizer_state_dict,
+            )
+
+            full = StateDictOptions(full_state_dict=True)
+            sd = get_optimizer_state_dict(self.module, self.opt, options=full)  # its param_groups, by name
+            fqn = {id(p): name for name, p in self.module.named_parameters()}
+            for name, by_state in state.items():
+                sd["state"][fqn[id(self.tensors[name])]] = self.state_entries(by_state, self.shapes[name])
+            set_optimizer_state_dict(self.module, self.opt, optim_state_dict=sd, options=full)
+        else:
+            TorchDriver.inject_state(self, state)
+
+    def state(self) -> dict[str, dict[str, np.ndarray]]:
+        if self.wrapper == "zero":
+            return self._zero_state()
+        if self.gathered is not None:  # fsdp: gathered with the params after this step
+            out, self.gathered = self.gathered, None
+            return out
+        tensors, scalars = self._state_values()
+        out: dict[str, dict[str, np.ndarray]] = {n: {} for n in self.names}
+        for name, key, value in tensors:
+            out[name][key] = self._full(value).to("cpu", self.torch.float64).numpy().copy()
+        for name, key, value in scalars:
+            out[name][key] = np.array([float(value)])
         return out
 
     def _zero_state(self) -> dict[str, dict[str, np.ndarray]]:
@@ -491,6 +539,8 @@ def _answer(message: tuple, rank: int, wrapper: str, device: str, scratch: str) 
     from .scoring import CaseResult, exc_line
 
     op, request = message
+    if isinstance(request, dict) and request.get("wrapper"):  # the sweep: every wrapper on the same ranks
+        wrapper = request["wrapper"]
     if op == "regroup":
         from datetime import timedelta
 

@@ -198,9 +198,9 @@ class RankGroup:
                 return "usage", answers[r][1]
         return "ok", None
 
-    def run(self, request: dict[str, Any]):
+    def run(self, request: dict[str, Any], timeout: float | None = None):
         """One case on every rank: rank 0's result, or the verdict naming the rank that raised,
-        hung or died."""
+        hung or died (within ``timeout`` seconds, by default the group's)."""
         from .scoring import CaseResult
 
         where = f"case {request['case']} [{request['dtype']}, {request['device']}]"
@@ -208,7 +208,7 @@ class RankGroup:
                          mode=request["mode"])
         res.params_conform = False
         try:
-            answers, trouble = self.ask_all(("case", request), self.timeout)
+            answers, trouble = self.ask_all(("case", request), timeout or self.timeout)
         except Died as exc:
             res.reason = f"the rank processes {exc}"
             return res

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -64,30 +66,77 @@ class Cell:
     variants: list[str] = field(default_factory=list)
     detail: str = ""
     skips: list[str] = field(default_factory=list)
+    skip_counts: dict[str, int] = field(default_factory=dict)  # reason -> cases skipped with it
 
 
-def sweep(wrapper: str, world: int, specs: list[str], timeout: float = 40) -> list[Cell]:
-    """Every case of ``specs`` on one group of ranks. ``timeout``: per case (a case takes well under
-    a second; half of it is the collective timeout that ends a case whose ranks fell out of step,
-    as L-BFGS behind ZeRO does)."""
-    group = RankGroup("torch.optim.SGD", {}, (), timeout, wrapper, world)
+def sweep(world: int, specs: list[str], wrappers: tuple[str, ...] = WRAPPERS, timeout: float = 40) -> list[Cell]:
+    """Every case of ``specs`` under each of ``wrappers``, on one group of ``world`` ranks (the
+    wrapper is sent with each case: the ranks import torch once for all wrappers). ``timeout``: per
+    case, per 100 steps for a long horizon (a case takes well under a second, a long horizon a few
+    seconds); half of it is the collective timeout that ends a case whose ranks fell out of step, as
+    L-BFGS behind ZeRO does."""
+    group = RankGroup("torch.optim.SGD", {}, (), timeout, wrappers[0], world)
     kind, info = group.start()
     if kind != "ready":
-        raise SystemExit(f"{wrapper} × {world}: {info}")
+        raise SystemExit(f"world size {world}: {info}")
     cells = []
     try:
-        for spec_id in specs:
-            spec = load_spec(spec_id)
-            for dtype in DTYPES:
-                records = []
-                for case in spec.cases:
-                    res = group.run({"spec": spec_id, "case": case.id, "dtype": dtype, "device": "cpu",
-                                     "accept": [], "mode": mode_name(wrapper, world), "path": spec.torch_class})
-                    records.append(CaseRecord.from_result(res))
-                cells.append(_cell(spec.torch_class, wrapper, world, dtype, records))
+        for wrapper in wrappers:
+            start = time.perf_counter()
+            for spec_id in specs:
+                spec = load_spec(spec_id)
+                for dtype in DTYPES:
+                    records = []
+                    for case in spec.cases:
+                        res = group.run({"spec": spec_id, "case": case.id, "dtype": dtype, "device": "cpu",
+                                         "accept": [], "mode": mode_name(wrapper, world), "wrapper": wrapper,
+                                         "path": spec.torch_class}, timeout=timeout * max(1, case.n_steps // 100))
+                        records.append(CaseRecord.from_result(res))
+                    cells.append(_cell(spec.torch_class, wrapper, world, dtype, records))
+            print(f"{wrapper} × {world}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
     finally:
         group.stop()
     return cells
+
+
+def sweep_worlds(worlds: tuple[int, ...], specs: list[str], wrappers: tuple[str, ...], jobs: int) -> list[Cell]:
+    """:func:`sweep` at each world size; up to ``jobs`` world sizes at once, each in a process of
+    its own (``--json``: its cells come back as JSON). A long horizon is 10³ steps with a few
+    collectives each, and a rank spends most of it waiting on a peer: two groups of ranks overlap
+    their waits on the same cores."""
+    if jobs <= 1 or len(worlds) == 1:
+        return [c for world in worlds for c in sweep(world, specs, wrappers)]
+    cells: list[Cell] = []
+    with tempfile.TemporaryDirectory(prefix="optimizer-conformance-sweep-") as tmp:
+        running: list = []
+        try:
+            _start_each(worlds, specs, wrappers, jobs, tmp, running)
+            for _, proc, _ in running:
+                proc.wait()
+        except BaseException:  # e.g. Ctrl-C: no sweep is left running
+            for _, proc, _ in running:
+                proc.kill()
+                proc.wait()
+            raise
+        for world, proc, out in running:
+            if not os.path.exists(out):
+                raise SystemExit(f"world size {world}: the sweep ended with exit status {proc.returncode} and no result")
+            with open(out, encoding="utf-8") as fh:
+                cells += [Cell(**c) for c in json.load(fh)["cells"]]
+    return cells
+
+
+def _start_each(worlds, specs, wrappers, jobs, tmp, running) -> None:
+    """Start the sweep of each world size in a process of its own, at most ``jobs`` at once."""
+    for world in worlds:
+        busy = [proc for _, proc, _ in running if proc.poll() is None]
+        if len(busy) >= jobs:
+            busy[0].wait()
+        out = os.path.join(tmp, f"ws{world}.json")
+        cmd = [sys.executable, "-m", "optimizer_conformance.conformance.distributed_sweep", "--jobs", "1",
+               "--world-size", str(world), "--json", out, *[f"--spec={s}" for s in specs],
+               *[f"--wrapper={w}" for w in wrappers]]
+        running.append((world, subprocess.Popen(cmd, stdout=subprocess.DEVNULL), out))
 
 
 def _cell(optimizer: str, wrapper: str, world: int, dtype: str, records: list[CaseRecord]) -> Cell:
@@ -98,6 +147,9 @@ def _cell(optimizer: str, wrapper: str, world: int, dtype: str, records: list[Ca
         cell.skipped += r.outcome == "skipped"
     skips = sorted({r.reason for r in records if r.outcome == "skipped"})
     cell.skips = skips
+    for r in records:
+        if r.outcome == "skipped":
+            cell.skip_counts[r.reason] = cell.skip_counts.get(r.reason, 0) + 1
     if not cell.passed and not cell.failed:
         refused = [s for s in skips if s.startswith(UNSUPPORTED)]
         cell.verdict = "unsupported" if refused else "not run"
@@ -160,15 +212,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
     parser.add_argument("--json", metavar="PATH", help="write the cells as JSON here")
     parser.add_argument("--timing", metavar="OPTIMIZER", help="also time a verdict, e.g. torch.optim.AdamW")
+    parser.add_argument("--jobs", type=int, default=2, help="world sizes swept at once, each in a process of its "
+                        "own (default 2: a rank mostly waits on a collective, so two groups share the cores)")
     args = parser.parse_args(argv)
     specs = args.spec or [sid for sid, m in index()["specs"].items() if m["torch_class"] is not None]
     start = time.perf_counter()
     cells: list[Cell] = []
-    for wrapper in args.wrapper or WRAPPERS:
-        for world in args.world_size or WORLDS:
-            t = time.perf_counter()
-            cells += sweep(wrapper, world, specs)
-            print(f"{wrapper} × {world}: {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
+    cells += sweep_worlds(tuple(args.world_size or WORLDS), specs, tuple(args.wrapper or WRAPPERS), args.jobs)
     wall = time.perf_counter() - start
     print(table(cells, args.markdown))
     known = [(c, KNOWN_FAILURES[k]) for c in cells if (k := (c.optimizer, c.wrapper, c.dtype)) in KNOWN_FAILURES]
@@ -181,11 +231,15 @@ def main(argv: list[str] | None = None) -> int:
           f"{sum(c.verdict == 'unsupported' for c in cells)} not supported by torch, "
           f"{sum(c.verdict == 'not run' for c in cells)} not run")
     reasons: dict[str, set[str]] = {}
+    counts: dict[str, int] = {}
     for c in cells:
         for s in c.skips:
             reasons.setdefault(s, set()).add(f"{c.optimizer.rsplit('.', 1)[-1]}/{c.wrapper}")
+            counts[s] = counts.get(s, 0) + c.skip_counts.get(s, 0)
+    print(f"{sum(c.passed + c.failed for c in cells)} case runs passed or failed, {sum(counts.values())} skipped, "
+          f"by reason:")
     for reason, where in sorted(reasons.items()):
-        print(f"  skipped ({', '.join(sorted(where))}): {reason}")
+        print(f"  skipped {counts[reason]}× ({', '.join(sorted(where))}): {reason}")
     for c in bad:
         print(f"  FAIL {c.optimizer} [{c.wrapper} ×{c.world}, {c.dtype}]: {c.detail}")
     for c, why in known:

@@ -164,6 +164,61 @@ class WrappedParams:
         t = t.detach()
         return t.full_tensor() if hasattr(t, "full_tensor") else t
 
+    def gather_full(self, tensors: list) -> list:
+        """The full tensors of ``tensors`` as float64 CPU tensors, in one all-gather for all of them
+        (``full_tensor()`` would be one collective each): every rank's local shards flattened into
+        one buffer, padded to the longest, gathered, and cut back into the full tensors. A DTensor
+        sharded on dim 0 (FSDP2's params and the state made like them) has on rank r the rows
+        ``torch.chunk`` gives it; any other placement is gathered by ``full_tensor()``, a plain
+        tensor (a step count) taken as it is."""
+        torch = self.torch
+        from torch.distributed.tensor import Shard
+
+        def dim0(t) -> bool:
+            return hasattr(t, "to_local") and t.ndim > 0 and tuple(t.placements) == (Shard(0),)
+
+        def rows(n: int, r: int) -> int:  # torch.chunk's rows of rank r (none past the last chunk)
+            c = -(-n // self.world)
+            return max(0, min(n, (r + 1) * c) - r * c)
+
+        def numel(t, r: int) -> int:
+            inner = 1
+            for d in t.shape[1:]:
+                inner *= d
+            return rows(t.shape[0], r) * inner
+
+        sharded = [t for t in tensors if dim0(t)]
+        mine = [t.detach().to_local().reshape(-1).to("cpu", torch.float64) for t in sharded]
+        for t, local in zip(sharded, mine, strict=True):
+            if local.numel() != numel(t, self.rank):
+                raise RuntimeError(f"a shard of {tuple(t.shape)} has {local.numel()} elements on rank {self.rank}, "
+                                   f"not torch.chunk's {numel(t, self.rank)}")
+        length = max((sum(numel(t, r) for t in sharded) for r in range(self.world)), default=0)
+        parts = []
+        if sharded:
+            buf = torch.zeros(length, dtype=torch.float64)
+            flat = torch.cat(mine)
+            buf[:flat.numel()] = flat
+            parts = [torch.empty_like(buf) for _ in range(self.world)]
+            self.dist.all_gather(parts, buf, group=self.pg)
+        offsets = [0] * self.world
+        full = {}
+        for i, t in enumerate(sharded):
+            pieces = []
+            for r in range(self.world):
+                n = numel(t, r)
+                pieces.append(parts[r][offsets[r]:offsets[r] + n].reshape(rows(t.shape[0], r), *t.shape[1:]))
+                offsets[r] += n
+            full[i] = torch.cat(pieces)
+        out, k = [], 0
+        for t in tensors:
+            if dim0(t):
+                out.append(full[k])
+                k += 1
+            else:
+                out.append(self._full(t).to("cpu", torch.float64))
+        return out
+
     def params(self):
         return {n: self._full(t).to("cpu", self.torch.float64).numpy().reshape(-1).copy()
                 for n, t in self.tensors.items()}

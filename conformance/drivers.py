@@ -167,16 +167,19 @@ class TorchDriver(Driver):
         """torch's own checkpoint layout: ``state_dict()["state"][i]`` for the i-th param of the
         param groups, values as tensors of the param's dtype and shape, ``step`` a float32 0-d
         tensor (torch keeps it so: ``_get_scalar_dtype()``)."""
-        torch = self.torch
         sd = self.opt.state_dict()
         order = [n for g in self.case.groups for n in g.params]
         for name, by_state in state.items():
-            t = self.tensors[name]
-            sd["state"][order.index(name)] = {
-                key: torch.tensor(float(v), dtype=torch.float32) if isinstance(v, int)
-                else torch.tensor(v, dtype=self.dtype, device=self.device).reshape(t.shape)
-                for key, v in by_state.items()}
+            sd["state"][order.index(name)] = self.state_entries(by_state, self.tensors[name].shape)
         self.opt.load_state_dict(sd)
+
+    def state_entries(self, by_state: dict[str, Any], shape) -> dict[str, Any]:
+        """One param's injected state as torch keeps it: tensors of the param's dtype in ``shape``,
+        a count as a float32 0-d tensor."""
+        torch = self.torch
+        return {key: torch.tensor(float(v), dtype=torch.float32) if isinstance(v, int)
+                else torch.tensor(v, dtype=self.dtype, device=self.device).reshape(shape)
+                for key, v in by_state.items()}
 
     def params(self) -> dict[str, np.ndarray]:
         return {n: t.detach().to("cpu", self.torch.float64).numpy().reshape(-1).copy() for n, t in self.tensors.items()}

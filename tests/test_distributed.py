@@ -19,13 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from optimizer_conformance.conformance.distributed import (
-    GENERATED_NOT_YET,
-    generated_case,
-    local_gradient,
-    mode_name,
-    parse_mode,
-)
+from optimizer_conformance.conformance.distributed import local_gradient, mode_name, parse_mode
+from optimizer_conformance.conformance.golden import generated_kind
 from optimizer_conformance.conformance.kinds import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,8 +100,12 @@ def run_plugin(tmp_path: Path, *args: str, timeout: float = 600) -> tuple[dict, 
 def test_adamw_under_ddp_conforms(tmp_path):
     doc, out = run_plugin(tmp_path, "--optimizer=torch.optim.AdamW", "--optimizer-distributed=ddp")
     assert doc["diagnosis"]["verdict"] == "conforms", out
-    own = [c for c in load_spec("adamw").cases if not generated_case(c)]  # generated ones: skipped (issue 14)
-    assert doc["summary"]["passed"] == 2 * len(own) and doc["summary"]["failed"] == 0, out
+    # every case of the single-process run: the generated ones (one feature alone, boundary values),
+    # the state injected at t = 10⁶ and the long horizon of 10³ steps included
+    cases = load_spec("adamw").cases
+    assert any(generated_kind(c.id) for c in cases) and any(c.initial_state for c in cases)
+    assert any(c.n_steps >= 1000 for c in cases)
+    assert doc["summary"]["passed"] == 2 * len(cases) and doc["summary"]["skipped"] == 0, out
     assert {c["mode"] for c in doc["cases"]} == {"ddp-ws2"}
     assert "distributed: ddp over 2 ranks (gloo)" in out
     from jsonschema import Draft202012Validator
@@ -126,7 +125,9 @@ def test_distributed_mutant_fails_and_is_named(tmp_path, variant):
     from tests.mutants.distributed_mutants import DISTRIBUTED_MUTANTS
 
     cls = DISTRIBUTED_MUTANTS[("adamw", variant)]
-    doc, out = run_plugin(tmp_path, f"--optimizer={MUTANTS}.{cls.__name__}", "--optimizer-distributed=own")
+    # the quick run leaves out the long horizons (10³ steps, a collective each); the full one runs all
+    quick = [] if FULL else ["-k", "not long_horizon"]
+    doc, out = run_plugin(tmp_path, f"--optimizer={MUTANTS}.{cls.__name__}", "--optimizer-distributed=own", *quick)
     assert doc["summary"]["failed"] > 0, out
     assert doc["diagnosis"]["verdict"] == "variant" and doc["diagnosis"]["variants"] == [variant], out
     assert f"trajectory matches {variant}" in out
@@ -159,9 +160,7 @@ def test_adam_under_sharding_wrappers_at_world_size_3(tmp_path, wrapper):
     doc, out = run_plugin(tmp_path, "--optimizer=torch.optim.Adam", f"--optimizer-distributed={wrapper}",
                           "--optimizer-world-size=3")
     assert doc["diagnosis"]["verdict"] == "conforms", out
-    generated = [c for c in load_spec("adam").cases if generated_case(c)]  # not run yet (issue 14)
-    assert doc["summary"]["skipped"] == 2 * len(generated), out
-    assert all(c["reason"] == GENERATED_NOT_YET for c in doc["cases"] if c["outcome"] == "skipped"), out
+    assert doc["summary"]["passed"] == 2 * len(load_spec("adam").cases) and doc["summary"]["skipped"] == 0, out
 
 
 def test_world_size_without_a_wrapper_is_a_usage_error(pytester):
@@ -220,28 +219,36 @@ def test_local_sparse_gradients_average_to_the_gradient_and_touch_only_its_indic
         assert len({tuple(v.tolist()) for _, v in shares}) > 1, "every rank must see its own gradient"
 
 
-def _run_cases(wrapper: str, world: int, cases: list[tuple[str, str, str]]) -> list:
-    """The given (spec, case, dtype) on one group of ``world`` ranks under ``wrapper``: the results."""
+@pytest.fixture(scope="module")
+def two_ranks():
+    """One group of two ranks for the tests below (each case sends its wrapper and its candidate:
+    the ranks import torch once); afterwards no rank is left behind."""
     from optimizer_conformance.conformance.distributed_group import RankGroup, leftover_ranks
-    from optimizer_conformance.conformance.kinds import load_spec
 
-    group = RankGroup("torch.optim.SGD", {}, (), 40, wrapper, world)
+    group = RankGroup("torch.optim.SGD", {}, (), 40, "ddp", 2)
     assert group.start()[0] == "ready"
     pids = group.pids()
     try:
-        return [group.run({"spec": s, "case": c, "dtype": d, "device": "cpu", "accept": [],
-                           "mode": mode_name(wrapper, world), "path": load_spec(s).torch_class})
-                for s, c, d in cases]
+        yield group
     finally:
         group.stop()
         assert not leftover_ranks(pids)
 
 
-def test_lbfgs_and_sparse_adam_conform_under_ddp():
+def _run_cases(group, wrapper: str, cases: list[tuple[str, str, str]], path: str | None = None) -> list:
+    """The given (spec, case, dtype) under ``wrapper`` on ``group``: the results. ``path``: the
+    candidate (default: the spec's torch class)."""
+    return [group.run({"spec": s, "case": c, "dtype": d, "device": "cpu", "accept": [],
+                       "mode": mode_name(wrapper, group.world), "wrapper": wrapper,
+                       "path": path or load_spec(s).torch_class})
+            for s, c, d in cases]
+
+
+def test_lbfgs_and_sparse_adam_conform_under_ddp(two_ranks):
     """L-BFGS: every closure call all-reduces the ranks' shares (params, loss and torch's counters
     compared); SparseAdam: sparse COO gradients through nn.Embedding(sparse=True) and gloo's sparse
     all-reduce; a step with a sparse-gradient param left without gradient is torch's refusal."""
-    wolfe, unused, repeats, missing = _run_cases("ddp", 2, [
+    wolfe, unused, repeats, missing = _run_cases(two_ranks, "ddp", [
         ("lbfgs", "lbfgs/strong_wolfe_rosenbrock", "float32"),
         ("lbfgs", "lbfgs/large_gradient_history", "float64"),
         ("sparseadam", "sparseadam/cancelling_repeats", "float32"),
@@ -256,9 +263,9 @@ def test_lbfgs_and_sparse_adam_conform_under_ddp():
 
 
 @full_only
-def test_lbfgs_behind_zero_runs_another_algorithm_and_a_rank_without_params_raises():
+def test_lbfgs_behind_zero_runs_another_algorithm_and_a_rank_without_params_raises(two_ranks):
     """ZeRO steps a local L-BFGS per rank on its partition (a finding: KNOWN_FAILURES)."""
-    two_params, one_param = _run_cases("zero", 2, [("lbfgs", "lbfgs/first_step_norms", "float64"),
+    two_params, one_param = _run_cases(two_ranks, "zero", [("lbfgs", "lbfgs/first_step_norms", "float64"),
                                                    ("lbfgs", "lbfgs/tolerance_grad", "float64")])
     assert two_params.outcome == "failed" and two_params.steps_run == 3
     assert two_params.first_divergence is not None and two_params.first_divergence.step == 1
@@ -268,8 +275,8 @@ def test_lbfgs_behind_zero_runs_another_algorithm_and_a_rank_without_params_rais
 
 
 @full_only
-def test_fsdp2_refusals_are_torch_own_errors():
-    sparse, resume, wolfe = _run_cases("fsdp", 2, [
+def test_fsdp2_refusals_are_torch_own_errors(two_ranks):
+    sparse, resume, wolfe = _run_cases(two_ranks, "fsdp", [
         ("sparseadam", "sparseadam/defaults", "float32"),
         ("lbfgs", "lbfgs/rosenbrock_lr_schedule_resume", "float64"),
         ("lbfgs", "lbfgs/strong_wolfe_rosenbrock", "float64"),
@@ -280,3 +287,34 @@ def test_fsdp2_refusals_are_torch_own_errors():
     assert resume.reason.startswith("not supported by torch: TypeError: 'NoneType' object is not callable")
     assert "_init_optim_state calls step(closure=None)" in resume.reason
     assert wolfe.outcome == "passed", wolfe.reason
+
+
+# -- issue 14: every case of the single-process run, under every wrapper ---------------------------
+
+def test_a_state_injected_at_a_large_step_count_goes_through_zero_and_fsdp2(two_ranks):
+    """``adamw/resumed_at_large_t``: a checkpoint at t = 10⁶ loaded before the first step, through
+    ZeRO's consolidated layout and FSDP2's full state dict (sharded by set_optimizer_state_dict);
+    and a generated one-feature case behind ZeRO."""
+    steps = {c.id: c.n_steps for c in load_spec("adamw").cases}
+    for dtype in ("float32", "float64"):
+        for wrapper, case in [("zero", "adamw/resumed_at_large_t"), ("fsdp", "adamw/resumed_at_large_t"),
+                              ("zero", "adamw/only_amsgrad")]:
+            (res,) = _run_cases(two_ranks, wrapper, [("adamw", case, dtype)])
+            assert res.outcome == "passed" and res.steps_run == steps[case], (case, wrapper, dtype, res.reason)
+            assert res.mode == mode_name(wrapper, 2)
+            # the moments and the step count compared after every step, gathered on rank 0
+            assert {"step", "exp_avg", "exp_avg_sq"} <= set(res.compared_state), (wrapper, res.compared_state)
+
+
+def test_a_kwargs_forwarding_own_factory_gets_the_settings_at_their_neutral_value(two_ranks):
+    """``make(params, process_group=None, **hyperparameters)`` forwarding to torch's AdamW: a case
+    at weight_decay = 0 (the feature off) must reach AdamW as 0, not its default 0.01."""
+    spec = load_spec("adamw")
+    neutral = [c.id for c in spec.cases if all(g.hyperparameters["weight_decay"] == 0 for g in c.groups)]
+    assert "adamw/only_grad_none" in neutral and "adamw/only_maximize" in neutral
+    results = _run_cases(two_ranks, "own", [("adamw", "adamw/only_grad_none", "float64"),
+                                            ("adamw", "adamw/only_maximize", "float32"),
+                                            ("adamw", "adamw/defaults", "float32")],
+                         path=f"{MUTANTS}:make_averaging_adamw")
+    for res in results:
+        assert res.outcome == "passed" and res.mode == "own-ws2", (res.case, res.reason)

@@ -284,3 +284,24 @@ def test_an_error_that_names_a_setting_at_its_default_does_not_drop_it():
     # is still sent: nothing showed that the candidate runs without it
     assert res.outcome == "skipped" and "refused it through **kwargs (RuntimeError" in res.reason, res.reason
     assert cand.accepts("momentum_decay", spec)
+
+
+# -- a factory that forwards **kwargs --------------------------------------------------------------
+
+
+def forwarding_adamw(params, **hyperparameters):
+    """A factory that names nothing and forwards everything to torch's AdamW (whose default
+    weight_decay is 0.01, not the feature off)."""
+    return torch.optim.AdamW(params, **hyperparameters)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_forwarding_factory_gets_the_settings_at_their_neutral_value(dtype):
+    """The cases at weight_decay = 0 (the one-feature cases) reach AdamW as 0: every case passes."""
+    spec, cand = load_spec("adamw"), Candidate(path=f"{__name__}:forwarding_adamw", target=forwarding_adamw,
+                                               api="torch")
+    at_neutral = [c for c in spec.cases if all(g.hyperparameters["weight_decay"] == 0 for g in c.groups)]
+    assert at_neutral
+    results = {case.id: run_case(cand, spec, case, dtype) for case in spec.cases}
+    assert all(r.outcome == "passed" for r in results.values()), \
+        {cid: r.reason for cid, r in results.items() if r.outcome != "passed"}
