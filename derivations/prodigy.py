@@ -4,7 +4,7 @@ Mishchenko & Defazio, "Prodigy: An Expeditiously Adaptive Parameter-Free Learner
 (arXiv:2306.06101), as the authors' package implements it (prodigyopt ``Prodigy.step``,
 prodigyopt/prodigy.py; pytorch_optimizer's ``Prodigy`` follows it line by line). With D the
 current estimate (D₀ = d₀), β₃ = √β₂, η = D·γ·c (c = √(1 − β₂ᵏ)/(1 − β₁ᵏ) with bias correction,
-k the number of step() calls, else 1), for every parameter, then once for the whole optimizer:
+k the number of step() calls that reached the estimate, else 1), for every parameter, then once for the whole optimizer:
 
     r ← β₃·r + (D/d₀)·η·Σ_params ⟨g, x₀ − θ⟩          (x₀: the parameter at its first step)
     m ← β₁·m + (1 − β₁)·D·g,   v ← β₂·v + (1 − β₂)·D²·g²
@@ -19,7 +19,11 @@ value everywhere); so the cases give every parameter a gradient on every step, a
 group: the NumPy candidate protocol builds one optimizer per group, so a reference could not share
 D across groups (prodigyopt also takes β, d_coef and the step count from the first group and
 requires one learning rate). When Σ‖s‖₁ = 0 (all gradients zero so far)
-prodigyopt returns before D and the parameters change; the rule keeps both then.
+prodigyopt returns before D and the parameters change, and before it counts the step (the
+parameters' ``step`` and the optimizer's k, which the bias correction reads); the rule keeps all
+of them then (``prodigy/zero_first_gradients``). t counts the steps that reached the estimate;
+k = t + 1 on the current call (k is one per optimizer, t per parameter: they agree because every
+parameter has a gradient on every step).
 
 With ``decouple=False`` the decay is L2, added to the gradient before anything else.
 """
@@ -32,8 +36,7 @@ import numpy as np
 import sympy as sp
 
 from .adam import beta1, beta2, eps, lam, lr, m, v
-from .boundaries import COUNTED
-from .cases import CaseBuilder, HyperparameterChange
+from .cases import CaseBuilder, HyperparameterChange, ZerosCaseBuilder
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, steps_taken, t, theta
 from .spec import Implementation, Spec
@@ -52,7 +55,8 @@ eta = sp.Symbol("eta", positive=True)  # the step size D·γ·c
 S = sp.Symbol("S", nonnegative=True)  # Σ_params ‖s‖₁
 
 beta3 = sp.sqrt(beta2)
-_bias = sp.Piecewise((sp.sqrt(1 - beta2**steps_taken) / (1 - beta1**steps_taken), bias_correction), (1, True))
+# k = t + 1: this call, after the t calls that reached the estimate (prodigyopt's group['k'])
+_bias = sp.Piecewise((sp.sqrt(1 - beta2**(t + 1)) / (1 - beta1**(t + 1)), bias_correction), (1, True))
 _estimate = sp.Piecewise((D, sp.Eq(S, 0)), (sp.Max(D, d_coef * r / S), True))
 _decoupled = sp.Piecewise((lam * eta * theta, decouple), (0, True))
 
@@ -70,7 +74,7 @@ RULE = Rule(
         Hyperparameter("d0", d0, 1e-6, doc="the initial estimate D₀"),
         Hyperparameter("d_coef", d_coef, 1.0, doc="the estimate's coefficient"),
         Hyperparameter("use_bias_correction", bias_correction, False, neutral=False, boolean=True,
-                       doc="η = D·γ·√(1 − β₂ᵏ)/(1 − β₁ᵏ) (k the number of step() calls)"),
+                       doc="η = D·γ·√(1 − β₂ᵏ)/(1 − β₁ᵏ) (k the number of step() calls that reached the estimate)"),
         Hyperparameter("safeguard_warmup", safeguard, False, neutral=False, boolean=True,
                        doc="s accumulates D·g instead of η·g (γ out of the denominator)"),
     ),
@@ -87,8 +91,8 @@ RULE = Rule(
     body=(
         Assign("weight_decay", g, sp.Piecewise((g, decouple), (g + lam * theta, True)),
                "L2 decay (decouple=False) added to the gradient"),
-        Assign("step", t, t + 1, "count the step"),
-        Assign("anchor", x0, sp.Piecewise((theta, sp.Eq(t, 1)), (x0, True)), "x₀ = θ at the first step"),
+        Assign("anchor", x0, sp.Piecewise((theta, sp.Eq(t, 0)), (x0, True)),
+               "x₀ = θ until a step is counted (θ does not move before)"),
         Assign("step_size", eta, D * lr * _bias, "η = D·γ·c with the current D"),
         Assign("numerator", r, beta3 * r + D / d0 * eta * Total(g * (x0 - theta)),
                "r ← β₃·r + (D/d₀)·η·Σ⟨g, x₀ − θ⟩ over every parameter"),
@@ -100,6 +104,8 @@ RULE = Rule(
         Assign("estimate", D, _estimate, "D ← max(D, d_coef·r/Σ‖s‖₁) (kept when the sum is 0)"),
         Assign("update", theta, sp.Piecewise((theta, sp.Eq(S, 0)), (theta - _decoupled - eta * m / (sp.sqrt(v) + D * eps), True)),
                "θ ← θ − λ·η·θ − η·m/(√v + D·ε): η with the old D, ε with the new"),
+        Assign("step", t, sp.Piecewise((t, sp.Eq(S, 0)), (t + 1, True)),
+               "count the step, unless S = 0 (prodigyopt returns before counting it)"),
     ),
 )
 
@@ -324,9 +330,19 @@ CASES = (
         constant_grad=True,
         reload_before=[4],
     ),
+    ZerosCaseBuilder(
+        id="prodigy/zero_first_gradients",
+        title="every gradient 0 on the first two steps, then a constant gradient",
+        purpose="S = Σ‖s‖₁ = 0 while every gradient so far is 0: D and the params stay (prodigyopt returns "
+        "from step() before the estimate, which would divide by S); from step 3 on S > 0, x₀ is the "
+        "parameter at its first step and D grows",
+        hyperparameters={**_fast},
+        grad_exponents=[0] * 6,
+        seed=4111,
+        constant_grad=True,
+        zero_grads={"scalar": (1, 2), "vector": (1, 2), "matrix": (1, 2)},
+    ),
 )
-
-_S_ZERO = ("open (not generated yet): S = 0 needs every gradient 0 so far (prodigyopt then returns early); the evaluator computes the tensor estimate d_coef·r/S before the rule's guard and divides by 0 (docs/findings.md)")
 
 SPEC = Spec(
     id="prodigy",
@@ -339,9 +355,6 @@ SPEC = Spec(
                           "group, read from the first) while the NumPy candidate protocol builds one optimizer "
                           "per group: a second group would get its own D (see the module's docstring)"},
     unreachable_boundaries={
-        "anchor: Eq(t, 1) below": COUNTED,
-        "estimate: Eq(S, 0) on": _S_ZERO,
-        "update: Eq(S, 0) on": _S_ZERO,
     },
     torch_class=None,
     implementations=(
