@@ -180,6 +180,7 @@ def load_spec(spec_id: str, meta: dict, doc: dict) -> Spec:
         cases=[_case(spec_id, c, counters, with_state=True) for c in doc["cases"]],
         variants=variant_infos(meta),
         kind=NAME,
+        groups_share_state=meta.get("groups_share_state", ""),
     )
 
 

@@ -15,10 +15,11 @@ k the number of step() calls that reached the estimate, else 1), for every param
 Σ_params sums over every element of every parameter that has a gradient on this step, across all
 param groups (:class:`~.tensor.Total`): D, r and k are one per optimizer (prodigyopt keeps them in
 every param group, read from the first). The evaluator holds D and r beside each element (the same
-value everywhere); so the cases give every parameter a gradient on every step, and have one param
-group: the NumPy candidate protocol builds one optimizer per group, so a reference could not share
-D across groups (prodigyopt also takes β, d_coef and the step count from the first group and
-requires one learning rate). When Σ‖s‖₁ = 0 (all gradients zero so far)
+value everywhere); so the cases give every parameter a gradient on every step. Two param groups
+share D, r and k (``prodigy/only_param_groups``: the second group has its own ε, which prodigyopt
+reads per group; it takes β, d_coef and the step count from the first group and requires one
+learning rate); the NumPy and optax protocols build one optimizer per group, so they skip that
+case (``groups_share_state``). When Σ‖s‖₁ = 0 (all gradients zero so far)
 prodigyopt returns before D and the parameters change, and before it counts the step (the
 parameters' ``step`` and the optimizer's k, which the bias correction reads); the rule keeps all
 of them then (``prodigy/zero_first_gradients``). t counts the steps that reached the estimate;
@@ -351,9 +352,10 @@ SPEC = Spec(
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,
-    ungenerated_features={"param_groups": "D, r and k are one per optimizer (prodigyopt keeps them in every "
-                          "group, read from the first) while the NumPy candidate protocol builds one optimizer "
-                          "per group: a second group would get its own D (see the module's docstring)"},
+    groups_share_state="D, r and k are one per optimizer (prodigyopt keeps them in every group, read from "
+    "the first): one optimizer per group would give each group its own D",
+    # prodigyopt requires one lr for every group (or 0); ε is read per group
+    second_group={"eps": "0.5"},
     unreachable_boundaries={
     },
     torch_class=None,
