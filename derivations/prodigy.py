@@ -37,7 +37,7 @@ import numpy as np
 import sympy as sp
 
 from .adam import beta1, beta2, eps, lam, lr, m, v
-from .cases import CaseBuilder, HyperparameterChange, ZerosCaseBuilder
+from .cases import CaseBuilder, HyperparameterChange, ZerosCaseBuilder, long_horizon
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, steps_taken, t, theta
 from .spec import Implementation, Spec
@@ -343,6 +343,10 @@ CASES = (
         constant_grad=True,
         zero_grads={"scalar": (1, 2), "vector": (1, 2), "matrix": (1, 2)},
     ),
+    long_horizon("prodigy", {"lr": "0.00390625", "use_bias_correction": True}, 4112,
+                 "the bias correction √(1 − β₂ᵏ)/(1 − β₁ᵏ) at k = 10³ (1 − β₂ᵏ ≈ 0.63), r and s after 10³ "
+                 "decays by β₃, and D grown about 15-fold over 10³ steps (γ = 2⁻⁸: with γ = 1 a constant "
+                 "gradient makes D overflow float32 by step 116)"),
 )
 
 SPEC = Spec(
