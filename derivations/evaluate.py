@@ -14,7 +14,8 @@ unit roundoff: the function puts its own bound there, and every later line carri
 A tensor function inside a ``Piecewise`` branch is evaluated only where the branch's guard
 holds (:func:`_guard`): its argument may be undefined elsewhere (Prodigy's d_coef·r/S at S = 0).
 Where the guard is false on every element it reduces over, its symbol holds NaN, which the
-``Piecewise`` (evaluated lazily, here and in the bound) never reads.
+``Piecewise`` (evaluated lazily, here and in the bound) never reads. A stateful function (below)
+is evaluated on every step whatever its guard: its memory advances.
 
 A *stateful* tensor function (``stateful = True``: SOAP's preconditioner statistics and eigenbases,
 matrices that are not the parameter's shape) gets a per-parameter ``memory`` dict that lasts the
@@ -115,7 +116,7 @@ def _guard(expr: sp.Basic, node: sp.Basic, path: sp.Basic = sp.true) -> sp.Basic
 def _compile(rule: Rule) -> tuple[_Line, ...]:
     lines = []
     for k, line in enumerate(rule.body):
-        expr = sp.sympify(line.expr)
+        original = expr = sp.sympify(line.expr)
         nodes, replaced = [], []
         while found := tensor_nodes(expr):
             node = found[0]  # innermost first: its argument is elementwise (or uses earlier nodes)
@@ -123,12 +124,29 @@ def _compile(rule: Rule) -> tuple[_Line, ...]:
             arg = node.args[0]
             args, fn = _lambdify(arg)
             scalars = tuple((x, *_lambdify(x)) for x in node.args[1:])
-            nodes.append((sym, type(node), arg, args, fn, scalars, _lambdify(_guard(expr, node))))
+            # a stateful function's memory advances on every step: evaluated whatever the guard
+            guard = _lambdify(sp.true) if type(node).stateful else _node_guard(original, node, replaced, sym)
+            nodes.append((sym, type(node), arg, args, fn, scalars, guard))
             replaced.append((node, sym))
             expr = expr.xreplace({node: sym})
         args, fn = _lambdify(expr)
         lines.append(_Line(line.target, tuple(nodes), expr, args, fn, line.label, tuple(replaced)))
     return tuple(lines)
+
+
+def _node_guard(original: sp.Expr, node: sp.Basic, replaced: list, sym: sp.Symbol) -> tuple[tuple, Callable]:
+    """The compiled guard of a tensor node (found after the nodes ``replaced``) in its line's
+    ``original`` expression, every tensor function in it replaced by its symbol; true (evaluate
+    always) if it reads a tensor node not evaluated before this one (or this one itself)."""
+    for earlier, s in reversed(replaced):  # the node as it appears in the original expression
+        node = node.xreplace({s: earlier})
+    guard = _guard(original, node)
+    for earlier, s in replaced:
+        guard = guard.xreplace({earlier: s})
+    guard = guard.xreplace({node: sym})
+    if tensor_nodes(guard) or sym in guard.free_symbols:
+        guard = sp.true
+    return _lambdify(guard)
 
 
 @cache
