@@ -74,7 +74,6 @@ The authors' code (nikhilvyas/SOAP a1e5535, run from source) passes every case i
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import mpmath
 import numpy as np
@@ -82,7 +81,7 @@ import sympy as sp
 
 from .adam import beta1, beta2, eps, lam, lr, m, v
 from .boundaries import COUNTED
-from .cases import CaseBuilder, HyperparameterChange, long_horizon
+from .cases import CaseBuilder, HyperparameterChange
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, steps_taken, t, theta
 from .spec import Implementation, Spec
@@ -713,10 +712,6 @@ CASES = (
         shapes=SHAPES,
         reload_before=[4],
     ),
-    replace(long_horizon("soap", {"shampoo_beta": "0.95", "betas": ["0.95", "0.999"]}, 3108,
-                         "the bias correction at k = 10³ (1 − β₂ᵏ ≈ 0.63 with β₂ = 0.999) and the eigenbases "
-                         "refreshed every f = 10 steps, counted to 10³"),
-            shapes=(("matrix", (2, 2)),)),
 )
 
 SPEC = Spec(
