@@ -168,7 +168,7 @@ VARIANTS = (
         sources=("optax/contrib/_prodigy.py prodigy update_fn (bc = ((1 - beta2**count_inc) ** 0.5) / "
                  "(1 - beta1**count_inc))",),
         delta=lambda rule: rule.replace(
-            "step_size", D * lr * sp.sqrt(1 - beta2**steps_taken) / (1 - beta1**steps_taken)),
+            "step_size", D * lr * sp.sqrt(1 - beta2**(t + 1)) / (1 - beta1**(t + 1))),
     ),
     Variant(
         id="prodigy.coupled_decay_ignored",

@@ -66,7 +66,6 @@ class Prodigy(PerParameterOptimizer):
                     state["s"] = torch.zeros_like(p)
                     state["exp_avg"] = torch.zeros_like(p)
                     state["exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
                 numerator += (d / d0) * dlr * torch.dot(grad.flatten(), (state["p0"] - p).flatten()).item()
                 state["exp_avg"].mul_(beta1).add_(grad, alpha=d * (1 - beta1))
                 state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=d * d * (1 - beta2))
@@ -74,14 +73,15 @@ class Prodigy(PerParameterOptimizer):
                 state["s"].mul_(beta3).add_(grad, alpha=(d / d0) * weight)
                 denominator += state["s"].abs().sum().item()
                 active.append((p, group, state))
+        if denominator == 0:
+            return loss  # as prodigyopt: nothing is counted (step, k) when S = 0
         for group in self.param_groups:
             group["d_numerator"], group["k"] = numerator, k
-        if denominator == 0:
-            return loss
         d = max(d, first["d_coef"] * numerator / denominator)
         for group in self.param_groups:
             group["d"] = d
         for p, group, state in active:
+            state["step"] += 1
             self._decay(p, group, dlr)
             denom = state["exp_avg_sq"].sqrt().add_(d * group["eps"])
             p.addcdiv_(state["exp_avg"], denom, value=-dlr)
