@@ -12,7 +12,7 @@ import sympy as sp
 
 from .adam import RULE as ADAM_RULE
 from .adam import amsgrad, beta1, beta2, eps, lam, lr, m, maximize, v
-from .cases import CaseBuilder, HyperparameterChange, long_horizon
+from .cases import CaseBuilder, HyperparameterChange
 from .lookahead_sgd import SOURCES_PO, SOURCES_TIMM, closed_forms, lookahead, variants
 from .rule import g, t
 from .spec import Implementation, Spec
@@ -88,9 +88,6 @@ CASES = (
         seed=1306,
         reload_before=[5],
     ),
-    long_horizon("lookahead_adam", {"lr": "0.001"}, 1307,
-                 "the inner Adam's bias corrections at t = 10³ (1 − β₂ᵗ ≈ 0.63) and the sync every k = 5 "
-                 "calls counted to 10³ (999 between syncs, 1000 on one)"),
 )
 
 SPEC = Spec(

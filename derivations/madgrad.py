@@ -295,9 +295,9 @@ CASES = (
         seed=1107,
         reload_before=[4],
     ),
-    long_horizon("madgrad", {"lr": "0.01"}, 1108,
+    long_horizon("madgrad", {"lr": "0.0001", "eps": "0.00001"}, 1108,
                  "the weight λ_t = (γ + ε)·√t, about 32 times its first value at t = 10³, and the dual "
-                 "averages' sums over 10³ steps"),
+                 "averages' sums over 10³ steps (ε/γ = 10 %: an ε left out of λ shows in the parameters)"),
 )
 
 SPEC = Spec(

@@ -4,7 +4,7 @@ Mishchenko & Defazio, "Prodigy: An Expeditiously Adaptive Parameter-Free Learner
 (arXiv:2306.06101), as the authors' package implements it (prodigyopt ``Prodigy.step``,
 prodigyopt/prodigy.py; pytorch_optimizer's ``Prodigy`` follows it line by line). With D the
 current estimate (D₀ = d₀), β₃ = √β₂, η = D·γ·c (c = √(1 − β₂ᵏ)/(1 − β₁ᵏ) with bias correction,
-k the number of step() calls that reached the estimate, else 1), for every parameter, then once for the whole optimizer:
+k the number of step() calls, else 1), for every parameter, then once for the whole optimizer:
 
     r ← β₃·r + (D/d₀)·η·Σ_params ⟨g, x₀ − θ⟩          (x₀: the parameter at its first step)
     m ← β₁·m + (1 − β₁)·D·g,   v ← β₂·v + (1 − β₂)·D²·g²
@@ -20,11 +20,12 @@ share D, r and k (``prodigy/only_param_groups``: the second group has its own ε
 reads per group; it takes β, d_coef and the step count from the first group and requires one
 learning rate); the NumPy and optax protocols build one optimizer per group, so they skip that
 case (``groups_share_state``). When Σ‖s‖₁ = 0 (all gradients zero so far)
-prodigyopt returns before D and the parameters change, and before it counts the step (the
-parameters' ``step`` and the optimizer's k, which the bias correction reads); the rule keeps all
-of them then (``prodigy/zero_first_gradients``). t counts the steps that reached the estimate;
-k = t + 1 on the current call (k is one per optimizer, t per parameter: they agree because every
-parameter has a gradient on every step).
+prodigyopt returns before D and the parameters change, and before it counts the parameters'
+``step``; the rule keeps all three then (``prodigy/zero_first_gradients``): t counts the steps that
+reached the estimate. prodigyopt does not count its k either on such a call, while the rule's k is
+every step() call (pytorch_optimizer's count): the two differ only with the bias correction on
+after all-zero first gradients, which no case combines (a count that skips those calls would be
+one more number per optimizer, held per element like D).
 
 With ``decouple=False`` the decay is L2, added to the gradient before anything else.
 """
@@ -56,8 +57,7 @@ eta = sp.Symbol("eta", positive=True)  # the step size D·γ·c
 S = sp.Symbol("S", nonnegative=True)  # Σ_params ‖s‖₁
 
 beta3 = sp.sqrt(beta2)
-# k = t + 1: this call, after the t calls that reached the estimate (prodigyopt's group['k'])
-_bias = sp.Piecewise((sp.sqrt(1 - beta2**(t + 1)) / (1 - beta1**(t + 1)), bias_correction), (1, True))
+_bias = sp.Piecewise((sp.sqrt(1 - beta2**steps_taken) / (1 - beta1**steps_taken), bias_correction), (1, True))
 _estimate = sp.Piecewise((D, sp.Eq(S, 0)), (sp.Max(D, d_coef * r / S), True))
 _decoupled = sp.Piecewise((lam * eta * theta, decouple), (0, True))
 
@@ -75,7 +75,7 @@ RULE = Rule(
         Hyperparameter("d0", d0, 1e-6, doc="the initial estimate D₀"),
         Hyperparameter("d_coef", d_coef, 1.0, doc="the estimate's coefficient"),
         Hyperparameter("use_bias_correction", bias_correction, False, neutral=False, boolean=True,
-                       doc="η = D·γ·√(1 − β₂ᵏ)/(1 − β₁ᵏ) (k the number of step() calls that reached the estimate)"),
+                       doc="η = D·γ·√(1 − β₂ᵏ)/(1 − β₁ᵏ) (k the number of step() calls)"),
         Hyperparameter("safeguard_warmup", safeguard, False, neutral=False, boolean=True,
                        doc="s accumulates D·g instead of η·g (γ out of the denominator)"),
     ),
@@ -168,7 +168,7 @@ VARIANTS = (
         sources=("optax/contrib/_prodigy.py prodigy update_fn (bc = ((1 - beta2**count_inc) ** 0.5) / "
                  "(1 - beta1**count_inc))",),
         delta=lambda rule: rule.replace(
-            "step_size", D * lr * sp.sqrt(1 - beta2**(t + 1)) / (1 - beta1**(t + 1))),
+            "step_size", D * lr * sp.sqrt(1 - beta2**steps_taken) / (1 - beta1**steps_taken)),
     ),
     Variant(
         id="prodigy.coupled_decay_ignored",

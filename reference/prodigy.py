@@ -3,7 +3,7 @@
 Mishchenko & Defazio, "Prodigy: An Expeditiously Adaptive Parameter-Free Learner"
 (arXiv:2306.06101), as the authors' package ``prodigyopt`` implements it with growth_rate = inf.
 One step-size estimate d for the whole optimizer. On each call to step(), with k the number of
-calls so far that reached the estimate (this one included) and beta3 = sqrt(beta2)::
+calls so far (this one included) and beta3 = sqrt(beta2)::
 
     dlr = d * lr * (sqrt(1 - beta2**k) / (1 - beta1**k) if use_bias_correction else 1)
     d_numerator = beta3 * d_numerator
@@ -14,7 +14,7 @@ calls so far that reached the estimate (this one included) and beta3 = sqrt(beta
         exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * d**2 * g**2
         s = beta3 * s + (d / d0) * (d if safeguard_warmup else dlr) * g
     d_denom = sum of |s| over every param
-    if d_denom == 0: stop here (d, the params and every count stay)
+    if d_denom == 0: stop here (d, the params and their step counts stay)
     d = max(d, d_coef * d_numerator / d_denom)
     for every param with a gradient:
         if decouple: theta = theta - weight_decay * dlr * theta
@@ -75,7 +75,8 @@ class Prodigy(NumpyOptimizer):
         beta3 = math.sqrt(beta2)
         eps, weight_decay = float(self.eps), float(self.weight_decay)
         d0, d = float(self.d0), self.d
-        k = self.calls + 1
+        self.calls += 1
+        k = self.calls
         correction = math.sqrt(1 - beta2**k) / (1 - beta1**k) if self.use_bias_correction else 1.0
         dlr = d * lr * correction
 
@@ -99,9 +100,8 @@ class Prodigy(NumpyOptimizer):
             denominator += float(np.sum(np.abs(state["s"]), dtype=np.float64))
             active.append((theta, state))
         if denominator == 0:
-            return  # nothing is counted: the next call is the k-th again
+            return  # d, the params and their step counts stay
         self.d_numerator = numerator
-        self.calls = k
         d = max(d, self.d_coef * numerator / denominator)
         self.d = d
         for theta, state in active:

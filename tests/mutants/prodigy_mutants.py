@@ -73,10 +73,10 @@ class Prodigy(PerParameterOptimizer):
                 state["s"].mul_(beta3).add_(grad, alpha=(d / d0) * weight)
                 denominator += state["s"].abs().sum().item()
                 active.append((p, group, state))
-        if denominator == 0:
-            return loss  # as prodigyopt: nothing is counted (step, k) when S = 0
         for group in self.param_groups:
             group["d_numerator"], group["k"] = numerator, k
+        if denominator == 0:
+            return loss  # as prodigyopt: the params' step counts stay when S = 0
         d = max(d, first["d_coef"] * numerator / denominator)
         for group in self.param_groups:
             group["d"] = d
