@@ -206,10 +206,19 @@ def _same(a, b) -> bool:
     return np.array_equal(a, b)
 
 
+def skip_shared_groups(spec: Spec, case: Case) -> None:
+    """A protocol that builds one optimizer per param group cannot run a case with two groups of
+    an optimizer whose groups share state (Prodigy's one D): skip it with the spec's reason."""
+    if len(case.groups) > 1 and spec.groups_share_state:
+        raise CaseSkipped("one optimizer per param group cannot share state across groups: "
+                          f"{spec.groups_share_state}")
+
+
 class NumpyDriver(Driver):
     def __init__(self, cand: Candidate, spec: Spec, case: Case, dtype: str, device: str):
         if device != "cpu":
             raise CaseSkipped(f"NumPy candidates run on the CPU, not {device}")
+        skip_shared_groups(spec, case)
         self.cand, self.spec, self.case = cand, spec, case
         self.dtype = np.dtype(dtype)
         self.arrays = {p.name: p.initial.astype(self.dtype).reshape(p.shape) for p in case.params}

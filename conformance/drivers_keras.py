@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .candidates import Candidate, CaseSkipped, UsageError
-from .drivers import Driver
+from .drivers import Driver, skip_shared_groups
 from .golden import Case, SparseGrad, Spec
 
 SLOTS = {"_momentums": "exp_avg", "_velocities": "exp_avg_sq", "momentums": "momentum_buffer"}
@@ -46,6 +46,7 @@ class KerasDriver(Driver):
             raise CaseSkipped(f"Keras candidates run on the CPU here, not {device}")
         if any(isinstance(g, SparseGrad) for s in case.steps for g in s.grads.values()):
             raise CaseSkipped("Keras candidates take dense gradients only")
+        skip_shared_groups(spec, case)
         self.keras = keras_module()
         self.cand, self.spec, self.case = cand, spec, case
         self.dtype = dtype

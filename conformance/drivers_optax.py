@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .candidates import Candidate, CaseSkipped, UsageError
-from .drivers import Driver
+from .drivers import Driver, skip_shared_groups
 from .golden import Case, SparseGrad, Spec
 
 # optax state field -> torch's state name
@@ -60,6 +60,7 @@ class OptaxDriver(Driver):
             raise CaseSkipped(NO_GRAD)
         if any(isinstance(g, SparseGrad) for s in case.steps for g in s.grads.values()):
             raise CaseSkipped("optax candidates take dense gradients only")
+        skip_shared_groups(spec, case)
         self.jax, self.jnp, self.optax = jax_modules()
         self.cand, self.spec, self.case = cand, spec, case
         self.dtype = self.jnp.dtype(dtype)

@@ -246,6 +246,9 @@ class Spec:
     cases: list[Case]
     variants: dict[str, VariantInfo]
     kind: str  # the kind of its cases (kinds.py): "open_loop" or "closed_loop"
+    # why its param groups share state (index "groups_share_state"), or "": then a protocol that
+    # builds one optimizer per group cannot run a case with two groups
+    groups_share_state: str = ""
 
     @property
     def acceptable(self) -> list[str]:

@@ -114,6 +114,9 @@ def _case(spec_id: str, doc: dict, counters: set[str], with_state: bool) -> Case
                     rows.append(nan[name])
                 for brows in state_b[name].values():
                     brows.append(nan[name])
+                for by_dtype in state_f[name].values():  # the state's fixed-precision bounds too
+                    for frows in by_dtype.values():
+                        frows.append(nan[name])
             continue
         for name, values in s["expected"]["params"].items():
             traj[name].append(floats(values))
@@ -180,6 +183,7 @@ def load_spec(spec_id: str, meta: dict, doc: dict) -> Spec:
         cases=[_case(spec_id, c, counters, with_state=True) for c in doc["cases"]],
         variants=variant_infos(meta),
         kind=NAME,
+        groups_share_state=meta.get("groups_share_state", ""),
     )
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .adam import beta1, beta2, eps, lam, lr, m, maximize
-from .cases import CaseBuilder, HyperparameterChange
+from .cases import CaseBuilder, HyperparameterChange, long_horizon
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, steps_taken, t, theta
 from .spec import Implementation, Spec
@@ -304,6 +304,9 @@ CASES = (
         seed=908,
         reload_before=[4],
     ),
+    long_horizon("adabelief", {"lr": "0.001"}, 909,
+                 "both bias corrections at t = 10³: 1 − β₂ᵗ ≈ 0.63, so an off-by-one or a missing correction "
+                 "still shows"),
 )
 
 SPEC = Spec(

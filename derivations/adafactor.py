@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from .cases import CaseBuilder, HyperparameterChange
+from .cases import CaseBuilder, HyperparameterChange, long_horizon
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, ndim, t, theta
 from .spec import Implementation, Spec
@@ -328,6 +328,9 @@ CASES = (
         shapes=SHAPES,
         reload_before=[4],
     ),
+    long_horizon("adafactor", {"lr": "0.01"}, 908,
+                 "the decay rate β₂,t = 1 − t^−0.8 at t = 10³ (≈ 0.996) and the relative step ρ_t = "
+                 "min(γ, 1/√t) past its cross-over (1/√t < γ from t = 10⁴ on: still γ here)"),
 )
 
 SPEC = Spec(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .adam import beta1, beta2, eps, lam, lr, m, maximize
-from .cases import CaseBuilder, HyperparameterChange
+from .cases import CaseBuilder, HyperparameterChange, long_horizon, resumed_at_large_t
 from .keras_conventions import KERAS_SOURCES, keras_conventions
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
@@ -214,6 +214,12 @@ CASES = (
         seed=507,
         reload_before=[4],
     ),
+    long_horizon("adamax", {"lr": "0.001", "betas": ["0.999", "0.999"]}, 508,
+                 "the bias correction 1 − β₁ᵗ at t = 10³ with β₁ = 0.999 (≈ 0.63: an off-by-one or a missing "
+                 "correction still shows) and the infinity norm after 10³ decays"),
+    resumed_at_large_t("adamax", {"lr": "0.002"}, 509,
+                       "the step count continues from 10⁶ (exact in torch's float32 counter); β₁ᵗ far below "
+                       "every dtype's resolution", {"exp_avg": "signed", "exp_inf": "positive"}),
 )
 
 SPEC = Spec(

@@ -32,7 +32,7 @@ import sympy as sp
 
 from .adam import beta1, beta2, eps, lam, lr, m
 from .boundaries import COUNTED
-from .cases import CaseBuilder, HyperparameterChange
+from .cases import CaseBuilder, HyperparameterChange, long_horizon
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, steps_taken, t, theta
 from .spec import Implementation, Spec
@@ -267,6 +267,9 @@ CASES = (
         seed=2206,
         reload_before=[4],
     ),
+    long_horizon("adan", {"lr": "0.001"}, 2207,
+                 "the three bias corrections at t = 10³ (1 − β₃ᵗ = 1 − 0.99¹⁰⁰⁰ ≈ 1 − 4·10⁻⁵; 1 − β₁ᵗ and "
+                 "1 − β₂ᵗ at 1 to double precision) and the gradient difference after 10³ equal gradients"),
 )
 
 SPEC = Spec(

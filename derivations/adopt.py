@@ -31,7 +31,7 @@ import sympy as sp
 
 from .adam import beta1, beta2, eps, lam, lr, m, maximize, v
 from .boundaries import COUNTED
-from .cases import CaseBuilder, CaseDesign, HyperparameterChange
+from .cases import CaseBuilder, CaseDesign, HyperparameterChange, long_horizon
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
 from .spec import Implementation, Spec
@@ -297,6 +297,8 @@ CASES = (
         seed=2309,
         reload_before=[4],
     ),
+    long_horizon("adopt", {"lr": "0.001"}, 2310,
+                 "the clip bound (t − 1)^¼ ≈ 5.6 at t = 10³ (it grows with t) and v after 10³ decays"),
 )
 
 SPEC = Spec(

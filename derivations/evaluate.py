@@ -11,6 +11,12 @@ Muon's bfloat16 Newton–Schulz iteration), one more error per such type, in uni
 unit roundoff: the function puts its own bound there, and every later line carries it linearly
 (``ev(..., rounding=False)``), adding no rounding of its own.
 
+A tensor function inside a ``Piecewise`` branch is evaluated only where the branch's guard
+holds (:func:`_guard`): its argument may be undefined elsewhere (Prodigy's d_coef·r/S at S = 0).
+Where the guard is false on every element it reduces over, its symbol holds NaN, which the
+``Piecewise`` (evaluated lazily, here and in the bound) never reads. A stateful function (below)
+is evaluated on every step whatever its guard: its memory advances.
+
 A *stateful* tensor function (``stateful = True``: SOAP's preconditioner statistics and eigenbases,
 matrices that are not the parameter's shape) gets a per-parameter ``memory`` dict that lasts the
 whole trajectory: one for the exact evaluation and one for the bound.
@@ -67,11 +73,12 @@ class Snapshot:
 @dataclass(frozen=True)
 class _Line:
     """One compiled assignment. ``nodes``: its tensor functions, innermost first, each replaced
-    by a fresh symbol in the expressions after it (with its tensor argument compiled, and its
-    scalar arguments compiled as (expr, args, fn)); ``args``/``fn``: the elementwise remainder."""
+    by a fresh symbol in the expressions after it (with its tensor argument compiled, its scalar
+    arguments compiled as (expr, args, fn), and its guard (args, fn): the condition under which
+    the line evaluates it); ``args``/``fn``: the elementwise remainder."""
 
     target: sp.Symbol
-    nodes: tuple[tuple[sp.Symbol, type, sp.Expr, tuple[sp.Symbol, ...], Callable, tuple], ...]
+    nodes: tuple[tuple[sp.Symbol, type, sp.Expr, tuple[sp.Symbol, ...], Callable, tuple, tuple], ...]
     expr: sp.Expr
     args: tuple[sp.Symbol, ...]
     fn: Callable
@@ -84,11 +91,32 @@ def _lambdify(expr: sp.Expr) -> tuple[tuple[sp.Symbol, ...], Callable]:
     return args, sp.lambdify(args, expr, modules=_MODULES)
 
 
+def _guard(expr: sp.Basic, node: sp.Basic, path: sp.Basic = sp.true) -> sp.Basic:
+    """The condition under which evaluating ``expr`` evaluates ``node``: the conditions of the
+    ``Piecewise`` branches that lead to it (earlier branches not taken), or-ed over its
+    occurrences; false if it does not occur."""
+    if expr == node:
+        return path
+    if not isinstance(expr, sp.Basic):
+        return sp.false
+    if isinstance(expr, sp.Piecewise):
+        out, taken_before = sp.false, sp.true
+        for e, c in expr.args:
+            out = sp.Or(out, _guard(c, node, sp.And(path, taken_before)),
+                        _guard(e, node, sp.And(path, taken_before, c)))
+            taken_before = sp.And(taken_before, sp.Not(c))
+        return out
+    out = sp.false
+    for a in expr.args:
+        out = sp.Or(out, _guard(a, node, path))
+    return out
+
+
 @cache
 def _compile(rule: Rule) -> tuple[_Line, ...]:
     lines = []
     for k, line in enumerate(rule.body):
-        expr = sp.sympify(line.expr)
+        original = expr = sp.sympify(line.expr)
         nodes, replaced = [], []
         while found := tensor_nodes(expr):
             node = found[0]  # innermost first: its argument is elementwise (or uses earlier nodes)
@@ -96,12 +124,29 @@ def _compile(rule: Rule) -> tuple[_Line, ...]:
             arg = node.args[0]
             args, fn = _lambdify(arg)
             scalars = tuple((x, *_lambdify(x)) for x in node.args[1:])
-            nodes.append((sym, type(node), arg, args, fn, scalars))
+            # a stateful function's memory advances on every step: evaluated whatever the guard
+            guard = _lambdify(sp.true) if type(node).stateful else _node_guard(original, node, replaced, sym)
+            nodes.append((sym, type(node), arg, args, fn, scalars, guard))
             replaced.append((node, sym))
             expr = expr.xreplace({node: sym})
         args, fn = _lambdify(expr)
         lines.append(_Line(line.target, tuple(nodes), expr, args, fn, line.label, tuple(replaced)))
     return tuple(lines)
+
+
+def _node_guard(original: sp.Expr, node: sp.Basic, replaced: list, sym: sp.Symbol) -> tuple[tuple, Callable]:
+    """The compiled guard of a tensor node (found after the nodes ``replaced``) in its line's
+    ``original`` expression, every tensor function in it replaced by its symbol; true (evaluate
+    always) if it reads a tensor node not evaluated before this one (or this one itself)."""
+    for earlier, s in reversed(replaced):  # the node as it appears in the original expression
+        node = node.xreplace({s: earlier})
+    guard = _guard(original, node)
+    for earlier, s in replaced:
+        guard = guard.xreplace({earlier: s})
+    guard = guard.xreplace({node: sym})
+    if tensor_nodes(guard) or sym in guard.free_symbols:
+        guard = sp.true
+    return _lambdify(guard)
 
 
 @cache
@@ -190,7 +235,7 @@ class _Param:
 def _node_inputs(node, ap: _Param, fixed: tuple[str, ...]):
     """A tensor function's argument over one parameter: exact values, bound values, bound errors,
     fixed-channel errors, and its scalar arguments (exact, bound value)."""
-    sym, fn_cls, arg, args, fn, scalars = node
+    sym, fn_cls, arg, args, fn, scalars, _ = node
     xs = np.empty(len(ap.envs_x), dtype=object)
     xs[:] = [fn(*(env[a] for a in args)) for env in ap.envs_x]
     pairs = [ev(arg, benv) for benv in ap.envs_b]
@@ -213,9 +258,29 @@ def _store(sym, ap: _Param, rx, rv, re, rf, fixed: tuple[str, ...]) -> None:
             ap.envs_f[i][d][sym] = float(rf[d][i])
 
 
+def _guarded_out(node, envs: list[dict]) -> bool:
+    """Whether the node's guard is false on every element (then it is not evaluated); a guard
+    that holds on some elements only cannot be honoured by a function of them all."""
+    args, fn = node[6]
+    held = {bool(fn(*(env[a] for a in args))) for env in envs}
+    if held == {True, False}:
+        raise ValueError(f"the guard of {node[1].__name__} holds on some elements of its argument only")
+    return held == {False}
+
+
+def _skip(node, ap: _Param, fixed: tuple[str, ...]) -> None:
+    """A node whose guard is false: NaN in its symbol, which the guarded branch never reads."""
+    n = len(ap.envs_x)
+    nan = np.full(n, np.nan)
+    _store(node[0], ap, [mpmath.mpf("nan")] * n, nan, nan, {}, fixed)
+
+
 def _reduce_over_tensor(node, ap: _Param, fixed: tuple[str, ...], memory_x: dict, memory_b: dict) -> None:
     """A tensor function over one parameter, broadcast back to its elements; a stateful one gets
     the parameter's memories (exact, and bound) that last the whole trajectory."""
+    if _guarded_out(node, ap.envs_x):
+        _skip(node, ap, fixed)
+        return
     xs, vs, es, fs, sx, sv = _node_inputs(node, ap, fixed)
     fn_cls = node[1]
     mem_x = {"memory": memory_x[ap.name]} if fn_cls.stateful else {}
@@ -228,6 +293,10 @@ def _reduce_over_tensor(node, ap: _Param, fixed: tuple[str, ...], memory_x: dict
 def _reduce_over_step(node, active: list[_Param], fixed: tuple[str, ...]) -> None:
     """A tensor function over every parameter of the step (flattened, concatenated in the case's
     order), its one value broadcast back to every element of each."""
+    if active and _guarded_out(node, [env for ap in active for env in ap.envs_x]):
+        for ap in active:
+            _skip(node, ap, fixed)
+        return
     inputs = [_node_inputs(node, ap, fixed) for ap in active]
     if not inputs:
         return

@@ -144,7 +144,8 @@ def _generate(spec: Spec) -> tuple[CaseBuilder, ...]:
                 continue
             extra["changes"] = {3: [change]}
         elif feature == "param_groups":
-            extra["groups"] = [(tuple(names[:1]), {}), (tuple(names[1:]), _second_group(spec, designs, optional))]
+            extra["groups"] = [(tuple(names[:1]), {}),
+                               (tuple(names[1:]), dict(spec.second_group) or _second_group(spec, designs, optional))]
         elif feature == "state_dict_resume":
             extra["reload_before"] = [3]
         else:

@@ -265,6 +265,7 @@ def case_design(spec: Spec) -> dict:
     cases = [b.build(spec.defaults()) for b in all_cases(spec)]
     return {"features_alone": {f: ids[0] if ids else None for f, ids in coverage(spec, cases).items()},
             **({"features_not_generated": dict(spec.ungenerated_features)} if spec.ungenerated_features else {}),
+            **({"groups_share_state": spec.groups_share_state} if spec.groups_share_state else {}),
             "boundaries": boundaries_document(spec, cases, _met(spec, cases))}
 
 

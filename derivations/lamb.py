@@ -24,7 +24,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .adam import beta1, beta2, eps, lam, lr, m, v
-from .cases import CaseBuilder, HyperparameterChange
+from .cases import CaseBuilder, HyperparameterChange, long_horizon
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, steps_taken, t, theta
 from .spec import Implementation, Spec
@@ -285,6 +285,8 @@ CASES = (
         seed=2108,
         reload_before=[4],
     ),
+    long_horizon("lamb", {"lr": "0.001"}, 2109,
+                 "the bias corrections inside the direction at t = 10³ (1 − β₂ᵗ ≈ 0.63), under the trust ratio"),
 )
 
 SPEC = Spec(

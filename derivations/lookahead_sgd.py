@@ -28,7 +28,7 @@ from dataclasses import replace
 import sympy as sp
 
 from .boundaries import COUNTED
-from .cases import CaseBuilder, HyperparameterChange
+from .cases import CaseBuilder, HyperparameterChange, long_horizon
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, steps_taken, t, theta
 from .sgd import RULE as SGD_RULE
@@ -253,6 +253,8 @@ CASES = (
         seed=1206,
         reload_before=[5],
     ),
+    long_horizon("lookahead_sgd", {"lr": "0.25"}, 1207,
+                 "the sync every k = 5 calls counted to 10³ (200 syncs; 999 is between syncs, 1000 on one)"),
 )
 
 SPEC = Spec(

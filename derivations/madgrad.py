@@ -25,7 +25,7 @@ from dataclasses import replace
 
 import sympy as sp
 
-from .cases import CaseBuilder, HyperparameterChange
+from .cases import CaseBuilder, HyperparameterChange, long_horizon
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, steps_taken, t, theta
 from .spec import Implementation, Spec
@@ -295,6 +295,9 @@ CASES = (
         seed=1107,
         reload_before=[4],
     ),
+    long_horizon("madgrad", {"lr": "0.0001", "eps": "0.00001"}, 1108,
+                 "the weight λ_t = (γ + ε)·√t, about 32 times its first value at t = 10³, and the dual "
+                 "averages' sums over 10³ steps (ε/γ = 10 %: an ε left out of λ shows in the parameters)"),
 )
 
 SPEC = Spec(

@@ -15,11 +15,17 @@ k the number of step() calls, else 1), for every parameter, then once for the wh
 Σ_params sums over every element of every parameter that has a gradient on this step, across all
 param groups (:class:`~.tensor.Total`): D, r and k are one per optimizer (prodigyopt keeps them in
 every param group, read from the first). The evaluator holds D and r beside each element (the same
-value everywhere); so the cases give every parameter a gradient on every step, and have one param
-group: the NumPy candidate protocol builds one optimizer per group, so a reference could not share
-D across groups (prodigyopt also takes β, d_coef and the step count from the first group and
-requires one learning rate). When Σ‖s‖₁ = 0 (all gradients zero so far)
-prodigyopt returns before D and the parameters change; the rule keeps both then.
+value everywhere); so the cases give every parameter a gradient on every step. Two param groups
+share D, r and k (``prodigy/only_param_groups``: the second group has its own ε, which prodigyopt
+reads per group; it takes β, d_coef and the step count from the first group and requires one
+learning rate); the NumPy and optax protocols build one optimizer per group, so they skip that
+case (``groups_share_state``). When Σ‖s‖₁ = 0 (all gradients zero so far)
+prodigyopt returns before D and the parameters change, and before it counts the parameters'
+``step``; the rule keeps all three then (``prodigy/zero_first_gradients``): t counts the steps that
+reached the estimate. prodigyopt does not count its k either on such a call, while the rule's k is
+every step() call (pytorch_optimizer's count): the two differ only with the bias correction on
+after all-zero first gradients, which no case combines (a count that skips those calls would be
+one more number per optimizer, held per element like D).
 
 With ``decouple=False`` the decay is L2, added to the gradient before anything else.
 """
@@ -32,8 +38,7 @@ import numpy as np
 import sympy as sp
 
 from .adam import beta1, beta2, eps, lam, lr, m, v
-from .boundaries import COUNTED
-from .cases import CaseBuilder, HyperparameterChange
+from .cases import CaseBuilder, HyperparameterChange, ZerosCaseBuilder, long_horizon
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, steps_taken, t, theta
 from .spec import Implementation, Spec
@@ -87,8 +92,8 @@ RULE = Rule(
     body=(
         Assign("weight_decay", g, sp.Piecewise((g, decouple), (g + lam * theta, True)),
                "L2 decay (decouple=False) added to the gradient"),
-        Assign("step", t, t + 1, "count the step"),
-        Assign("anchor", x0, sp.Piecewise((theta, sp.Eq(t, 1)), (x0, True)), "x₀ = θ at the first step"),
+        Assign("anchor", x0, sp.Piecewise((theta, sp.Eq(t, 0)), (x0, True)),
+               "x₀ = θ until a step is counted (θ does not move before)"),
         Assign("step_size", eta, D * lr * _bias, "η = D·γ·c with the current D"),
         Assign("numerator", r, beta3 * r + D / d0 * eta * Total(g * (x0 - theta)),
                "r ← β₃·r + (D/d₀)·η·Σ⟨g, x₀ − θ⟩ over every parameter"),
@@ -100,6 +105,8 @@ RULE = Rule(
         Assign("estimate", D, _estimate, "D ← max(D, d_coef·r/Σ‖s‖₁) (kept when the sum is 0)"),
         Assign("update", theta, sp.Piecewise((theta, sp.Eq(S, 0)), (theta - _decoupled - eta * m / (sp.sqrt(v) + D * eps), True)),
                "θ ← θ − λ·η·θ − η·m/(√v + D·ε): η with the old D, ε with the new"),
+        Assign("step", t, sp.Piecewise((t, sp.Eq(S, 0)), (t + 1, True)),
+               "count the step, unless S = 0 (prodigyopt returns before counting it)"),
     ),
 )
 
@@ -324,9 +331,23 @@ CASES = (
         constant_grad=True,
         reload_before=[4],
     ),
+    ZerosCaseBuilder(
+        id="prodigy/zero_first_gradients",
+        title="every gradient 0 on the first two steps, then a constant gradient",
+        purpose="S = Σ‖s‖₁ = 0 while every gradient so far is 0: D and the params stay (prodigyopt returns "
+        "from step() before the estimate, which would divide by S); from step 3 on S > 0, x₀ is the "
+        "parameter at its first step and D grows",
+        hyperparameters={**_fast},
+        grad_exponents=[0] * 6,
+        seed=4111,
+        constant_grad=True,
+        zero_grads={"scalar": (1, 2), "vector": (1, 2), "matrix": (1, 2)},
+    ),
+    long_horizon("prodigy", {"lr": "0.00390625", "use_bias_correction": True}, 4112,
+                 "the bias correction √(1 − β₂ᵏ)/(1 − β₁ᵏ) at k = 10³ (1 − β₂ᵏ ≈ 0.63), r and s after 10³ "
+                 "decays by β₃, and D grown about 15-fold over 10³ steps (γ = 2⁻⁸: with γ = 1 a constant "
+                 "gradient makes D overflow float32 by step 116)"),
 )
-
-_S_ZERO = ("open (not generated yet): S = 0 needs every gradient 0 so far (prodigyopt then returns early); the evaluator computes the tensor estimate d_coef·r/S before the rule's guard and divides by 0 (docs/findings.md)")
 
 SPEC = Spec(
     id="prodigy",
@@ -335,13 +356,11 @@ SPEC = Spec(
     variants=VARIANTS,
     cases=CASES,
     closed_forms=CLOSED_FORMS,
-    ungenerated_features={"param_groups": "D, r and k are one per optimizer (prodigyopt keeps them in every "
-                          "group, read from the first) while the NumPy candidate protocol builds one optimizer "
-                          "per group: a second group would get its own D (see the module's docstring)"},
+    groups_share_state="D, r and k are one per optimizer (prodigyopt keeps them in every group, read from "
+    "the first): one optimizer per group would give each group its own D",
+    # prodigyopt requires one lr for every group (or 0); ε is read per group
+    second_group={"eps": "0.5"},
     unreachable_boundaries={
-        "anchor: Eq(t, 1) below": COUNTED,
-        "estimate: Eq(S, 0) on": _S_ZERO,
-        "update: Eq(S, 0) on": _S_ZERO,
     },
     torch_class=None,
     implementations=(

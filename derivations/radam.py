@@ -34,7 +34,7 @@ from fractions import Fraction
 import sympy as sp
 
 from .adam import beta1, beta2, eps, lam, lr, m, m_hat, maximize, v
-from .cases import CaseBuilder, HyperparameterChange, long_horizon
+from .cases import CaseBuilder, HyperparameterChange, long_horizon, resumed_at_large_t
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
 from .spec import Implementation, Spec
@@ -323,6 +323,10 @@ CASES = (
     long_horizon("radam", {"lr": "0.001"}, 609,
                  "ρ_t near ρ_∞ at t = 10³, the rectification r_t and the bias correction 1 − β₂ᵗ ≈ 0.63 "
                  "(the first 7 steps checked too: ρ_t crosses 4 and 5 there)", head=7),
+    resumed_at_large_t("radam", {"lr": "0.001"}, 610,
+                       "ρ_t at t = 10⁶ (ρ_∞ − 2·10⁶·β₂ᵗ/(1 − β₂ᵗ): ρ_∞ to double precision), the step count "
+                       "continuing from 10⁶ (exact in torch's float32 counter)",
+                       {"exp_avg": "signed", "exp_avg_sq": "positive"}),
 )
 
 SPEC = Spec(

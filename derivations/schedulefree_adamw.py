@@ -44,7 +44,7 @@ import sympy as sp
 
 from .adam import beta1, beta2, eps, lam, lr, v, v_hat
 from .boundaries import COUNTED
-from .cases import CaseBuilder, HyperparameterChange
+from .cases import CaseBuilder, HyperparameterChange, long_horizon
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, t, theta
 from .spec import Implementation, Spec
@@ -351,6 +351,9 @@ CASES = (
         param_exponent=1,
         reload_before=[3],
     ),
+    long_horizon("schedulefree_adamw", {"warmup_steps": 100, "r": "1.0"}, 2109,
+                 "the warmup γ·t/W ends at W = 100, the weight γ_max^P·t^r grows as t (r = 1) and the weight "
+                 "sum over 10³ steps; 1 − β₂ᵗ ≈ 0.63"),
 )
 
 SPEC = Spec(

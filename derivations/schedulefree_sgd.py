@@ -28,7 +28,7 @@ import sympy as sp
 
 from .adam import lam, lr
 from .boundaries import COUNTED
-from .cases import CaseBuilder, HyperparameterChange
+from .cases import CaseBuilder, HyperparameterChange, long_horizon
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, Variant, g, t, theta
 from .schedulefree_adamw import (
@@ -222,6 +222,9 @@ CASES = (
         param_exponent=1,
         reload_before=[3],
     ),
+    long_horizon("schedulefree_sgd", {"lr": "0.25", "warmup_steps": 100, "r": "1.0"}, 2208,
+                 "the warmup γ·t/W ends at W = 100, the weight γ_max^P·t^r grows as t (r = 1) and the "
+                 "weight sum over 10³ steps"),
 )
 
 SPEC = Spec(

@@ -47,6 +47,12 @@ class Spec:
     grad_none_last_step_only: str = ""
     # optional features (feature_cases.py) no generated case exercises alone: feature -> why
     ungenerated_features: Mapping[str, str] = field(default_factory=dict)
+    # why the optimizer keeps state shared by its param groups (Prodigy's one D), or "": a candidate
+    # protocol that builds one optimizer per group (NumPy, optax) cannot run a case with two groups
+    groups_share_state: str = ""
+    # the second group's settings in the generated param_groups case, where another learning rate
+    # (the default) is not allowed (prodigyopt requires one lr for every group)
+    second_group: Mapping[str, object] = field(default_factory=dict)
     # generated cases (feature_cases.py, boundaries.py) drawn with another seed than their place
     # gives them: case id -> (seed, why), e.g. a draw that breaks a precondition of the derivation
     reseeded: Mapping[str, tuple[int, str]] = field(default_factory=dict)

@@ -14,7 +14,7 @@ calls so far (this one included) and beta3 = sqrt(beta2)::
         exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * d**2 * g**2
         s = beta3 * s + (d / d0) * (d if safeguard_warmup else dlr) * g
     d_denom = sum of |s| over every param
-    if d_denom == 0: stop here (d and the params stay)
+    if d_denom == 0: stop here (d, the params and their step counts stay)
     d = max(d, d_coef * d_numerator / d_denom)
     for every param with a gradient:
         if decouple: theta = theta - weight_decay * dlr * theta
@@ -92,7 +92,6 @@ class Prodigy(NumpyOptimizer):
                 state["s"] = np.zeros_like(theta)
                 state["exp_avg"] = np.zeros_like(theta)
                 state["exp_avg_sq"] = np.zeros_like(theta)
-            state["step"] += 1
             numerator += (d / d0) * dlr * float(np.sum(g * (state["p0"] - theta), dtype=np.float64))
             state["exp_avg"][...] = beta1 * state["exp_avg"] + (1 - beta1) * d * g
             state["exp_avg_sq"][...] = beta2 * state["exp_avg_sq"] + (1 - beta2) * d * d * g * g
@@ -100,12 +99,13 @@ class Prodigy(NumpyOptimizer):
             state["s"][...] = beta3 * state["s"] + (d / d0) * weight * g
             denominator += float(np.sum(np.abs(state["s"]), dtype=np.float64))
             active.append((theta, state))
-        self.d_numerator = numerator
         if denominator == 0:
-            return
+            return  # d, the params and their step counts stay
+        self.d_numerator = numerator
         d = max(d, self.d_coef * numerator / denominator)
         self.d = d
         for theta, state in active:
+            state["step"] += 1
             if self.decouple and weight_decay != 0:
                 theta -= (weight_decay * dlr) * theta
             theta -= dlr * state["exp_avg"] / (np.sqrt(state["exp_avg_sq"]) + d * eps)

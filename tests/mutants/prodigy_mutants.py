@@ -66,7 +66,6 @@ class Prodigy(PerParameterOptimizer):
                     state["s"] = torch.zeros_like(p)
                     state["exp_avg"] = torch.zeros_like(p)
                     state["exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
                 numerator += (d / d0) * dlr * torch.dot(grad.flatten(), (state["p0"] - p).flatten()).item()
                 state["exp_avg"].mul_(beta1).add_(grad, alpha=d * (1 - beta1))
                 state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=d * d * (1 - beta2))
@@ -77,11 +76,12 @@ class Prodigy(PerParameterOptimizer):
         for group in self.param_groups:
             group["d_numerator"], group["k"] = numerator, k
         if denominator == 0:
-            return loss
+            return loss  # as prodigyopt: the params' step counts stay when S = 0
         d = max(d, first["d_coef"] * numerator / denominator)
         for group in self.param_groups:
             group["d"] = d
         for p, group, state in active:
+            state["step"] += 1
             self._decay(p, group, dlr)
             denom = state["exp_avg_sq"].sqrt().add_(d * group["eps"])
             p.addcdiv_(state["exp_avg"], denom, value=-dlr)
