@@ -7,7 +7,9 @@ measured value, threshold and PASS/FAIL, and a final line derived from those lin
 
 * ``correct/<spec>``: the worst |error| / tolerance over every correct implementation (torch's
   for-loop, foreach and fused implementations, and the NumPy reference) and dtype ≤ 1/4, and
-  none of their cases failing;
+  none of their cases failing (a case an implementation's protocol cannot express, such as a
+  two-group case of a spec whose groups share state for the NumPy protocol's one optimizer per
+  group, is skipped with its reason, printed under its row; a run that skips every case fails);
 * ``variants/<spec>``: the smallest, over the spec's catalogued variants and the dtypes, of the
   factor over the tolerance in the best-separating case ≥ 10×;
 * ``verdict/exit``: ``pytest --optimizer=...`` exits 0 for every spec's torch class;
@@ -137,7 +139,8 @@ class Row:
     dtype: str
     worst: float  # max error / tolerance over every case, step and element
     where: str
-    failed: int
+    failed: int  # cases that failed or errored
+    skipped: tuple[str, ...] = ()  # "case (reason)" of each case the implementation cannot run
 
 
 def correct_candidates(spec_id: str, torch_available: bool) -> list[tuple[str, Candidate]]:
@@ -173,8 +176,13 @@ def measure_correct(spec_id: str, torch_available: bool,
             worst = max(results, key=lambda r: ratio[r.case])
             accepted = sorted({r.accepted for r in results if r.accepted})
             where = worst.case + (f" (acceptable: {', '.join(accepted)})" if accepted else "")
+            # a case the implementation's protocol cannot express (the NumPy protocol's one
+            # optimizer per group for a spec whose groups share state) is skipped with its reason,
+            # shown on the row; every case skipped is a failure
+            skipped = tuple(f"{r.case} ({r.reason})" for r in results if r.outcome == "skipped")
+            failed = sum(r.outcome not in ("passed", "skipped") for r in results)
             rows.append(Row(spec_id, label, dtype, ratio[worst.case], where,
-                            sum(r.outcome != "passed" for r in results)))
+                            len(results) if len(skipped) == len(results) else failed, skipped))
             if progress is not None:
                 progress()
     return rows
@@ -253,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows[spec_id]:
             flag = "" if r.worst <= CORRECT_TARGET and not r.failed else "  <-- MISSED"
             print(f"{r.spec:10} {r.implementation:70} {r.dtype:8} {r.worst:8.3f}  {r.where}{flag}")
+            for why in r.skipped:
+                print(f"{'':10} {'':70} {'':8} {'':8}  skipped: {why}")
     print()
     print(f"Catalogued variants: factor over the tolerance in the best-separating case (target ≥ {VARIANT_TARGET:g}×)")
     print(f"{'spec':10} {'variant':36} {'float32':>10} {'float64':>10}  case (float32)")

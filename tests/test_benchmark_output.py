@@ -1,6 +1,6 @@
 """The benchmark's verdict is derived from its target lines; the startup summary's arithmetic.
 
-Pure functions only: no benchmark is run and nothing is timed here."""
+Pure functions, and one measurement of a real NumPy reference; nothing is timed here."""
 
 from __future__ import annotations
 
@@ -142,3 +142,22 @@ def test_startup_rounds_rotate_the_order():
     orders = [round_order(i) for i in range(len(MEASURES))]
     for position in range(len(MEASURES)):
         assert sorted(o[position] for o in orders) == sorted(MEASURES)
+
+
+def test_a_case_the_protocol_cannot_express_is_a_listed_skip_not_a_failure():
+    """The NumPy reference of Prodigy cannot run a two-group case (one optimizer per group cannot
+    share D across groups): the benchmark lists the skip with its reason and the target holds;
+    a failing case would not (measured on the real reference, a few seconds)."""
+    from optimizer_conformance.conformance.benchmark import measure_correct, reference_path
+    from optimizer_conformance.conformance.candidates import Candidate
+
+    ref = reference_path("prodigy")
+    rows = measure_correct("prodigy", False, impls=[(ref, Candidate.from_path(ref))])
+    assert [r.dtype for r in rows] == ["float32", "float64"]
+    for r in rows:
+        assert r.failed == 0, r
+        assert [s.split(" ")[0] for s in r.skipped] == ["prodigy/only_param_groups"], r
+        assert "share" in r.skipped[0], r
+    assert correct_target("prodigy", rows).met
+    failing = [Row(r.spec, r.implementation, r.dtype, r.worst, r.where, 1, r.skipped) for r in rows]
+    assert not correct_target("prodigy", failing).met
