@@ -92,7 +92,10 @@ class StateVar:
 
     ``kept_when(hyperparameters)`` says whether torch keeps it for a group with those settings
     (``max_exp_avg_sq`` only with ``amsgrad``); state it does not keep is still evaluated but not
-    compared. ``count`` marks an integer counter (``step``).
+    compared. ``count`` marks an integer counter (``step``). ``per_param`` marks a state that is one
+    number per parameter, not one per element (NAdam's μ product, which torch keeps as a 0-d
+    tensor): the rule still evaluates it per element (all equal), the golden declares it so that a
+    driver injects it as one number.
     """
 
     name: str
@@ -103,6 +106,7 @@ class StateVar:
     # whether torch keeps it for a param of this shape (Adafactor: row/col factors for >= 2-D)
     kept_for: Callable[[tuple[int, ...]], bool] = field(default=lambda shape: True)
     count: bool = False
+    per_param: bool = False
 
 
 @dataclass(frozen=True)
