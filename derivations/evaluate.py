@@ -330,7 +330,7 @@ def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> 
     memory_x: dict[str, dict] = {p.name: {} for p in case.params}
     memory_b: dict[str, dict] = {p.name: {} for p in case.params}
     out = []
-    was_reloaded = False
+    was_reloaded = bool(case.initial_state)  # an injected state comes through load_state_dict too
     step_no = 0  # optimizer.step() calls so far (a repeated step counts each time)
     for step in case.steps:
         was_reloaded = was_reloaded or step.reload_before

@@ -29,8 +29,9 @@ t = sp.Symbol("t", integer=True, nonnegative=True)
 # Whether this element is present in the step's gradient: always true for a dense gradient; for a
 # sparse one (SparseAdam) only the entries it lists (explicit zeros included) are present.
 present = sp.Symbol("present")
-# Whether the optimizer was rebuilt from a state_dict on this step or an earlier one (only an
-# acceptable variant uses it: torch's load_state_dict casts float32 scalar state to the param dtype).
+# Whether the optimizer was rebuilt from a state_dict on this step or an earlier one, or its state
+# injected through load_state_dict before the first step (only an acceptable variant uses it:
+# torch's load_state_dict casts float32 scalar state to the param dtype).
 reloaded = sp.Symbol("reloaded")
 # The parameter's number of dimensions (Adafactor factors the second moment of ≥ 2-D params).
 ndim = sp.Symbol("n_dim", integer=True, nonnegative=True)
