@@ -149,11 +149,11 @@ def resumed_at_large_t(prefix: str, hyperparameters: Mapping[str, object], seed:
 
 
 def long_horizon(prefix: str, hyperparameters: Mapping[str, object], seed: int, purpose: str,
-                 head: int = 1) -> CaseBuilder:
+                 head: int = 1, shapes: Sequence[tuple[str, tuple[int, ...]]] = (("scalar", ()),)) -> CaseBuilder:
     """A case that steps to t = 10³: ``head`` steps, the next repeated with the same gradients
     up to step 999, one more; the golden checks after each head step, 999 and 1000
     (StepInput.repeat), so it costs the size of head + 2 steps. One scalar param keeps the
-    generation cheap."""
+    generation cheap (``shapes``: others, for a rule that acts on a matrix as a whole)."""
     return CaseBuilder(
         id=f"{prefix}/long_horizon",
         title=f"t = {LONG_HORIZON} by stepping",
@@ -161,7 +161,7 @@ def long_horizon(prefix: str, hyperparameters: Mapping[str, object], seed: int, 
         hyperparameters=hyperparameters,
         grad_exponents=[0] * head + [-1, 0],
         seed=seed,
-        shapes=(("scalar", ()),),
+        shapes=shapes,
         repeats={head + 1: LONG_HORIZON - head - 1},
     )
 

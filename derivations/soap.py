@@ -81,7 +81,7 @@ import sympy as sp
 
 from .adam import beta1, beta2, eps, lam, lr, m, v
 from .boundaries import COUNTED
-from .cases import CaseBuilder, HyperparameterChange
+from .cases import CaseBuilder, HyperparameterChange, long_horizon
 from .proofs import ClosedForm
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, g, steps_taken, t, theta
 from .spec import Implementation, Spec
@@ -712,6 +712,13 @@ CASES = (
         shapes=SHAPES,
         reload_before=[4],
     ),
+    long_horizon("soap", {"lr": "0.001", "betas": ["0.999", "0.999"], "shampoo_beta": "0.95",
+                           "precondition_frequency": 250}, 3108,
+                 "the bias correction √(1 − β₂ᵏ)/(1 − β₁ᵏ) at k = t − 1 = 999 with β₁ = β₂ = 0.999 (1 − β₁ᵏ ≈ "
+                 "0.63: an off-by-one in k or a missing correction still shows) and a 2×2 matrix's eigenbases "
+                 "refreshed at k = 250, 500, 750. f = 250 and one small matrix keep the generation cheap: "
+                 "each of the 10³ steps is evaluated in mpmath for the spec and every variant",
+                 shapes=(("square", (2, 2)),)),
 )
 
 SPEC = Spec(
