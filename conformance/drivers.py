@@ -165,8 +165,9 @@ class TorchDriver(Driver):
 
     def inject_state(self, state: dict[str, dict[str, Any]]) -> None:
         """torch's own checkpoint layout: ``state_dict()["state"][i]`` for the i-th param of the
-        param groups, values as tensors of the param's dtype and shape, ``step`` a float32 0-d
-        tensor (torch keeps it so: ``_get_scalar_dtype()``)."""
+        param groups, values as tensors of the param's dtype and shape, ``step`` and a per-param
+        value (NAdam's ``mu_product``) float32 0-d tensors (torch creates both so:
+        ``_get_scalar_dtype()``; load_state_dict then casts all but ``step`` to the param's dtype)."""
         sd = self.opt.state_dict()
         order = [n for g in self.case.groups for n in g.params]
         for name, by_state in state.items():
@@ -175,9 +176,10 @@ class TorchDriver(Driver):
 
     def state_entries(self, by_state: dict[str, Any], shape) -> dict[str, Any]:
         """One param's injected state as torch keeps it: tensors of the param's dtype in ``shape``,
-        a count as a float32 0-d tensor."""
+        a count and a per-param value (``Case.per_param``) as float32 0-d tensors."""
         torch = self.torch
         return {key: torch.tensor(float(v), dtype=torch.float32) if isinstance(v, int)
+                else torch.tensor(float(v[0]), dtype=torch.float32) if key in self.case.per_param
                 else torch.tensor(v, dtype=self.dtype, device=self.device).reshape(shape)
                 for key, v in by_state.items()}
 
@@ -289,7 +291,8 @@ class NumpyDriver(Driver):
 
     def inject_state(self, state: dict[str, dict[str, Any]]) -> None:
         """The reference layout (``optimizer_conformance.reference``): ``state_dict()["state"]`` a
-        list of per-param dicts under torch's names; a candidate with another layout is skipped."""
+        list of per-param dicts under torch's names (arrays of the param's dtype; a per-param value
+        a 0-d array); a candidate with another layout is skipped."""
         for i, group in enumerate(self.case.groups):
             opt = self.opts[i]
             sd = opt.state_dict() if hasattr(opt, "state_dict") and hasattr(opt, "load_state_dict") else None
@@ -298,7 +301,9 @@ class NumpyDriver(Driver):
             sd = copy.deepcopy(sd)
             for j, name in enumerate(group.params):
                 shape = self.arrays[name].shape
-                sd["state"][j] = {key: v if isinstance(v, int) else v.astype(self.dtype).reshape(shape)
+                sd["state"][j] = {key: v if isinstance(v, int)
+                                  else v.astype(self.dtype).reshape(()) if key in self.case.per_param
+                                  else v.astype(self.dtype).reshape(shape)
                                   for key, v in state.get(name, {}).items()}
             opt.load_state_dict(sd)
 

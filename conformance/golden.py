@@ -200,7 +200,10 @@ class Case:
     # fixed-precision bounds of the state: name -> state name -> {fixed dtype: (T, n)}; most specs: {}
     state_bound_fixed: dict[str, dict[str, dict[str, np.ndarray]]] = field(default_factory=dict)
     counters: frozenset[str] = frozenset()
+    # state entries that are one number per parameter (the header's per_param: NAdam's mu_product)
+    per_param: frozenset[str] = frozenset()
     # state loaded before the first step (a large step count): name -> state name -> count or values
+    # (one value for a per_param entry)
     initial_state: dict[str, dict[str, int | np.ndarray]] = field(default_factory=dict)
 
     @property

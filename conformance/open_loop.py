@@ -76,7 +76,13 @@ def _expanded(steps: list[dict]) -> list[dict]:
     return out
 
 
-def _case(spec_id: str, doc: dict, counters: set[str], with_state: bool) -> Case:
+def _declared(doc: dict, flag: str) -> frozenset[str]:
+    """The state entries the document's header declares with ``flag`` (``count``, ``per_param``)."""
+    return frozenset(s["name"] for s in doc["state"] if s.get(flag))
+
+
+def _case(spec_id: str, doc: dict, counters: frozenset[str], with_state: bool,
+          per_param: frozenset[str] = frozenset()) -> Case:
     params = param_inputs(doc)
     groups = [
         Group(list(g["params"]), {k: hyperparameter_value(v) for k, v in g["hyperparameters"].items()},
@@ -167,6 +173,7 @@ def _case(spec_id: str, doc: dict, counters: set[str], with_state: bool) -> Case
         state_bound_fixed={k: {s: {d: np.vstack(r) for d, r in by_dtype.items()} for s, by_dtype in st.items()}
                            for k, st in state_f.items() if st},
         counters=frozenset(counters),
+        per_param=per_param,
         initial_state={name: {k: v if isinstance(v, int) else floats(v) for k, v in by_state.items()}
                        for name, by_state in doc.get("initial_state", {}).items()},
     )
@@ -174,13 +181,13 @@ def _case(spec_id: str, doc: dict, counters: set[str], with_state: bool) -> Case
 
 def load_spec(spec_id: str, meta: dict, doc: dict) -> Spec:
     """The spec document of an open-loop spec (``meta``: its entry in the index)."""
-    counters = {s["name"] for s in doc["state"] if s["count"]}
+    counters, per_param = _declared(doc, "count"), _declared(doc, "per_param")
     return Spec(
         id=spec_id,
         title=meta["title"],
         torch_class=meta["torch_class"],
         hyperparameters=doc["hyperparameters"],
-        cases=[_case(spec_id, c, counters, with_state=True) for c in doc["cases"]],
+        cases=[_case(spec_id, c, counters, with_state=True, per_param=per_param) for c in doc["cases"]],
         variants=variant_infos(meta),
         kind=NAME,
         groups_share_state=meta.get("groups_share_state", ""),
@@ -203,8 +210,8 @@ def variant_cases(spec_id: str, file: str) -> dict[str, Case]:
 @cache
 def _variant_cases(spec_id: str, file: str, with_state: bool) -> dict[str, Case]:
     doc = read_document(file)
-    counters = {s["name"] for s in doc["state"] if s["count"]}
-    return {c["id"]: _case(spec_id, c, counters, with_state=with_state) for c in doc["cases"]}
+    counters, per_param = _declared(doc, "count"), _declared(doc, "per_param")
+    return {c["id"]: _case(spec_id, c, counters, with_state=with_state, per_param=per_param) for c in doc["cases"]}
 
 
 # -- running -------------------------------------------------------------------------------------

@@ -90,7 +90,8 @@ class CaseDesign:
     groups: tuple[GroupInput, ...]
     steps: tuple[StepInput, ...]
     # state loaded (load_state_dict) before the first step, by param and torch's state name: a
-    # count (int) or exact dyadic values, one per element: a large t without stepping to it
+    # count (int) or exact values, one per element (one value for a StateVar that is per_param):
+    # a large t without stepping to it
     initial_state: Mapping[str, Mapping[str, int | tuple[float, ...]]] = field(default_factory=dict)
 
 
@@ -127,10 +128,13 @@ LARGE_T = 1_000_000  # the step count a state-injection case resumes from (exact
 
 
 def resumed_at_large_t(prefix: str, hyperparameters: Mapping[str, object], seed: int, purpose: str,
-                       moments: Mapping[str, str], steps: int = 3) -> CaseBuilder:
+                       moments: Mapping[str, str], steps: int = 3,
+                       per_param: Mapping[str, float] = {}) -> CaseBuilder:  # noqa: B006 (read only)
     """A case that resumes at t = 10⁶ through load_state_dict: the step count and the moments
-    (``moments``: state name -> "signed" or "positive") are injected as exact dyadic values, then a
-    few steps are taken; the golden is the rule evaluated from that state (no stepping to it)."""
+    (``moments``: state name -> "signed" or "positive") are injected as exact dyadic values, and
+    ``per_param`` (state name -> an exact float, e.g. NAdam's μ product at t = 10⁶) as one value per
+    parameter; then a few steps are taken; the golden is the rule evaluated from that state (no
+    stepping to it)."""
     return CaseBuilder(
         id=f"{prefix}/resumed_at_large_t",
         title=f"resumed at t = {LARGE_T} (state injected through load_state_dict)",
@@ -139,17 +143,17 @@ def resumed_at_large_t(prefix: str, hyperparameters: Mapping[str, object], seed:
         grad_exponents=[0] * steps,
         seed=seed,
         shapes=(("scalar", ()), ("vector", (3,))),
-        initial_state={name: {"step": LARGE_T, **{k: (kind, -1) for k, kind in moments.items()}}
+        initial_state={name: {"step": LARGE_T, **{k: (kind, -1) for k, kind in moments.items()}, **per_param}
                        for name in ("scalar", "vector")},
     )
 
 
 def long_horizon(prefix: str, hyperparameters: Mapping[str, object], seed: int, purpose: str,
-                 head: int = 1) -> CaseBuilder:
+                 head: int = 1, shapes: Sequence[tuple[str, tuple[int, ...]]] = (("scalar", ()),)) -> CaseBuilder:
     """A case that steps to t = 10³: ``head`` steps, the next repeated with the same gradients
     up to step 999, one more; the golden checks after each head step, 999 and 1000
     (StepInput.repeat), so it costs the size of head + 2 steps. One scalar param keeps the
-    generation cheap."""
+    generation cheap (``shapes``: others, for a rule that acts on a matrix as a whole)."""
     return CaseBuilder(
         id=f"{prefix}/long_horizon",
         title=f"t = {LONG_HORIZON} by stepping",
@@ -157,7 +161,7 @@ def long_horizon(prefix: str, hyperparameters: Mapping[str, object], seed: int, 
         hyperparameters=hyperparameters,
         grad_exponents=[0] * head + [-1, 0],
         seed=seed,
-        shapes=(("scalar", ()),),
+        shapes=shapes,
         repeats={head + 1: LONG_HORIZON - head - 1},
     )
 
@@ -194,8 +198,9 @@ class CaseBuilder:
     cancel: bool = False
     # step -> how many times it is taken (StepInput.repeat): long horizons
     repeats: Mapping[int, int] = field(default_factory=dict)
-    # param -> state name -> a count, or the binary exponent of random values (CaseDesign.initial_state)
-    initial_state: Mapping[str, Mapping[str, int | tuple[str, int]]] = field(default_factory=dict)
+    # param -> state name -> a count, ("signed" or "positive", the binary exponent) of random values
+    # one per element, or an exact float, one value for the param (CaseDesign.initial_state)
+    initial_state: Mapping[str, Mapping[str, int | float | tuple[str, int]]] = field(default_factory=dict)
 
     def _sparse(self, rng: random.Random, shape: Sequence[int], exponent: int) -> SparseGrad:
         n = math.prod(shape)
@@ -240,7 +245,7 @@ class CaseBuilder:
         else:
             groups = tuple(GroupInput(tuple(names), {**base, **over}) for names, over in self.groups)
         injected = {
-            name: {key: spec if isinstance(spec, int) else
+            name: {key: spec if isinstance(spec, int) else (spec,) if isinstance(spec, float) else
                    tensor_values(rng, next(p.shape for p in params if p.name == name), spec[1], positive=spec[0] == "positive")
                    for key, spec in by_state.items()}
             for name, by_state in self.initial_state.items()

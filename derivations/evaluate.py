@@ -330,7 +330,7 @@ def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> 
     memory_x: dict[str, dict] = {p.name: {} for p in case.params}
     memory_b: dict[str, dict] = {p.name: {} for p in case.params}
     out = []
-    was_reloaded = False
+    was_reloaded = bool(case.initial_state)  # an injected state comes through load_state_dict too
     step_no = 0  # optimizer.step() calls so far (a repeated step counts each time)
     for step in case.steps:
         was_reloaded = was_reloaded or step.reload_before
@@ -362,7 +362,10 @@ def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> 
                     for sv in rule.state:  # state injected through load_state_dict: exact inputs
                         given = case.initial_state.get(p.name, {}).get(sv.name)
                         if given is not None:
-                            values = [given] * len(p.values) if isinstance(given, int) else given
+                            # a count or a per-param value: the same number in every element
+                            values = [given] * len(p.values) if isinstance(given, int) else \
+                                list(given) * len(p.values) if sv.per_param else given
+                            assert len(values) == len(p.values), (case.id, p.name, sv.name)
                             state[p.name][sv.symbol] = [mpmath.mpf(x) for x in values]
                             state_b[p.name][sv.symbol] = [(float(x), 0.0) for x in values]
                 st, sb, sf = state[p.name], state_b[p.name], state_f[p.name]

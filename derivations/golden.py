@@ -35,6 +35,7 @@ from .golden_format import (
     fmt,
     fmt_bound,
     hyperparameters_document,
+    state_declaration,
     variant_meta,
 )
 from .rule import Rule
@@ -179,7 +180,7 @@ def spec_documents(spec: Spec) -> dict[str, dict]:
         "torch_class": spec.torch_class,
         "digits": DIGITS,
         "hyperparameters": hyperparameters_document(spec),
-        "state": [{"name": s.name, "count": s.count, "doc": s.doc} for s in spec.rule.state],
+        "state": [state_declaration(s) for s in spec.rule.state],
     }
     docs = {f"{spec.id}/spec.json": {**header, "variant": None, "cases": case_docs}}
     for v in spec.variants:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import mpmath
 
-from .rule import Hyperparameter, Variant
+from .rule import Hyperparameter, StateVar, Variant
 from .spec import Spec
 
 SCHEMA_ID = "optimizer-conformance/golden/v1"
@@ -27,6 +27,11 @@ def fmt_bound(x: float) -> str:
 def variant_meta(v: Variant) -> dict:
     return {"id": v.id, "title": v.title, "summary": v.summary, "who": v.who,
             "acceptable": v.acceptable, "sources": list(v.sources)}
+
+
+def state_declaration(s: StateVar) -> dict:
+    """A state entry in a document's header; ``per_param`` only where it is one number per parameter."""
+    return {"name": s.name, "count": s.count, **({"per_param": True} if s.per_param else {}), "doc": s.doc}
 
 
 def _declared(hp: Hyperparameter, value) -> object:

@@ -26,10 +26,11 @@ every product exact in float32 (ψ = 0, β₁ = 0.75), so the exact spec holds f
 
 from __future__ import annotations
 
+import mpmath
 import sympy as sp
 
 from .adam import beta1, beta2, eps, lam, lr, m, maximize, v, v_hat
-from .cases import CaseBuilder, HyperparameterChange, long_horizon
+from .cases import LARGE_T, CaseBuilder, HyperparameterChange, long_horizon, resumed_at_large_t
 from .proofs import ClosedForm
 from .rule import F32, Assign, Hyperparameter, Rule, StateVar, Variant, g, reloaded, t, theta
 from .spec import Implementation, Spec
@@ -69,7 +70,7 @@ RULE = Rule(
     state=(
         StateVar("step", t, sp.Integer(0), "steps taken by this parameter", count=True),
         StateVar("mu_product", mu_product, sp.Integer(1),
-                 "running product Π_t = μ_1···μ_t (one number per parameter)"),
+                 "running product Π_t = μ_1···μ_t (one number per parameter)", per_param=True),
         StateVar("exp_avg", m, sp.Integer(0), "first moment m (EMA of g)"),
         StateVar("exp_avg_sq", v, sp.Integer(0), "second moment v (EMA of g²)"),
     ),
@@ -186,6 +187,36 @@ def _lr(group: int, value: str) -> HyperparameterChange:
     return HyperparameterChange(group, "lr", value)
 
 
+def mu_product_at(steps: int, beta1_: str, psi_: str) -> mpmath.mpf:
+    """Π_N = ∏_{i=1..N} β₁(1 − ½qⁱ), q = 0.96^ψ, in mpmath at the working precision, without N
+    multiplications: ln ∏(1 − ½qⁱ) = −Σ_k (½ᵏ/k)·Σ_i q^(ik) = −Σ_k (½ᵏ/k)·qᵏ(1 − q^(kN))/(1 − qᵏ),
+    a series that converges like 2⁻ᵏ (ψ = 0: q = 1, the product is (β₁/2)ᴺ)."""
+    b1, q = mpmath.mpf(beta1_), mpmath.mpf("0.96") ** mpmath.mpf(psi_)
+    if q == 1:
+        return (b1 / 2) ** steps
+    log, k, eps = mpmath.mpf(0), 1, mpmath.mpf(2) ** (-mpmath.mp.prec - 8)
+    while True:
+        qk = q**k
+        term = mpmath.mpf(2) ** -k / k * qk * (1 - qk**steps) / (1 - qk)
+        log -= term
+        if term < eps:
+            return b1**steps * mpmath.exp(log)
+        k += 1
+
+
+def float32_value(x: mpmath.mpf) -> float:
+    """x rounded to nearest in float32 (24 significant bits; x a normal float32 magnitude)."""
+    with mpmath.workprec(24):
+        return float(+x)
+
+
+# the resumed case: β₁ and ψ that keep Π_{10⁶} ≈ 0.0145, weighing in 1 − Π (with the defaults it is
+# far below 10⁻⁴⁰⁰⁰⁰: 0 in every dtype); 40 digits before the one rounding to float32
+RESUMED_BETAS, RESUMED_PSI = ["0.999999", "0.999"], "4"
+with mpmath.workdps(40):
+    RESUMED_MU_PRODUCT = float32_value(mu_product_at(LARGE_T, RESUMED_BETAS[0], RESUMED_PSI))
+
+
 CASES = (
     CaseBuilder(
         id="nadam/defaults",
@@ -271,6 +302,14 @@ CASES = (
                  "the momentum schedule μ_t = β₁(1 − ½·0.96^(tψ)) at t = 10³ (0.96⁴: still moving) and the "
                  "μ product after 10³ factors (about β₁¹⁰⁰⁰, below float32's normal range: a product kept "
                  "in float32 underflows, and 1 − Πμ is 1 either way)"),
+    resumed_at_large_t("nadam", {"betas": RESUMED_BETAS, "momentum_decay": RESUMED_PSI}, 560,
+                       f"the μ product continued from t = 10⁶: Π₁₀⁶ = ∏ μ_i (i = 1..10⁶) for β₁ = 0.999999, ψ = 4, "
+                       f"computed in mpmath at generation time and rounded to float32 ({RESUMED_MU_PRODUCT!r}), is "
+                       "injected as one exact number per parameter (torch keeps it as a float32 0-d tensor); "
+                       "1 − Π ≈ 0.985 weighs in both coefficients, so a product reset or read per element shows; "
+                       "the step count continues from 10⁶ (μ_t = β₁ to every dtype's resolution)",
+                       {"exp_avg": "signed", "exp_avg_sq": "positive"},
+                       per_param={"mu_product": RESUMED_MU_PRODUCT}),
 )
 
 SPEC = Spec(

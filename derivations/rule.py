@@ -29,8 +29,9 @@ t = sp.Symbol("t", integer=True, nonnegative=True)
 # Whether this element is present in the step's gradient: always true for a dense gradient; for a
 # sparse one (SparseAdam) only the entries it lists (explicit zeros included) are present.
 present = sp.Symbol("present")
-# Whether the optimizer was rebuilt from a state_dict on this step or an earlier one (only an
-# acceptable variant uses it: torch's load_state_dict casts float32 scalar state to the param dtype).
+# Whether the optimizer was rebuilt from a state_dict on this step or an earlier one, or its state
+# injected through load_state_dict before the first step (only an acceptable variant uses it:
+# torch's load_state_dict casts float32 scalar state to the param dtype).
 reloaded = sp.Symbol("reloaded")
 # The parameter's number of dimensions (Adafactor factors the second moment of ≥ 2-D params).
 ndim = sp.Symbol("n_dim", integer=True, nonnegative=True)
@@ -92,7 +93,10 @@ class StateVar:
 
     ``kept_when(hyperparameters)`` says whether torch keeps it for a group with those settings
     (``max_exp_avg_sq`` only with ``amsgrad``); state it does not keep is still evaluated but not
-    compared. ``count`` marks an integer counter (``step``).
+    compared. ``count`` marks an integer counter (``step``). ``per_param`` marks a state that is one
+    number per parameter, not one per element (NAdam's μ product, which torch keeps as a 0-d
+    tensor): the rule still evaluates it per element (all equal), the golden declares it so that a
+    driver injects it as one number.
     """
 
     name: str
@@ -103,6 +107,7 @@ class StateVar:
     # whether torch keeps it for a param of this shape (Adafactor: row/col factors for >= 2-D)
     kept_for: Callable[[tuple[int, ...]], bool] = field(default=lambda shape: True)
     count: bool = False
+    per_param: bool = False
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,12 @@ STATE_CONVENTION |= {("muon", "muon.sum_momentum")}
 # wins throughout (adamax/only_param_groups in float32) only ``exp_inf`` differs: a state-only
 # failure, reported as such, not an unexplained one.
 STATE_ONLY_ON_SOME_CASES = {("adamax", "adamax.eps_outside_max"): "exp_inf", ("adamax", "adamax.keras"): "exp_inf"}
+# SOAP's eigh refresh on soap/long_horizon: one gradient G repeated for 998 steps, so the bases
+# refreshed at k = 250, 500, 750 approach G's singular vectors, where G̃ = Q_Lᵀ G Q_R and the
+# rotated m are nearly diagonal; the eigh refresh leaves v's off-diagonal entries different
+# (exp_avg_sq[0, 1] at t = 999: 0.057 for 1.2e-4), where the step divides next to nothing: the
+# params stay within tolerance and only exp_avg_sq shows it (the other cases fail on the params).
+STATE_ONLY_ON_SOME_CASES |= {("soap", "soap.eigh_refresh"): "exp_avg_sq"}
 
 
 def candidate(cls: type, **kwargs) -> Candidate:

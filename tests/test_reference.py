@@ -108,7 +108,8 @@ def _drive(cls, case: Case, dtype: str = "float64"):
     for opt, group in zip(opts, case.groups, strict=True):  # a resume at a large step count
         if case.initial_state:
             sd = opt.state_dict()
-            sd["state"] = [{k: v if isinstance(v, int) else v.astype(dtype).reshape(arrays[n].shape)
+            sd["state"] = [{k: v if isinstance(v, int)
+                            else v.astype(dtype).reshape(() if k in case.per_param else arrays[n].shape)
                             for k, v in case.initial_state.get(n, {}).items()} for n in group.params]
             opt.load_state_dict(sd)
     params = {n: [a.astype(np.float64).ravel().copy()] for n, a in arrays.items()}
