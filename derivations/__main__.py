@@ -4,8 +4,8 @@ Without options the goldens shipped in the conformance package are rewritten in 
 (``--spec ID``, repeatable: only those specs' folders), each spec's folder with its index and its
 ``MANIFEST.json``: the SHA-256 of every other file of the folder, which the plugin verifies. With
 ``--check`` they are generated into a temporary folder and compared byte for byte with the
-shipped ones: exit 1 and the differing files on any difference (what ``nox -s golden`` and CI run;
-with ``--spec``, only those specs' folders are compared). Specs are independent, so ``--jobs N``
+shipped ones: exit 1 and the differing files on any difference (what ``nox -s golden`` runs, and the
+project's tests spec by spec, in CI too; with ``--spec``, only those specs' folders are compared). Specs are independent, so ``--jobs N``
 (default: every core) generates them in N processes; each spec's bytes do not depend on N.
 """
 

@@ -50,8 +50,21 @@ def test_every_variant_is_a_small_named_delta(spec_id):
 @pytest.mark.parametrize("spec_id", sorted(SPECS))
 def test_goldens_regenerate_byte_for_byte(spec_id, capsys):
     """Every file of the spec's folder, combinations included; one test per spec, so that the
-    workers of ``pytest -n`` share the regeneration (CI also runs the whole ``--check``)."""
+    workers of ``pytest -n`` share the regeneration. With the test below, this is the whole
+    ``--check`` (which CI therefore does not run a second time)."""
     assert regenerate(["--check", "--spec", spec_id, "--jobs", "1"]) == 0, capsys.readouterr().out
+
+
+def test_the_golden_folder_holds_the_specs_folders_and_nothing_else():
+    """What the whole ``--check`` compares beyond each spec's folder: no JSON file outside a spec's
+    folder, no folder of a spec that no longer exists, and a folder for every spec."""
+    from optimizer_conformance.derivations.__main__ import _shipped_dir
+
+    shipped = _shipped_dir()
+    files = [p.relative_to(shipped).as_posix() for p in shipped.rglob("*.json")]
+    outside = [rel for rel in files if "/" not in rel or rel.split("/")[0] not in SPECS]
+    assert not outside, f"golden files outside the folder of a spec in SPECS: {outside[:10]}"
+    assert {rel.split("/")[0] for rel in files} == set(SPECS)
 
 
 def test_a_changed_golden_is_found_by_the_check(tmp_path, monkeypatch, capsys):
