@@ -255,10 +255,7 @@ class DistributedDriver(WrappedParams, TorchDriver):
             # ZeRO's own state_dict() needs a consolidation first; the base class's is the same
             # layout (global indices, param_groups) with no entries yet
             sd = self.torch.optim.Optimizer.state_dict(self.opt)
-            order = [n for g in self.case.groups for n in g.params]
-            for name, by_state in state.items():
-                sd["state"][order.index(name)] = self.state_entries(by_state, self.shapes[name])
-            self.opt.load_state_dict(sd)
+            self.opt.load_state_dict(self.with_injected(sd, state, self.shapes))
         elif self.wrapper == "fsdp":
             from torch.distributed.checkpoint.state_dict import (
                 StateDictOptions,

@@ -168,11 +168,16 @@ class TorchDriver(Driver):
         param groups, values as tensors of the param's dtype and shape, ``step`` and a per-param
         value (NAdam's ``mu_product``) float32 0-d tensors (torch creates both so:
         ``_get_scalar_dtype()``; load_state_dict then casts all but ``step`` to the param's dtype)."""
-        sd = self.opt.state_dict()
+        self.opt.load_state_dict(self.with_injected(self.opt.state_dict(), state))
+
+    def with_injected(self, sd: dict, state: dict[str, dict[str, Any]], shapes: dict | None = None) -> dict:
+        """``sd`` (torch's layout: ``sd["state"][i]`` for the i-th param of the param groups) with
+        each param's injected entries (:meth:`state_entries`, in ``shapes[name]`` or the param's shape)."""
         order = [n for g in self.case.groups for n in g.params]
         for name, by_state in state.items():
-            sd["state"][order.index(name)] = self.state_entries(by_state, self.tensors[name].shape)
-        self.opt.load_state_dict(sd)
+            shape = shapes[name] if shapes is not None else self.tensors[name].shape
+            sd["state"][order.index(name)] = self.state_entries(by_state, shape)
+        return sd
 
     def state_entries(self, by_state: dict[str, Any], shape) -> dict[str, Any]:
         """One param's injected state as torch keeps it: tensors of the param's dtype in ``shape``,
