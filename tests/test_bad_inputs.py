@@ -19,7 +19,6 @@ import multiprocessing.popen_spawn_posix  # noqa: F401
 import multiprocessing.sharedctypes  # noqa: F401
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy  # noqa: F401  (in-process pytester restores sys.modules: import these up front)
@@ -33,6 +32,11 @@ import pytest
 import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+
+try:  # run from the repository root (python -m pytest): tests/ is a namespace package
+    from tests.plugin_only import ENV, pytest_command
+except ModuleNotFoundError:  # plain pytest puts tests/ itself on sys.path (rootdir-relative)
+    from plugin_only import ENV, pytest_command
 
 for _kw in ({}, {"foreach": True}):  # torch imports dynamo on its first optimizer: once, up front
     _p = torch.zeros(2, requires_grad=True)
@@ -381,9 +385,9 @@ def test_crashed_xdist_worker_marks_its_cases_and_the_report(pytester):
     verdict is not CONFORMS, and the report says it is incomplete and why."""
     pytester.makepyfile(bad_adam=DIES_IN_FLOAT64.format(body="os._exit(3)"))
     report = pytester.path / "r.json"
-    env = {**os.environ, "OPTIMIZER_CONFORMANCE_IN_PROCESS": "1", "PYTHONPATH": str(pytester.path)}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2",
-                           "--optimizer=bad_adam.Adam", "-k", "defaults", f"--optimizer-report={report}"],
+    env = {**os.environ, **ENV, "OPTIMIZER_CONFORMANCE_IN_PROCESS": "1", "PYTHONPATH": str(pytester.path)}
+    proc = subprocess.run(pytest_command("-n", "2", "--optimizer=bad_adam.Adam", "-k", "defaults",
+                                         f"--optimizer-report={report}", xdist=True),
                           cwd=pytester.path, env=env, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
@@ -405,9 +409,9 @@ def test_report_of_a_killed_run_keeps_the_cases_so_far(pytester):
                         "        time.sleep(0.25)\n"
                         "        return super().step(closure)\n")
     report = pytester.path / "r.json"
-    env = {**os.environ, "PYTHONPATH": str(pytester.path)}
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--optimizer=bad_adam.Adam",
-                             "-k", "defaults", "--optimizer-timeout=600", f"--optimizer-report={report}"],
+    env = {**os.environ, **ENV, "PYTHONPATH": str(pytester.path)}
+    proc = subprocess.Popen(pytest_command("--optimizer=bad_adam.Adam", "-k", "defaults", "--optimizer-timeout=600",
+                                           f"--optimizer-report={report}"),
                             cwd=pytester.path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         import time
@@ -573,10 +577,9 @@ def tampered_run(tmp_path):
     def run(changes: list[tuple[str, bytes | None]], *args: str) -> subprocess.CompletedProcess:
         for rel, data in changes:
             _replace(golden, rel, data)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "pkg"), str(tmp_path)])}
-        return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
-                               "--optimizer=bad_np.Adam", "--optimizer-spec=adam", "-k", "defaults and float64",
-                               f"--rootdir={tmp_path}", *args],
+        env = {**os.environ, **ENV, "PYTHONPATH": os.pathsep.join([str(tmp_path / "pkg"), str(tmp_path)])}
+        return subprocess.run(pytest_command("--optimizer=bad_np.Adam", "--optimizer-spec=adam",
+                                             "-k", "defaults and float64", f"--rootdir={tmp_path}", *args),
                               cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     return run
 
@@ -615,10 +618,9 @@ def test_any_golden_mutation_is_refused_or_changes_nothing(tmp_path_factory, rel
     mutated = {"replace": data[:i] + bytes([byte]) + data[i + 1:], "insert": data[:i] + bytes([byte]) + data[i:],
                "delete": data[:i] + data[i + 1:], "truncate": data[:i]}[op]
     _replace(golden, rel, mutated)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "pkg"), str(root)])}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
-                           "--optimizer=bad_np.Adam", "--optimizer-spec=adam", "-k", "defaults and float64",
-                           f"--rootdir={root}"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    env = {**os.environ, **ENV, "PYTHONPATH": os.pathsep.join([str(root / "pkg"), str(root)])}
+    proc = subprocess.run(pytest_command("--optimizer=bad_np.Adam", "--optimizer-spec=adam", "-k", "defaults and float64",
+                                         f"--rootdir={root}"), cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     if mutated == data:
         assert proc.returncode == 1 and FAILED in proc.stdout

@@ -20,7 +20,7 @@ from optimizer_conformance.conformance.benchmark import (
     verdict_targets,
 )
 from optimizer_conformance.conformance.startup import (
-    CONSTRUCT,
+    FLOOR,
     IMPORT,
     MEASURES,
     VERDICT,
@@ -115,24 +115,29 @@ def test_the_variant_target_is_the_least_separation_over_variants_and_dtypes():
 
 def test_startup_summary_medians_and_ratios():
     rounds = [
-        {IMPORT: 1.0, VERDICT: 4.0, CONSTRUCT: 2.0},
-        {IMPORT: 1.2, VERDICT: 3.0, CONSTRUCT: 2.4},
-        {IMPORT: 0.8, VERDICT: 5.0, CONSTRUCT: 1.6},
-        {IMPORT: 1.1, VERDICT: 3.3, CONSTRUCT: 2.2},
-        {IMPORT: 5.0, VERDICT: 30.0, CONSTRUCT: 9.0},  # a loaded moment: the median ignores it
+        {IMPORT: 1.0, VERDICT: 4.0, FLOOR: 2.0},
+        {IMPORT: 1.2, VERDICT: 3.0, FLOOR: 2.4},
+        {IMPORT: 0.8, VERDICT: 5.0, FLOOR: 1.6},
+        {IMPORT: 1.1, VERDICT: 3.3, FLOOR: 2.2},
+        {IMPORT: 5.0, VERDICT: 30.0, FLOOR: 9.0},  # a loaded moment: the median ignores it
     ]
     s = summarise(rounds)
     assert s["rounds"] == 5
-    assert s["median_seconds"] == {IMPORT: 1.1, VERDICT: 4.0, CONSTRUCT: 2.2}
+    assert s["median_seconds"] == {IMPORT: 1.1, VERDICT: 4.0, FLOOR: 2.2}
     assert s["min_seconds"][VERDICT] == 3.0 and s["max_seconds"][VERDICT] == 30.0
     assert s["ratio_vs_import"] == pytest.approx(4.0 / 1.1)
-    assert s["ratio_vs_construct"] == pytest.approx(4.0 / 2.2)
+    assert s["ratio_vs_floor"] == pytest.approx(4.0 / 2.2)
+    assert s["floor_vs_import"] == pytest.approx(2.2 / 1.1)
+    assert s["target_met"] is False  # 3.64× > 1.3×
     assert s["median_round_ratio_vs_import"] == pytest.approx(statistics.median([4.0, 2.5, 6.25, 3.0, 6.0]))
-    assert s["median_round_ratio_vs_construct"] == pytest.approx(
+    assert s["median_round_ratio_vs_floor"] == pytest.approx(
         statistics.median([2.0, 1.25, 3.125, 1.5, 30 / 9]))
     lines = format_summary(s, "torch.optim.Adam")
     assert lines[-1].startswith("startup: verdict 4.00 s = 3.64× import torch (1.10 s), "
-                                "1.82× import torch + construct (2.20 s)")
+                                "1.82× torch's floor (2.20 s: import, construct, one step)")
+    assert "target verdict ≤ 1.3× import torch: NOT met (3.64×)" in lines
+    met = summarise([{IMPORT: 2.0, VERDICT: 2.5, FLOOR: 2.2}] * 5)
+    assert met["target_met"] is True and "target verdict ≤ 1.3× import torch: met (1.25×)" in format_summary(met, "x")
     assert "medians of 5 rounds" in lines[-1]
     with pytest.raises(ValueError):
         summarise([])

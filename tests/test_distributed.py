@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,11 @@ import torch
 from optimizer_conformance.conformance.distributed import local_gradient, mode_name, parse_mode
 from optimizer_conformance.conformance.golden import generated_kind
 from optimizer_conformance.conformance.kinds import load_spec
+
+try:  # run from the repository root (python -m pytest): tests/ is a namespace package
+    from tests.plugin_only import ENV, pytest_command
+except ModuleNotFoundError:  # plain pytest puts tests/ itself on sys.path (rootdir-relative)
+    from plugin_only import ENV, pytest_command
 
 ROOT = Path(__file__).resolve().parent.parent
 FULL = os.environ.get("OPTIMIZER_CONFORMANCE_DISTRIBUTED_FULL", "") not in ("", "0")
@@ -82,9 +86,8 @@ def run_plugin(tmp_path: Path, *args: str, timeout: float = 600) -> tuple[dict, 
     """``pytest --optimizer ... --optimizer-report`` in a process of its own session: (the report,
     the output). Asserts that no process of that session (a rank) outlives the run."""
     report = tmp_path / "report.json"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args,
-                             f"--optimizer-report={report}"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+    env = {**os.environ, **ENV, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(pytest_command(*args, f"--optimizer-report={report}"), cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         out, _ = proc.communicate(timeout=timeout)

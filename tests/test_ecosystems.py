@@ -1,6 +1,7 @@
 """Candidates from other ecosystems with no adapter code: optax (JAX), Keras 3, and classes whose
 arguments are spelled the optax/Keras way. Each runs as a user runs it (``pytest --optimizer=...``
-in a fresh process: JAX's float64 switch and Keras' backend are process-wide)."""
+in a fresh process, with the plugin alone loaded: JAX's float64 switch and Keras' backend are
+process-wide)."""
 
 from __future__ import annotations
 
@@ -14,15 +15,19 @@ import pytest
 from optimizer_conformance.conformance.golden import index
 from optimizer_conformance.conformance.names import AmbiguousName, explicit_parameters, name_map
 
+try:  # run from the repository root (python -m pytest): tests/ is a namespace package
+    from tests.plugin_only import ENV, pytest_command
+except ModuleNotFoundError:  # plain pytest puts tests/ itself on sys.path (rootdir-relative)
+    from plugin_only import ENV, pytest_command
+
 TORCH_NAMES = ["lr", "betas", "eps", "weight_decay", "amsgrad", "maximize"]
 
 
 def _verdict(tmp_path, *args: str, env: dict | None = None) -> tuple[int, str, dict]:
     report = tmp_path / "report.json"
     run_env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
-    run_env.update(env or {})
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args,
-                           f"--optimizer-report={report}"],
+    run_env.update({**ENV, **(env or {})})
+    proc = subprocess.run(pytest_command("-q", *args, f"--optimizer-report={report}"),
                           cwd=tmp_path, env=run_env, capture_output=True, text=True, timeout=600)
     doc = json.loads(report.read_text()) if report.exists() else {}
     return proc.returncode, proc.stdout + proc.stderr, doc

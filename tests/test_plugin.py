@@ -18,6 +18,11 @@ from optimizer_conformance.conformance.diagnosis import shown_matches
 from optimizer_conformance.conformance.golden import index
 from optimizer_conformance.conformance.kinds import load_spec
 
+try:  # run from the repository root (python -m pytest): tests/ is a namespace package
+    from tests.plugin_only import ENV, plugins
+except ModuleNotFoundError:  # plain pytest puts tests/ itself on sys.path (rootdir-relative)
+    from plugin_only import ENV, plugins
+
 TORCH_IMPLS = [{"foreach": False}, {"foreach": True}, {"fused": True}]
 
 
@@ -343,9 +348,12 @@ def test_conformance_package_never_imports_generation_code():
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="timing measured on the CI machine kind")
-def test_xdist_gives_the_same_verdict(pytester):
+def test_xdist_gives_the_same_verdict(pytester, monkeypatch):
     pytest.importorskip("xdist")
-    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-n", "2", "--optimizer=torch.optim.Adam")
+    for name, value in ENV.items():  # the workers load the plugin and xdist only
+        monkeypatch.setenv(name, value)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", *plugins(xdist=True), "-n", "2",
+                                          "--optimizer=torch.optim.Adam")
     n = _items("adam")
     result.assert_outcomes(passed=n)
     result.stdout.fnmatch_lines([f"*{n} passed, 0 failed, 0 skipped*", "*verdict: CONFORMS*"])

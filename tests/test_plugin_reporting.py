@@ -13,6 +13,11 @@ import optimizer_conformance.conformance.summary
 import optimizer_conformance.conformance.xfails  # noqa: F401
 import pytest
 import torch  # noqa: F401
+
+try:  # run from the repository root (python -m pytest): tests/ is a namespace package
+    from tests.plugin_only import ENV, plugins
+except ModuleNotFoundError:  # plain pytest puts tests/ itself on sys.path (rootdir-relative)
+    from plugin_only import ENV, plugins
 from optimizer_conformance.conformance.golden import index
 
 try:  # --optimizer-plots draws with matplotlib's Agg canvas
@@ -183,12 +188,14 @@ def test_feature_table_counts(pytester):
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="timing measured on the CI machine kind")
-def test_feature_table_and_plots_are_the_same_with_xdist(pytester):
+def test_feature_table_and_plots_are_the_same_with_xdist(pytester, monkeypatch):
     """Under pytest-xdist the controller builds the table from the workers' records (the same
     table), and the workers that ran the failing cases write their plots."""
     pytest.importorskip("xdist")
     _mutant(pytester)
-    args = ["-p", "no:cacheprovider", *HAND_WRITTEN, "--optimizer=keras_adam.Adam"]
+    for name, value in ENV.items():  # the workers load the plugin and xdist only
+        monkeypatch.setenv(name, value)
+    args = ["-p", "no:cacheprovider", *plugins(xdist=True), *HAND_WRITTEN, "--optimizer=keras_adam.Adam"]
     if HAVE_MPL:
         args.append("--optimizer-plots=plots")
     result = pytester.runpytest_inprocess(*args, "-n", "2")
@@ -252,12 +259,14 @@ def test_plots_not_imported_without_the_option(pytester):
     result.stdout.fnmatch_lines(["*MPL: False*"])
 
 
-def test_reports_are_byte_identical_run_to_run_with_and_without_xdist(pytester):
+def test_reports_are_byte_identical_run_to_run_with_and_without_xdist(pytester, monkeypatch):
     """The same failing candidate checked twice, and once more under -n 2: the three JSON reports
     are the same bytes (no timestamps, no durations, records sorted)."""
     _mutant(pytester)
+    for name, value in ENV.items():  # the workers load the plugin and xdist only
+        monkeypatch.setenv(name, value)
     reports = []
-    for i, extra in enumerate([(), (), ("-n", "2")]):
+    for i, extra in enumerate([plugins(), plugins(), ["-n", "2", *plugins(xdist=True)]]):
         path = pytester.path / f"r{i}.json"
         _run(pytester, "--optimizer=keras_adam.Adam", "--optimizer-spec=adam", f"--optimizer-report={path}",
              *extra)
