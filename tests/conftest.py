@@ -2,6 +2,7 @@ import multiprocessing.heap  # noqa: F401  (see below)
 import os
 import sys
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 pytest_plugins = ["pytester"]
@@ -22,6 +23,25 @@ settings.register_profile(
     "explore", derandomize=False, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def pytest_collection_modifyitems(items):
+    """Tests marked ``long`` first, in their collected order (a stable sort): under ``pytest -n``
+    the longest ones start early instead of leaving one worker running the last of them alone."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: unknown without it installed
+def pytest_xdist_make_scheduler(config, log):
+    """Under ``pytest -n N`` without an explicit ``--dist``: work stealing (pytest-xdist's
+    ``--dist worksteal``), so that a worker that runs out of tests takes pending ones from the
+    other instead of idling (the default ``load`` hands out fixed chunks)."""
+    explicit = any(a == "--dist" or a.startswith("--dist=") or a == "-d" for a in config.invocation_params.args)
+    if config.getvalue("dist") == "load" and not explicit:
+        from xdist.scheduler import WorkStealingScheduling
+
+        return WorkStealingScheduling(config, log)
+    return None
 
 
 def pytest_collection_finish(session):

@@ -47,6 +47,7 @@ def test_every_variant_is_a_small_named_delta(spec_id):
         assert v.sources and v.who and v.summary
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("spec_id", sorted(SPECS))
 def test_goldens_regenerate_byte_for_byte(spec_id, capsys):
     """Every file of the spec's folder, combinations included; one test per spec, so that the

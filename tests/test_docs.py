@@ -285,6 +285,7 @@ def _report(rows: list[tuple[str, ...]], limit: int = 30) -> str:
     return "\n  ".join(lines[:limit] + ([f"... and {len(lines) - limit} more"] if len(lines) > limit else []))
 
 
+@pytest.mark.long
 def test_built_files_load_nothing_from_outside_the_site(built_site):
     """No browser needed: every <script src>, loading <link href>, <img src>/srcset, <iframe src>,
     <style>/style= url() and @import in the built HTML, and every @import/url()/import in its CSS and
@@ -361,6 +362,7 @@ return out.slice(0, 10);
 """
 
 
+@pytest.mark.long
 def test_every_page_requests_nothing_outside_and_fits_the_window(request):
     """Every page of the built site, opened in headless Chromium from a local server: every request
     it makes (Chrome DevTools Protocol Network events, lazy ones included) is to that server; and
