@@ -24,6 +24,7 @@ whole trajectory: one for the exact evaluation and one for the bound.
 
 from __future__ import annotations
 
+import itertools
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -154,9 +155,11 @@ class _Line:
     replaced: tuple[tuple[sp.Expr, sp.Symbol], ...] = ()  # tensor nodes -> their symbols, in order
 
 
+@cache
 def _lambdify(expr: sp.Expr) -> tuple[Reader, Callable]:
     """``expr`` as an mpmath function of its free symbols (sorted by name), with the reader of
-    their values from an environment."""
+    their values from an environment. Cached: a variant's rule shares most of its lines with the
+    spec's, and every combination of variants with the variants'."""
     args = tuple(sorted(expr.free_symbols, key=lambda s: s.name))
     return _reader(args), sp.lambdify(args, expr, modules=_MODULES)
 
@@ -373,6 +376,21 @@ def _reduce_over_step(node: _Node, active: list[_Param], fixed: tuple[str, ...])
                {d: np.asarray(rf[d]).reshape(-1)[:n].reshape(ap.shape) for d in rf}, fixed)
 
 
+# Every line's results by its inputs, (exact values, (value, bound) pairs), for a rule without a
+# fixed channel: a variant's trajectory, and a combination's, repeat most of the spec's line
+# evaluations exactly (the lines before the one it changes, and the state it does not touch:
+# Adam's m and v), so each distinct (line, inputs) is evaluated once. An mpf is keyed by its
+# ``_mpf_`` (sign, mantissa, exponent, bit count), which determines it; other inputs are flags and
+# counts. Per process; :func:`forget` empties it (the golden generator does, spec by spec).
+_MEMO: dict[tuple[Callable, Callable], dict] = {}
+_MPF = itertools.repeat("_mpf_")  # getattr(x, "_mpf_", x) over the inputs
+
+
+def forget() -> None:
+    """Empty the memo of line results (memory only: a result depends on its inputs alone)."""
+    _MEMO.clear()
+
+
 # the keys of the symbols every rule shares
 _THETA, _G, _PRESENT, _NDIM, _RELOADED = key(theta), key(g), key(present), key(ndim), key(reloaded)
 _N_ROWS, _N_COLS, _STEPS_TAKEN = key(n_rows), key(n_cols), key(steps_taken)
@@ -442,23 +460,21 @@ def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> 
                 cols = p.shape[-1] if len(p.shape) >= 1 else 1
                 envs_x, envs_b = [], []  # per element: exact values, and (value, bound) pairs
                 envs_f = []  # per element: {dtype: {symbol: fixed-channel error}}
+                # what every element of the parameter shares on this step
+                env_hp = {**env_hp, _NDIM: len(p.shape), _RELOADED: was_reloaded, _N_ROWS: mpmath.mpf(rows),
+                          _N_COLS: mpmath.mpf(cols), _STEPS_TAKEN: mpmath.mpf(step_no)}
+                benv_hp = {**benv_hp, _NDIM: (float(len(p.shape)), 0.0), _RELOADED: (float(was_reloaded), 0.0),
+                           _N_ROWS: (float(rows), 0.0), _N_COLS: (float(cols), 0.0),
+                           _STEPS_TAKEN: (float(step_no), 0.0)}
                 for i in range(n):
                     env = dict(env_hp)
                     env[_THETA] = params[p.name][i]
                     env[_G] = mpmath.mpf(grad[i])
                     env[_PRESENT] = mask[i]
-                    env[_NDIM] = len(p.shape)
-                    env[_RELOADED] = was_reloaded
-                    env[_N_ROWS], env[_N_COLS] = mpmath.mpf(rows), mpmath.mpf(cols)
-                    env[_STEPS_TAKEN] = mpmath.mpf(step_no)
                     benv = dict(benv_hp)
                     benv[_THETA] = bounds[p.name][i]
                     benv[_G] = (float(grad[i]), 0.0)
                     benv[_PRESENT] = (float(mask[i]), 0.0)
-                    benv[_NDIM] = (float(len(p.shape)), 0.0)
-                    benv[_RELOADED] = (float(was_reloaded), 0.0)
-                    benv[_N_ROWS], benv[_N_COLS] = (float(rows), 0.0), (float(cols), 0.0)
-                    benv[_STEPS_TAKEN] = (float(step_no), 0.0)
                     fenv = {d: {_THETA: fixes[p.name][i][d]} for d in fixed}
                     for k in st:
                         env[k] = st[k][i]
@@ -484,12 +500,22 @@ def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> 
                             if p_fn(*p_read(env)):
                                 met.setdefault(name, set()).add(side(kind, d_fn(*d_read(env))))
                 target, read, fn, bound, carry = line.key, line.read, line.fn, line.bound, line.carry
-                for ap in active:
-                    for env, benv, fenv in zip(ap.envs_x, ap.envs_b, ap.envs_f, strict=True):
-                        env[target] = fn(*read(env))
-                        for d in fixed:  # before benv changes: the operands' values
-                            fenv[d][target] = carry((benv, fenv[d]))[1]
-                        benv[target] = bound(benv)
+                if not fixed:  # through the memo
+                    memo = _MEMO.setdefault((fn, bound), {})
+                    for ap in active:
+                        for env, benv in zip(ap.envs_x, ap.envs_b, strict=True):
+                            xs, bs = read(env), read(benv)
+                            inputs = (tuple(map(getattr, xs, _MPF, xs)), bs)
+                            if (results := memo.get(inputs)) is None:
+                                results = memo[inputs] = (fn(*xs), bound(benv))
+                            env[target], benv[target] = results
+                else:
+                    for ap in active:
+                        for env, benv, fenv in zip(ap.envs_x, ap.envs_b, ap.envs_f, strict=True):
+                            env[target] = fn(*read(env))
+                            for d in fixed:  # before benv changes: the operands' values
+                                fenv[d][target] = carry((benv, fenv[d]))[1]
+                            benv[target] = bound(benv)
             for ap in active:
                 st, sb, sf = state[ap.name], state_b[ap.name], state_f[ap.name]
                 for i, (env, benv, fenv) in enumerate(zip(ap.envs_x, ap.envs_b, ap.envs_f, strict=True)):

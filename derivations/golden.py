@@ -26,7 +26,7 @@ from .boundaries import document as boundaries_document
 from .cases import CaseDesign, SparseGrad, exact_decimal
 from .closed_loop_golden import spec_documents as closed_loop_documents
 from .compound import SEPARATOR, Combination, combination_case, combinations, rule_lines
-from .evaluate import Snapshot, evaluate
+from .evaluate import Snapshot, evaluate, forget
 from .feature_cases import all_cases, case_features, coverage
 from .golden_format import (
     DIGITS,
@@ -149,6 +149,7 @@ def spec_documents(spec: Spec) -> dict[str, dict]:
     """All documents of one spec: {relative path: JSON document}."""
     if getattr(spec, "kind", "update") == "closed_loop":  # L-BFGS: driven through a closure
         return closed_loop_documents(spec)
+    forget()  # the previous spec's line results: none of them recur here
     defaults = spec.defaults()
     cases = [builder.build(defaults) for builder in all_cases(spec)]
     met: dict[str, dict[str, set[str]]] = {c.id: {} for c in cases}
