@@ -145,6 +145,7 @@ class _Line:
 
     target: sp.Symbol
     key: int
+    arg_keys: tuple[int, ...]  # the keys ``read`` reads, in order
     nodes: tuple[_Node, ...]
     expr: sp.Expr
     read: Reader
@@ -202,7 +203,8 @@ def _compile(rule: Rule) -> tuple[_Line, ...]:
                                scalars, guard))
             replaced.append((node, sym))
             expr = expr.xreplace({node: sym})
-        lines.append(_Line(line.target, key(line.target), tuple(nodes), expr, *_lambdify(expr), _bound(expr),
+        arg_keys = tuple(key(a) for a in sorted(expr.free_symbols, key=lambda s: s.name))
+        lines.append(_Line(line.target, key(line.target), arg_keys, tuple(nodes), expr, *_lambdify(expr), _bound(expr),
                            _carry(expr), line.label, tuple(replaced)))
     return tuple(lines)
 
@@ -376,12 +378,13 @@ def _reduce_over_step(node: _Node, active: list[_Param], fixed: tuple[str, ...])
                {d: np.asarray(rf[d]).reshape(-1)[:n].reshape(ap.shape) for d in rf}, fixed)
 
 
-# Every line's results by its inputs, (exact values, (value, bound) pairs), for a rule without a
-# fixed channel: a variant's trajectory, and a combination's, repeat most of the spec's line
-# evaluations exactly (the lines before the one it changes, and the state it does not touch:
-# Adam's m and v), so each distinct (line, inputs) is evaluated once. An mpf is keyed by its
-# ``_mpf_`` (sign, mantissa, exponent, bit count), which determines it; other inputs are flags and
-# counts. Per process; :func:`forget` empties it (the golden generator does, spec by spec).
+# Every line's results (exact value, (value, bound), fixed-channel errors) by its inputs (exact
+# values, (value, bound) pairs, fixed-channel errors): a variant's trajectory, and a combination's,
+# repeat most of the spec's line evaluations exactly (the lines before the one it changes, and the
+# state it does not touch: Adam's m and v), so each distinct (line, inputs) is evaluated once. An
+# mpf is keyed by its ``_mpf_`` (sign, mantissa, exponent, bit count), which determines it; other
+# inputs are flags and counts. Per process; :func:`forget` empties it (the golden generator does,
+# spec by spec).
 _MEMO: dict[tuple[Callable, Callable], dict] = {}
 _MPF = itertools.repeat("_mpf_")  # getattr(x, "_mpf_", x) over the inputs
 
@@ -500,22 +503,18 @@ def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> 
                             if p_fn(*p_read(env)):
                                 met.setdefault(name, set()).add(side(kind, d_fn(*d_read(env))))
                 target, read, fn, bound, carry = line.key, line.read, line.fn, line.bound, line.carry
-                if not fixed:  # through the memo
-                    memo = _MEMO.setdefault((fn, bound), {})
-                    for ap in active:
-                        for env, benv in zip(ap.envs_x, ap.envs_b, strict=True):
-                            xs, bs = read(env), read(benv)
-                            inputs = (tuple(map(getattr, xs, _MPF, xs)), bs)
-                            if (results := memo.get(inputs)) is None:
-                                results = memo[inputs] = (fn(*xs), bound(benv))
-                            env[target], benv[target] = results
-                else:
-                    for ap in active:
-                        for env, benv, fenv in zip(ap.envs_x, ap.envs_b, ap.envs_f, strict=True):
-                            env[target] = fn(*read(env))
-                            for d in fixed:  # before benv changes: the operands' values
-                                fenv[d][target] = carry((benv, fenv[d]))[1]
-                            benv[target] = bound(benv)
+                memo, arg_keys = _MEMO.setdefault((fn, bound), {}), line.arg_keys
+                for ap in active:
+                    for env, benv, fenv in zip(ap.envs_x, ap.envs_b, ap.envs_f, strict=True):
+                        xs, bs = read(env), read(benv)
+                        fs = tuple(tuple(fenv[d].get(k, 0.0) for k in arg_keys) for d in fixed) if fixed else ()
+                        inputs = (tuple(map(getattr, xs, _MPF, xs)), bs, fs)
+                        if (results := memo.get(inputs)) is None:
+                            results = memo[inputs] = (fn(*xs), bound(benv),
+                                                      tuple(carry((benv, fenv[d]))[1] for d in fixed))
+                        env[target], benv[target], carried = results
+                        for d, f in zip(fixed, carried, strict=True):
+                            fenv[d][target] = f
             for ap in active:
                 st, sb, sf = state[ap.name], state_b[ap.name], state_f[ap.name]
                 for i, (env, benv, fenv) in enumerate(zip(ap.envs_x, ap.envs_b, ap.envs_f, strict=True)):
