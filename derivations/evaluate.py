@@ -389,9 +389,22 @@ _MEMO: dict[tuple[Callable, Callable], dict] = {}
 _MPF = itertools.repeat("_mpf_")  # getattr(x, "_mpf_", x) over the inputs
 
 
+_EXACT_INPUTS: dict = {}  # a gradient's value (a float or a decimal string) -> its mpf
+
+
+def _exact_input(x) -> mpmath.mpf:
+    """``mpmath.mpf(x)`` at the working precision, converted once per value (the same gradients are
+    read by every variant's trajectory)."""
+    if (out := _EXACT_INPUTS.get(x)) is None:
+        out = _EXACT_INPUTS[x] = mpmath.mpf(x)
+    return out
+
+
 def forget() -> None:
-    """Empty the memo of line results (memory only: a result depends on its inputs alone)."""
+    """Empty the memo of line results and of converted inputs (memory only: a result depends on
+    its inputs alone)."""
     _MEMO.clear()
+    _EXACT_INPUTS.clear()
 
 
 # the keys of the symbols every rule shares
@@ -469,21 +482,20 @@ def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> 
                 benv_hp = {**benv_hp, _NDIM: (float(len(p.shape)), 0.0), _RELOADED: (float(was_reloaded), 0.0),
                            _N_ROWS: (float(rows), 0.0), _N_COLS: (float(cols), 0.0),
                            _STEPS_TAKEN: (float(step_no), 0.0)}
+                thetas, thetas_b, columns = params[p.name], bounds[p.name], [(k, st[k], sb[k]) for k in st]
                 for i in range(n):
                     env = dict(env_hp)
-                    env[_THETA] = params[p.name][i]
-                    env[_G] = mpmath.mpf(grad[i])
+                    env[_THETA] = thetas[i]
+                    env[_G] = _exact_input(grad[i])
                     env[_PRESENT] = mask[i]
                     benv = dict(benv_hp)
-                    benv[_THETA] = bounds[p.name][i]
+                    benv[_THETA] = thetas_b[i]
                     benv[_G] = (float(grad[i]), 0.0)
                     benv[_PRESENT] = (float(mask[i]), 0.0)
-                    fenv = {d: {_THETA: fixes[p.name][i][d]} for d in fixed}
-                    for k in st:
-                        env[k] = st[k][i]
-                        benv[k] = sb[k][i]
-                        for d in fixed:
-                            fenv[d][k] = sf[k][i][d]
+                    for k, column, column_b in columns:
+                        env[k] = column[i]
+                        benv[k] = column_b[i]
+                    fenv = {d: {_THETA: fixes[p.name][i][d], **{k: sf[k][i][d] for k in st}} for d in fixed}
                     envs_x.append(env)
                     envs_b.append(benv)
                     envs_f.append(fenv)
@@ -513,18 +525,20 @@ def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> 
                             results = memo[inputs] = (fn(*xs), bound(benv),
                                                       tuple(carry((benv, fenv[d]))[1] for d in fixed))
                         env[target], benv[target], carried = results
-                        for d, f in zip(fixed, carried, strict=True):
-                            fenv[d][target] = f
-            for ap in active:
+                        if fixed:
+                            for d, f in zip(fixed, carried, strict=True):
+                                fenv[d][target] = f
+            for ap in active:  # the step's values become the trajectory's
                 st, sb, sf = state[ap.name], state_b[ap.name], state_f[ap.name]
-                for i, (env, benv, fenv) in enumerate(zip(ap.envs_x, ap.envs_b, ap.envs_f, strict=True)):
-                    params[ap.name][i] = env[_THETA]
-                    bounds[ap.name][i] = benv[_THETA]
-                    fixes[ap.name][i] = {d: fenv[d][_THETA] for d in fixed}
+                params[ap.name][:] = [env[_THETA] for env in ap.envs_x]
+                bounds[ap.name][:] = [benv[_THETA] for benv in ap.envs_b]
+                for k in st:
+                    st[k][:] = [env[k] for env in ap.envs_x]
+                    sb[k][:] = [benv[k] for benv in ap.envs_b]
+                if fixed:
+                    fixes[ap.name][:] = [{d: fenv[d][_THETA] for d in fixed} for fenv in ap.envs_f]
                     for k in st:
-                        st[k][i] = env[k]
-                        sb[k][i] = benv[k]
-                        sf[k][i] = {d: fenv[d][k] for d in fixed}
+                        sf[k][:] = [{d: fenv[d][k] for d in fixed} for fenv in ap.envs_f]
         out.append(
             Snapshot(
                 params={k: list(vs) for k, vs in params.items()},
