@@ -438,22 +438,39 @@ def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> 
         for change in step.changes:
             group_hps[change.group][change.name] = change.value
         envs = [{key(sym): v for sym, v in hyperparameter_env(rule, hps).items()} for hps in group_hps]
+        benvs = [{k: (float(v), 0.0) for k, v in env.items()} for env in envs]
+        # the parameters this step updates (those with a gradient): what their elements share on
+        # every repeat of the step (all but the step count), and each element's (g, present)
+        shared = {}
+        for p in case.params:
+            grad = step.grads[p.name]
+            if grad is None:
+                continue  # no gradient: neither the param nor its state move
+            if isinstance(grad, SparseGrad):
+                grad, mask = grad.dense(p.shape)
+            else:
+                mask = (True,) * len(grad)
+            rows = p.shape[-2] if len(p.shape) >= 2 else 1
+            cols = p.shape[-1] if len(p.shape) >= 1 else 1
+            env_hp = {**envs[group_of[p.name]], _NDIM: len(p.shape), _RELOADED: was_reloaded,
+                      _N_ROWS: mpmath.mpf(rows), _N_COLS: mpmath.mpf(cols)}
+            benv_hp = {**benvs[group_of[p.name]], _NDIM: (float(len(p.shape)), 0.0),
+                       _RELOADED: (float(was_reloaded), 0.0), _N_ROWS: (float(rows), 0.0), _N_COLS: (float(cols), 0.0)}
+            inputs = [(_exact_input(x), present_, (float(x), 0.0), (float(present_), 0.0))
+                      for x, present_ in zip(grad, mask, strict=True)]
+            shared[p.name] = (env_hp, benv_hp, inputs)
         for _ in range(step.repeat):
             step_no += 1
-            # the parameters this step updates (those with a gradient), with their element envs
-            active: list[_Param] = []
+            active: list[_Param] = []  # with their element envs
             for p in case.params:
-                grad = step.grads[p.name]
-                if grad is None:
-                    continue  # no gradient: neither the param nor its state move
-                if isinstance(grad, SparseGrad):
-                    grad, mask = grad.dense(p.shape)
-                else:
-                    mask = (True,) * len(grad)
-                env_hp = envs[group_of[p.name]]
+                if p.name not in shared:
+                    continue
+                env_hp, benv_hp, inputs = shared[p.name]
+                env_hp[_STEPS_TAKEN], benv_hp[_STEPS_TAKEN] = mpmath.mpf(step_no), (float(step_no), 0.0)
                 if p.name not in state:
+                    group_env = envs[group_of[p.name]]
                     state[p.name] = {
-                        k: [f(*read(env_hp))] * len(p.values) for k, read, f in initial
+                        k: [f(*read(group_env))] * len(p.values) for k, read, f in initial
                     }
                     # a state initialised from a hyperparameter (Rprop's step size = lr) is stored in
                     # the param's dtype: one rounding, unless the value is an integer (0, 1)
@@ -470,28 +487,18 @@ def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> 
                             state[p.name][key(sv.symbol)] = [mpmath.mpf(x) for x in values]
                             state_b[p.name][key(sv.symbol)] = [(float(x), 0.0) for x in values]
                 st, sb, sf = state[p.name], state_b[p.name], state_f[p.name]
-                benv_hp = {sym: (float(v), 0.0) for sym, v in env_hp.items()}
-                n = len(p.values)
-                rows = p.shape[-2] if len(p.shape) >= 2 else 1
-                cols = p.shape[-1] if len(p.shape) >= 1 else 1
                 envs_x, envs_b = [], []  # per element: exact values, and (value, bound) pairs
                 envs_f = []  # per element: {dtype: {symbol: fixed-channel error}}
-                # what every element of the parameter shares on this step
-                env_hp = {**env_hp, _NDIM: len(p.shape), _RELOADED: was_reloaded, _N_ROWS: mpmath.mpf(rows),
-                          _N_COLS: mpmath.mpf(cols), _STEPS_TAKEN: mpmath.mpf(step_no)}
-                benv_hp = {**benv_hp, _NDIM: (float(len(p.shape)), 0.0), _RELOADED: (float(was_reloaded), 0.0),
-                           _N_ROWS: (float(rows), 0.0), _N_COLS: (float(cols), 0.0),
-                           _STEPS_TAKEN: (float(step_no), 0.0)}
                 thetas, thetas_b, columns = params[p.name], bounds[p.name], [(k, st[k], sb[k]) for k in st]
-                for i in range(n):
+                for i, (g_x, present_x, g_b, present_b) in enumerate(inputs):
                     env = dict(env_hp)
                     env[_THETA] = thetas[i]
-                    env[_G] = _exact_input(grad[i])
-                    env[_PRESENT] = mask[i]
+                    env[_G] = g_x
+                    env[_PRESENT] = present_x
                     benv = dict(benv_hp)
                     benv[_THETA] = thetas_b[i]
-                    benv[_G] = (float(grad[i]), 0.0)
-                    benv[_PRESENT] = (float(mask[i]), 0.0)
+                    benv[_G] = g_b
+                    benv[_PRESENT] = present_b
                     for k, column, column_b in columns:
                         env[k] = column[i]
                         benv[k] = column_b[i]
