@@ -387,6 +387,7 @@ def _reduce_over_step(node: _Node, active: list[_Param], fixed: tuple[str, ...])
 # spec by spec).
 _MEMO: dict[tuple[Callable, Callable], dict] = {}
 _MPF = itertools.repeat("_mpf_")  # getattr(x, "_mpf_", x) over the inputs
+_ZEROS = itertools.repeat(0.0)  # fenv.get(k, 0.0) over the inputs
 
 
 _EXACT_INPUTS: dict = {}  # a gradient's value (a float or a decimal string) -> its mpf
@@ -526,7 +527,7 @@ def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> 
                 for ap in active:
                     for env, benv, fenv in zip(ap.envs_x, ap.envs_b, ap.envs_f, strict=True):
                         xs, bs = read(env), read(benv)
-                        fs = tuple(tuple(fenv[d].get(k, 0.0) for k in arg_keys) for d in fixed) if fixed else ()
+                        fs = tuple(tuple(map(fenv[d].get, arg_keys, _ZEROS)) for d in fixed) if fixed else ()
                         inputs = (tuple(map(getattr, xs, _MPF, xs)), bs, fs)
                         if (results := memo.get(inputs)) is None:
                             results = memo[inputs] = (fn(*xs), bound(benv),
