@@ -408,6 +408,33 @@ def forget() -> None:
     _EXACT_INPUTS.clear()
 
 
+def _elementwise(line: _Line, active: list[_Param], fixed: tuple[str, ...]) -> None:
+    """The line's elementwise remainder on every element of every updated parameter, through the
+    memo: its exact value, its (value, bound) and, with fixed channels, their errors."""
+    target, read, fn, bound = line.key, line.read, line.fn, line.bound
+    memo = _MEMO.setdefault((fn, bound), {})
+    if not fixed:  # the usual case, unencumbered
+        for ap in active:
+            for env, benv in zip(ap.envs_x, ap.envs_b, strict=True):
+                xs, bs = read(env), read(benv)
+                inputs = (tuple(map(getattr, xs, _MPF, xs)), bs)
+                if (results := memo.get(inputs)) is None:
+                    results = memo[inputs] = (fn(*xs), bound(benv))
+                env[target], benv[target] = results
+        return
+    carry, arg_keys = line.carry, line.arg_keys
+    for ap in active:
+        for env, benv, fenv in zip(ap.envs_x, ap.envs_b, ap.envs_f, strict=True):
+            xs, bs = read(env), read(benv)
+            fs = tuple(tuple(map(fenv[d].get, arg_keys, _ZEROS)) for d in fixed)
+            inputs = (tuple(map(getattr, xs, _MPF, xs)), bs, fs)
+            if (results := memo.get(inputs)) is None:  # the fixed errors from the operands' values
+                results = memo[inputs] = (fn(*xs), bound(benv), tuple(carry((benv, fenv[d]))[1] for d in fixed))
+            env[target], benv[target], carried = results
+            for d, f in zip(fixed, carried, strict=True):
+                fenv[d][target] = f
+
+
 # the keys of the symbols every rule shares
 _THETA, _G, _PRESENT, _NDIM, _RELOADED = key(theta), key(g), key(present), key(ndim), key(reloaded)
 _N_ROWS, _N_COLS, _STEPS_TAKEN = key(n_rows), key(n_cols), key(steps_taken)
@@ -522,20 +549,7 @@ def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> 
                         for env in ap.envs_x:
                             if p_fn(*p_read(env)):
                                 met.setdefault(name, set()).add(side(kind, d_fn(*d_read(env))))
-                target, read, fn, bound, carry = line.key, line.read, line.fn, line.bound, line.carry
-                memo, arg_keys = _MEMO.setdefault((fn, bound), {}), line.arg_keys
-                for ap in active:
-                    for env, benv, fenv in zip(ap.envs_x, ap.envs_b, ap.envs_f, strict=True):
-                        xs, bs = read(env), read(benv)
-                        fs = tuple(tuple(map(fenv[d].get, arg_keys, _ZEROS)) for d in fixed) if fixed else ()
-                        inputs = (tuple(map(getattr, xs, _MPF, xs)), bs, fs)
-                        if (results := memo.get(inputs)) is None:
-                            results = memo[inputs] = (fn(*xs), bound(benv),
-                                                      tuple(carry((benv, fenv[d]))[1] for d in fixed))
-                        env[target], benv[target], carried = results
-                        if fixed:
-                            for d, f in zip(fixed, carried, strict=True):
-                                fenv[d][target] = f
+                _elementwise(line, active, fixed)
             for ap in active:  # the step's values become the trajectory's
                 st, sb, sf = state[ap.name], state_b[ap.name], state_f[ap.name]
                 params[ap.name][:] = [env[_THETA] for env in ap.envs_x]
