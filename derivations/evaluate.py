@@ -348,11 +348,24 @@ def _reduce_over_tensor(node: _Node, ap: _Param, fixed: tuple[str, ...], memory_
         return
     xs, vs, es, fs, sx, sv = _node_inputs(node, ap, fixed)
     fn_cls = node.function
-    mem_x = {"memory": memory_x[ap.name]} if fn_cls.stateful else {}
-    mem_b = {"memory": memory_b[ap.name]} if fn_cls.stateful else {}
-    rx = fn_cls.exact(xs, *sx, **mem_x).reshape(-1)
-    rv, re, rf = fn_cls.channels(vs, es, fs, *sv, **mem_b)
+    if fn_cls.stateful:
+        mem_x, mem_b = memory_x[ap.name], memory_b[ap.name]
+        rx = fn_cls.exact(xs, *sx, memory=mem_x).reshape(-1)
+        rv, re, rf = fn_cls.channels(vs, es, fs, *sv, memory=mem_b)
+    else:  # a function of its arguments alone: through the memo, as a line (Muon's iteration)
+        memo = _MEMO.setdefault(fn_cls, {})
+        inputs = (xs.shape, _raw(xs.flat), _raw(sx), vs.tobytes(), es.tobytes(),
+                  tuple(fs[d].tobytes() for d in fixed), tuple(map(repr, sv)))
+        if (results := memo.get(inputs)) is None:
+            results = memo[inputs] = (fn_cls.exact(xs, *sx).reshape(-1), *fn_cls.channels(vs, es, fs, *sv))
+        rx, rv, re, rf = results
     _store(node.key, ap, rx, rv.reshape(-1), re.reshape(-1), rf, fixed)
+
+
+def _raw(values) -> tuple:
+    """Values as memo keys: an mpf by its ``_mpf_``, anything else as itself."""
+    values = tuple(values)
+    return tuple(map(getattr, values, _MPF, values))
 
 
 def _reduce_over_step(node: _Node, active: list[_Param], fixed: tuple[str, ...]) -> None:
@@ -383,9 +396,10 @@ def _reduce_over_step(node: _Node, active: list[_Param], fixed: tuple[str, ...])
 # repeat most of the spec's line evaluations exactly (the lines before the one it changes, and the
 # state it does not touch: Adam's m and v), so each distinct (line, inputs) is evaluated once. An
 # mpf is keyed by its ``_mpf_`` (sign, mantissa, exponent, bit count), which determines it; other
-# inputs are flags and counts. Per process; :func:`forget` empties it (the golden generator does,
-# spec by spec).
-_MEMO: dict[tuple[Callable, Callable], dict] = {}
+# inputs are flags and counts. A tensor function that keeps no memory (not ``stateful``) goes through
+# it too, by its argument's values, bounds and fixed errors (float arrays by their bytes) and its
+# scalars. Per process; :func:`forget` empties it (the golden generator does, spec by spec).
+_MEMO: dict[tuple[Callable, Callable] | type, dict] = {}  # by line (fn, bound), or tensor function
 _MPF = itertools.repeat("_mpf_")  # getattr(x, "_mpf_", x) over the inputs
 _ZEROS = itertools.repeat(0.0)  # fenv.get(k, 0.0) over the inputs
 
