@@ -340,26 +340,46 @@ def _skip(node: _Node, ap: _Param, fixed: tuple[str, ...]) -> None:
     _store(node.key, ap, [mpmath.mpf("nan")] * n, nan, nan, {}, fixed)
 
 
-def _reduce_over_tensor(node: _Node, ap: _Param, fixed: tuple[str, ...], memory_x: dict, memory_b: dict) -> None:
+def _reduce_over_tensor(node: _Node, ap: _Param, fixed: tuple[str, ...], memory_x: dict, memory_b: dict,
+                        histories: dict) -> None:
     """A tensor function over one parameter, broadcast back to its elements; a stateful one gets
-    the parameter's memories (exact, and bound) that last the whole trajectory."""
+    the parameter's memories (exact, and bound) that last the whole trajectory, and ``histories``
+    holds, per parameter, the token of the calls that made them (see below)."""
     if _guarded_out(node, ap.envs_x):
         _skip(node, ap, fixed)
         return
     xs, vs, es, fs, sx, sv = _node_inputs(node, ap, fixed)
     fn_cls = node.function
-    if fn_cls.stateful:
-        mem_x, mem_b = memory_x[ap.name], memory_b[ap.name]
-        rx = fn_cls.exact(xs, *sx, memory=mem_x).reshape(-1)
-        rv, re, rf = fn_cls.channels(vs, es, fs, *sv, memory=mem_b)
-    else:  # a function of its arguments alone: through the memo, as a line (Muon's iteration)
-        memo = _MEMO.setdefault(fn_cls, {})
-        inputs = (xs.shape, _raw(xs.flat), _raw(sx), vs.tobytes(), es.tobytes(),
-                  tuple(fs[d].tobytes() for d in fixed), tuple(map(repr, sv)))
+    memo = _MEMO.setdefault(fn_cls, {})
+    inputs = (xs.shape, _raw(xs.flat), _raw(sx), vs.tobytes(), es.tobytes(),
+              tuple(fs[d].tobytes() for d in fixed), tuple(map(repr, sv)))
+    if not fn_cls.stateful:  # a function of its arguments alone: through the memo, as a line (Muon's iteration)
         if (results := memo.get(inputs)) is None:
             results = memo[inputs] = (fn_cls.exact(xs, *sx).reshape(-1), *fn_cls.channels(vs, es, fs, *sv))
         rx, rv, re, rf = results
+    else:
+        # A stateful function's result and its memories afterwards are a function of its inputs and
+        # of its memories before, which are a function of the calls that made them (from empty
+        # memories): that history is a token, and a call is memoised by (token, inputs), with a
+        # copy of the memories after it and the new token (SOAP's preconditioner is the same in
+        # every variant's trajectory that feeds it the same gradients).
+        mem_x, mem_b = memory_x[ap.name], memory_b[ap.name]
+        inputs = (histories.get(ap.name), inputs)
+        if (results := memo.get(inputs)) is None:
+            rx = fn_cls.exact(xs, *sx, memory=mem_x).reshape(-1)
+            rv, re, rf = fn_cls.channels(vs, es, fs, *sv, memory=mem_b)
+            results = memo[inputs] = (rx, rv, re, rf, _copy_memory(mem_x), _copy_memory(mem_b), object())
+        rx, rv, re, rf, after_x, after_b, histories[ap.name] = results
+        for mem, after in ((mem_x, after_x), (mem_b, after_b)):
+            mem.clear()
+            mem.update(_copy_memory(after))
     _store(node.key, ap, rx, rv.reshape(-1), re.reshape(-1), rf, fixed)
+
+
+def _copy_memory(memory: dict) -> dict:
+    """A copy of a stateful function's memory that later calls cannot change: they replace its
+    arrays, and the items of its lists, but never write into an array."""
+    return {k: list(v) if isinstance(v, list) else v for k, v in memory.items()}
 
 
 def _raw(values) -> tuple:
@@ -472,6 +492,7 @@ def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> 
     # stateful tensor functions' per-parameter memories: exact (mpmath) and bound (floats)
     memory_x: dict[str, dict] = {p.name: {} for p in case.params}
     memory_b: dict[str, dict] = {p.name: {} for p in case.params}
+    histories: dict[str, object] = {}  # per parameter: the token of the stateful calls so far
     out = []
     was_reloaded = bool(case.initial_state)  # an injected state comes through load_state_dict too
     step_no = 0  # optimizer.step() calls so far (a repeated step counts each time)
@@ -557,7 +578,7 @@ def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> 
                         _reduce_over_step(node, active, fixed)
                     else:
                         for ap in active:
-                            _reduce_over_tensor(node, ap, fixed, memory_x, memory_b)
+                            _reduce_over_tensor(node, ap, fixed, memory_x, memory_b, histories)
                 for name, kind, d_read, d_fn, p_read, p_fn in line_probe:
                     for ap in active:
                         for env in ap.envs_x:
