@@ -29,20 +29,36 @@ def spec_modules() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in INFRASTRUCTURE)
 
 
+def spec_module(name: str) -> Spec:
+    """The spec of one module of the package (a spec's id is its module's name), importing only
+    that module (and what it imports): regenerating one spec need not import all of them."""
+    spec = getattr(importlib.import_module(f"{__name__}.{name}"), "SPEC", None)
+    if spec is None:  # a Spec, or a duck-typed one (closed_loop.ClosedLoopSpec)
+        raise TypeError(f"{__name__}.{name} defines no SPEC: an optimizer module must define one "
+                        f"(or, if it is a shared building block, be listed in INFRASTRUCTURE)")
+    return spec
+
+
 def _discover() -> dict[str, Spec]:
     found: dict[str, Spec] = {}
     for name in spec_modules():
-        spec = getattr(importlib.import_module(f"{__name__}.{name}"), "SPEC", None)
-        if spec is None:  # a Spec, or a duck-typed one (closed_loop.ClosedLoopSpec)
-            raise TypeError(f"{__name__}.{name} defines no SPEC: an optimizer module must define one "
-                            f"(or, if it is a shared building block, be listed in INFRASTRUCTURE)")
+        spec = spec_module(name)
         if spec.id in found:
             raise ValueError(f"spec id {spec.id!r} defined twice ({name} and another module)")
         found[spec.id] = spec
     return dict(sorted(found.items()))
 
 
-SPECS: dict[str, Spec] = _discover()
+SPECS: dict[str, Spec]  # every spec by id, discovered on first use (below)
 MODULES: list[str] = spec_modules()
 
-__all__ = ["INFRASTRUCTURE", "MODULES", "SPECS", "Spec", "spec_modules"]
+
+def __getattr__(name: str):
+    """``SPECS`` is discovered on first use: importing every spec module takes a while."""
+    if name == "SPECS":
+        globals()["SPECS"] = specs = _discover()
+        return specs
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["INFRASTRUCTURE", "MODULES", "SPECS", "Spec", "spec_module", "spec_modules"]

@@ -51,31 +51,41 @@ from .rule import F32, Rule
 Pair = tuple[float, float]  # (value, error bound / u)
 
 
-Evaluator = Callable[[Mapping[sp.Symbol, Pair]], Pair]
+Evaluator = Callable[[object], Pair]
+# How an evaluator reads a symbol's (value, error) pair from its environment: leaf(symbol) is a
+# function of the environment (by default ``env[symbol]``; the evaluator keys its environments
+# by small integers instead, and reads a fixed-precision channel's errors from a second one).
+Leaf = Callable[[sp.Symbol], Evaluator]
 
 
 def ev(expr: sp.Expr, env: Mapping[sp.Symbol, Pair], rounding: bool = True) -> Pair:
     """(value, error bound / u) of ``expr``; ``rounding=False``: propagate the operands' errors only."""
-    return _compiled(expr, rounding)(env)
+    return compiled(expr, rounding)(env)
 
 
 def _exact_factor(x: sp.Expr) -> bool:
     return x.is_Number and abs(x) == 1
 
 
+def by_symbol(sym: sp.Symbol) -> Evaluator:
+    """The default leaf: the environment maps each symbol to its (value, error) pair."""
+    return lambda env: env[sym]
+
+
 @cache
-def _compiled(expr: sp.Expr, rounding: bool) -> Evaluator:
+def compiled(expr: sp.Expr, rounding: bool, leaf: Leaf = by_symbol) -> Evaluator:
     """``expr`` turned once into nested closures that apply the rules above: the rules walk the
     same tree on every element of every step, so the walk (type tests, SymPy attributes) is done
-    once per expression and only the float arithmetic is left per evaluation."""
+    once per expression and only the float arithmetic is left per evaluation. ``leaf`` says how a
+    symbol is read from the environment the closures are called on."""
     r = 1.0 if rounding else 0.0  # weight of an operation's own rounding
     if isinstance(expr, sp.Symbol):
-        return lambda env: env[expr]
+        return leaf(expr)
     if expr.is_Number:
         const = (float(expr), 0.0)
         return lambda env: const
     if isinstance(expr, sp.Add):
-        terms = [_compiled(a, rounding) for a in expr.args]
+        terms = [compiled(a, rounding, leaf) for a in expr.args]
         extra = r * (len(terms) - 1)
         if len(terms) == 2:  # the common case, unrolled (the same floats: one sum of two is exact rounding)
             left, right = terms
@@ -102,7 +112,7 @@ def _compiled(expr: sp.Expr, rounding: bool) -> Evaluator:
         if not exact:
             roundings = max(roundings, 1)
         extra = r * max(roundings, 0)
-        factors = [_compiled(a, rounding) for a in expr.args]
+        factors = [compiled(a, rounding, leaf) for a in expr.args]
         if len(factors) == 2:  # the common case, unrolled (the same floats as the loop below)
             left, right = factors
 
@@ -127,7 +137,7 @@ def _compiled(expr: sp.Expr, rounding: bool) -> Evaluator:
             return value, err + extra * abs(value)
         return mul
     if isinstance(expr, sp.Pow):
-        base, exponent = _compiled(expr.base, rounding), _compiled(expr.exp, rounding)
+        base, exponent = compiled(expr.base, rounding, leaf), compiled(expr.exp, rounding, leaf)
 
         def power(env):
             (a, ea), (n, en) = base(env), exponent(env)
@@ -144,14 +154,14 @@ def _compiled(expr: sp.Expr, rounding: bool) -> Evaluator:
             return value, err + r * abs(value)
         return power
     if isinstance(expr, sp.Abs):
-        inner = _compiled(expr.args[0], rounding)
+        inner = compiled(expr.args[0], rounding, leaf)
 
         def absolute(env):
             v, e = inner(env)
             return abs(v), e
         return absolute
     if isinstance(expr, (sp.Max, sp.Min)):
-        operands = [_compiled(a, rounding) for a in expr.args]
+        operands = [compiled(a, rounding, leaf) for a in expr.args]
         pick = max if isinstance(expr, sp.Max) else min
 
         def extremum(env):
@@ -159,7 +169,7 @@ def _compiled(expr: sp.Expr, rounding: bool) -> Evaluator:
             return pick(v for v, _ in parts), max(e for _, e in parts)
         return extremum
     if isinstance(expr, sp.Piecewise):
-        branches = [(_compiled(branch, rounding), _condition(cond)) for branch, cond in expr.args]
+        branches = [(compiled(branch, rounding, leaf), _condition(cond, leaf)) for branch, cond in expr.args]
 
         def piecewise(env):
             for branch, cond in branches:
@@ -169,7 +179,7 @@ def _compiled(expr: sp.Expr, rounding: bool) -> Evaluator:
         return piecewise
     if isinstance(expr, F32):
         # A declared float32 rounding is part of the definition being bounded, not an error.
-        inner = _compiled(expr.args[0], rounding)
+        inner = compiled(expr.args[0], rounding, leaf)
 
         def to_float32(env):
             v, e = inner(env)
@@ -177,10 +187,10 @@ def _compiled(expr: sp.Expr, rounding: bool) -> Evaluator:
         return to_float32
     if isinstance(expr, sp.Mod):
         # integer arithmetic on counters (Lookahead's sync every k calls): exact
-        a, b = (_compiled(x, rounding) for x in expr.args)
+        a, b = (compiled(x, rounding, leaf) for x in expr.args)
         return lambda env: (float(a(env)[0] % b(env)[0]), 0.0)
     if isinstance(expr, sp.sign):
-        inner = _compiled(expr.args[0], True)
+        inner = compiled(expr.args[0], True, leaf)
 
         def sign(env):
             v, _ = inner(env)
@@ -193,22 +203,23 @@ _RELATIONS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": opera
 
 
 @cache
-def _condition(expr) -> Callable[[Mapping[sp.Symbol, Pair]], bool]:
+def _condition(expr, leaf: Leaf) -> Callable[[object], bool]:
     """A condition as a closure (values only; conditions are decided on exact data)."""
     if expr is sp.true or expr is True:
         return lambda env: True
     if expr is sp.false or expr is False:
         return lambda env: False
     if isinstance(expr, sp.Symbol):
-        return lambda env: bool(env[expr][0])
+        read = leaf(expr)
+        return lambda env: bool(read(env)[0])
     if isinstance(expr, sp.And):
-        parts = [_condition(a) for a in expr.args]
+        parts = [_condition(a, leaf) for a in expr.args]
         return lambda env: all(c(env) for c in parts)
     if isinstance(expr, sp.Or):
-        parts = [_condition(a) for a in expr.args]
+        parts = [_condition(a, leaf) for a in expr.args]
         return lambda env: any(c(env) for c in parts)
     if isinstance(expr, sp.Not):
-        inner = _condition(expr.args[0])
+        inner = _condition(expr.args[0], leaf)
         return lambda env: not inner(env)
     if isinstance(expr, sp.Eq):
         relation = operator.eq
@@ -218,7 +229,7 @@ def _condition(expr) -> Callable[[Mapping[sp.Symbol, Pair]], bool]:
         relation = _RELATIONS[expr.rel_op]
     else:
         raise TypeError(f"unsupported condition {expr!r}")
-    lhs, rhs = _compiled(expr.lhs, True), _compiled(expr.rhs, True)
+    lhs, rhs = compiled(expr.lhs, True, leaf), compiled(expr.rhs, True, leaf)
     return lambda env: relation(lhs(env)[0], rhs(env)[0])
 
 

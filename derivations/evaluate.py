@@ -9,7 +9,7 @@ Beside each value go its running error bound (:mod:`.error_bound`, units of the 
 and, for a rule with a tensor function defined in a fixed floating-point type (``fixed_dtype``:
 Muon's bfloat16 Newton–Schulz iteration), one more error per such type, in units of that type's
 unit roundoff: the function puts its own bound there, and every later line carries it linearly
-(``ev(..., rounding=False)``), adding no rounding of its own.
+(``rounding=False`` in :mod:`.error_bound`), adding no rounding of its own.
 
 A tensor function inside a ``Piecewise`` branch is evaluated only where the branch's guard
 holds (:func:`_guard`): its argument may be undefined elsewhere (Prodigy's d_coef·r/S at S = 0).
@@ -24,6 +24,8 @@ whole trajectory: one for the exact evaluation and one for the bound.
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -34,7 +36,7 @@ import sympy as sp
 
 from .boundaries import probes, side
 from .cases import CaseDesign, SparseGrad
-from .error_bound import ev
+from .error_bound import compiled
 from .rule import Rule, g, n_cols, n_rows, ndim, present, reloaded, steps_taken, theta
 from .tensor import tensor_nodes
 
@@ -49,6 +51,52 @@ def _round_to_float32(x):
 
 
 _MODULES = [{"F32": _round_to_float32}, "mpmath"]
+
+# The per-element environments are keyed by small integers, one per symbol (the same in every
+# rule of the process), not by the symbols: hashing a SymPy symbol runs Python code, and the
+# environments are read millions of times.
+_KEYS: dict[sp.Symbol, int] = {}
+
+
+def key(sym: sp.Symbol) -> int:
+    """The environments' key of a symbol."""
+    return _KEYS.setdefault(sym, len(_KEYS))
+
+
+Reader = Callable[[dict], tuple]  # an environment -> the values of some symbols, in order
+
+
+def _reader(args: tuple[sp.Symbol, ...]) -> Reader:
+    keys = [key(a) for a in args]
+    if not keys:
+        return lambda env: ()
+    if len(keys) == 1:
+        (k,) = keys
+        return lambda env: (env[k],)
+    return operator.itemgetter(*keys)
+
+
+def _pair(sym: sp.Symbol):
+    """The bound's leaf (:func:`.error_bound.compiled`): an environment of (value, bound) pairs."""
+    k = key(sym)
+    return lambda env: env[k]
+
+
+def _fixed_pair(sym: sp.Symbol):
+    """The fixed channel's leaf: on (bound env, fixed env), the value from the first and the
+    fixed-channel error from the second (0 if none)."""
+    k = key(sym)
+    return lambda envs: (envs[0][k][0], envs[1].get(k, 0.0))
+
+
+def _bound(expr: sp.Expr):
+    """``expr``'s (value, bound) on an environment of (value, bound) pairs."""
+    return compiled(expr, True, _pair)
+
+
+def _carry(expr: sp.Expr):
+    """``expr``'s (value, fixed-channel error) on (bound env, fixed env), with no rounding of its own."""
+    return compiled(expr, False, _fixed_pair)
 
 
 @dataclass
@@ -71,24 +119,50 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
+class _Node:
+    """A tensor function of a line, replaced by ``symbol`` (environment key ``key``) in the
+    expressions after it: its tensor argument ``arg`` compiled (read, fn; its bound; its
+    fixed-channel carry), its scalar arguments compiled as (read, fn, bound), and its guard
+    (read, fn): the condition under which the line evaluates it."""
+
+    symbol: sp.Symbol
+    key: int
+    function: type
+    arg: sp.Expr
+    read: Reader
+    fn: Callable
+    bound: Callable
+    carry: Callable
+    scalars: tuple[tuple[Reader, Callable, Callable], ...]
+    guard: tuple[Reader, Callable]
+
+
+@dataclass(frozen=True)
 class _Line:
-    """One compiled assignment. ``nodes``: its tensor functions, innermost first, each replaced
-    by a fresh symbol in the expressions after it (with its tensor argument compiled, its scalar
-    arguments compiled as (expr, args, fn), and its guard (args, fn): the condition under which
-    the line evaluates it); ``args``/``fn``: the elementwise remainder."""
+    """One compiled assignment. ``nodes``: its tensor functions, innermost first; ``read``/``fn``:
+    the elementwise remainder ``expr``, ``bound`` its running bound and ``carry`` its fixed-channel
+    propagation; ``key``: the target's environment key."""
 
     target: sp.Symbol
-    nodes: tuple[tuple[sp.Symbol, type, sp.Expr, tuple[sp.Symbol, ...], Callable, tuple, tuple], ...]
+    key: int
+    arg_keys: tuple[int, ...]  # the keys ``read`` reads, in order
+    nodes: tuple[_Node, ...]
     expr: sp.Expr
-    args: tuple[sp.Symbol, ...]
+    read: Reader
     fn: Callable
+    bound: Callable
+    carry: Callable
     label: str = ""
     replaced: tuple[tuple[sp.Expr, sp.Symbol], ...] = ()  # tensor nodes -> their symbols, in order
 
 
-def _lambdify(expr: sp.Expr) -> tuple[tuple[sp.Symbol, ...], Callable]:
+@cache
+def _lambdify(expr: sp.Expr) -> tuple[Reader, Callable]:
+    """``expr`` as an mpmath function of its free symbols (sorted by name), with the reader of
+    their values from an environment. Cached: a variant's rule shares most of its lines with the
+    spec's, and every combination of variants with the variants'."""
     args = tuple(sorted(expr.free_symbols, key=lambda s: s.name))
-    return args, sp.lambdify(args, expr, modules=_MODULES)
+    return _reader(args), sp.lambdify(args, expr, modules=_MODULES)
 
 
 def _guard(expr: sp.Basic, node: sp.Basic, path: sp.Basic = sp.true) -> sp.Basic:
@@ -122,19 +196,20 @@ def _compile(rule: Rule) -> tuple[_Line, ...]:
             node = found[0]  # innermost first: its argument is elementwise (or uses earlier nodes)
             sym = sp.Symbol(f"_tensor_{k}_{len(nodes)}", real=True)
             arg = node.args[0]
-            args, fn = _lambdify(arg)
-            scalars = tuple((x, *_lambdify(x)) for x in node.args[1:])
+            scalars = tuple((*_lambdify(x), _bound(x)) for x in node.args[1:])
             # a stateful function's memory advances on every step: evaluated whatever the guard
             guard = _lambdify(sp.true) if type(node).stateful else _node_guard(original, node, replaced, sym)
-            nodes.append((sym, type(node), arg, args, fn, scalars, guard))
+            nodes.append(_Node(sym, key(sym), type(node), arg, *_lambdify(arg), _bound(arg), _carry(arg),
+                               scalars, guard))
             replaced.append((node, sym))
             expr = expr.xreplace({node: sym})
-        args, fn = _lambdify(expr)
-        lines.append(_Line(line.target, tuple(nodes), expr, args, fn, line.label, tuple(replaced)))
+        arg_keys = tuple(key(a) for a in sorted(expr.free_symbols, key=lambda s: s.name))
+        lines.append(_Line(line.target, key(line.target), arg_keys, tuple(nodes), expr, *_lambdify(expr), _bound(expr),
+                           _carry(expr), line.label, tuple(replaced)))
     return tuple(lines)
 
 
-def _node_guard(original: sp.Expr, node: sp.Basic, replaced: list, sym: sp.Symbol) -> tuple[tuple, Callable]:
+def _node_guard(original: sp.Expr, node: sp.Basic, replaced: list, sym: sp.Symbol) -> tuple[Reader, Callable]:
     """The compiled guard of a tensor node (found after the nodes ``replaced``) in its line's
     ``original`` expression, every tensor function in it replaced by its symbol; true (evaluate
     always) if it reads a tensor node not evaluated before this one (or this one itself)."""
@@ -150,9 +225,9 @@ def _node_guard(original: sp.Expr, node: sp.Basic, replaced: list, sym: sp.Symbo
 
 
 @cache
-def _compile_probes(rule: Rule) -> tuple[tuple[tuple[str, str, tuple, Callable, tuple, Callable], ...], ...]:
-    """Per compiled line: its branches (derivations/boundaries.py) as (key, kind, diff args,
-    diff fn, path args, path fn), evaluated before the line on the same environment."""
+def _compile_probes(rule: Rule) -> tuple[tuple[tuple[str, str, Reader, Callable, Reader, Callable], ...], ...]:
+    """Per compiled line: its branches (derivations/boundaries.py) as (key, kind, diff reader,
+    diff fn, path reader, path fn), evaluated before the line on the same environment."""
     out = []
     for line in _compile(rule):
         def replaced(e, line=line):
@@ -160,28 +235,24 @@ def _compile_probes(rule: Rule) -> tuple[tuple[tuple[str, str, tuple, Callable, 
             for node, sym in line.replaced:
                 e = e.xreplace({node: sym})
             return e
-        compiled = []
-        for key, kind, diff, path in probes(rule, line.label, replaced):
-            compiled.append((key, kind, *_lambdify(diff), *_lambdify(path)))
-        out.append(tuple(compiled))
+        branches = []
+        for name, kind, diff, path in probes(rule, line.label, replaced):
+            branches.append((name, kind, *_lambdify(diff), *_lambdify(path)))
+        out.append(tuple(branches))
     return tuple(out)
 
 
 @cache
 def fixed_dtypes(rule: Rule) -> tuple[str, ...]:
     """The fixed floating-point types of the rule's tensor functions (usually none)."""
-    return tuple(sorted({node[1].fixed_dtype for line in _compile(rule) for node in line.nodes
-                         if node[1].fixed_dtype is not None}))
+    return tuple(sorted({node.function.fixed_dtype for line in _compile(rule) for node in line.nodes
+                         if node.function.fixed_dtype is not None}))
 
 
 @cache
-def _compile_initial(rule: Rule) -> tuple[tuple[sp.Symbol, tuple[sp.Symbol, ...], Callable], ...]:
-    out = []
-    for s in rule.state:
-        expr = sp.sympify(s.initial)
-        args = tuple(sorted(expr.free_symbols, key=lambda x: x.name))
-        out.append((s.symbol, args, sp.lambdify(args, expr, modules=_MODULES)))
-    return tuple(out)
+def _compile_initial(rule: Rule) -> tuple[tuple[int, Reader, Callable], ...]:
+    """Per state variable: its key, and its initial value compiled (read, fn)."""
+    return tuple((key(s.symbol), *_lambdify(sp.sympify(s.initial))) for s in rule.state)
 
 
 def hyperparameter_env(rule: Rule, values: Mapping[str, object]) -> dict[sp.Symbol, object]:
@@ -215,15 +286,10 @@ def evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None = Non
         return _evaluate(rule, case, met)
 
 
-def _with_fixed(benv: dict, fenv: dict) -> dict:
-    """(value, fixed-channel error) pairs: the values of ``benv``, the errors of ``fenv`` (0 if none)."""
-    return {s: (v, fenv.get(s, 0.0)) for s, (v, _) in benv.items()}
-
-
 @dataclass
 class _Param:
     """A parameter this step updates: its per-element envs (exact values, (value, bound) pairs,
-    fixed-channel errors), filled line by line."""
+    fixed-channel errors), filled line by line, all keyed by :func:`key`."""
 
     name: str
     shape: tuple[int, ...]
@@ -232,65 +298,97 @@ class _Param:
     envs_f: list[dict]
 
 
-def _node_inputs(node, ap: _Param, fixed: tuple[str, ...]):
+def _node_inputs(node: _Node, ap: _Param, fixed: tuple[str, ...]):
     """A tensor function's argument over one parameter: exact values, bound values, bound errors,
     fixed-channel errors, and its scalar arguments (exact, bound value)."""
-    sym, fn_cls, arg, args, fn, scalars, _ = node
+    read, fn, bound, carry = node.read, node.fn, node.bound, node.carry
     xs = np.empty(len(ap.envs_x), dtype=object)
-    xs[:] = [fn(*(env[a] for a in args)) for env in ap.envs_x]
-    pairs = [ev(arg, benv) for benv in ap.envs_b]
+    xs[:] = [fn(*read(env)) for env in ap.envs_x]
+    pairs = [bound(benv) for benv in ap.envs_b]
     vs = np.array([v for v, _ in pairs]).reshape(ap.shape)
     es = np.array([e for _, e in pairs]).reshape(ap.shape)
-    fs = {d: np.array([ev(arg, _with_fixed(benv, fenv[d]), rounding=False)[1]
-                       for benv, fenv in zip(ap.envs_b, ap.envs_f, strict=True)]).reshape(ap.shape)
-          for d in fixed}
-    sx = [f(*(ap.envs_x[0][a] for a in a_args)) for _, a_args, f in scalars]
-    sv = [ev(x, ap.envs_b[0])[0] for x, _, _ in scalars]
+    fs = {d: np.array([carry((benv, fenv[d]))[1] for benv, fenv in zip(ap.envs_b, ap.envs_f, strict=True)])
+          .reshape(ap.shape) for d in fixed}
+    sx = [f(*r(ap.envs_x[0])) for r, f, _ in node.scalars]
+    sv = [b(ap.envs_b[0])[0] for _, _, b in node.scalars]
     return xs.reshape(ap.shape), vs, es, fs, sx, sv
 
 
-def _store(sym, ap: _Param, rx, rv, re, rf, fixed: tuple[str, ...]) -> None:
+def _store(k: int, ap: _Param, rx, rv, re, rf, fixed: tuple[str, ...]) -> None:
     rf = {d: np.broadcast_to(rf.get(d, 0.0), ap.shape).reshape(-1) for d in fixed}
     for i in range(len(ap.envs_x)):
-        ap.envs_x[i][sym] = rx[i]
-        ap.envs_b[i][sym] = (float(rv[i]), float(re[i]))
+        ap.envs_x[i][k] = rx[i]
+        ap.envs_b[i][k] = (float(rv[i]), float(re[i]))
         for d in fixed:
-            ap.envs_f[i][d][sym] = float(rf[d][i])
+            ap.envs_f[i][d][k] = float(rf[d][i])
 
 
-def _guarded_out(node, envs: list[dict]) -> bool:
+def _guarded_out(node: _Node, envs: list[dict]) -> bool:
     """Whether the node's guard is false on every element (then it is not evaluated); a guard
     that holds on some elements only cannot be honoured by a function of them all."""
-    args, fn = node[6]
-    held = {bool(fn(*(env[a] for a in args))) for env in envs}
+    read, fn = node.guard
+    held = {bool(fn(*read(env))) for env in envs}
     if held == {True, False}:
-        raise ValueError(f"the guard of {node[1].__name__} holds on some elements of its argument only")
+        raise ValueError(f"the guard of {node.function.__name__} holds on some elements of its argument only")
     return held == {False}
 
 
-def _skip(node, ap: _Param, fixed: tuple[str, ...]) -> None:
+def _skip(node: _Node, ap: _Param, fixed: tuple[str, ...]) -> None:
     """A node whose guard is false: NaN in its symbol, which the guarded branch never reads."""
     n = len(ap.envs_x)
     nan = np.full(n, np.nan)
-    _store(node[0], ap, [mpmath.mpf("nan")] * n, nan, nan, {}, fixed)
+    _store(node.key, ap, [mpmath.mpf("nan")] * n, nan, nan, {}, fixed)
 
 
-def _reduce_over_tensor(node, ap: _Param, fixed: tuple[str, ...], memory_x: dict, memory_b: dict) -> None:
+def _reduce_over_tensor(node: _Node, ap: _Param, fixed: tuple[str, ...], memory_x: dict, memory_b: dict,
+                        histories: dict) -> None:
     """A tensor function over one parameter, broadcast back to its elements; a stateful one gets
-    the parameter's memories (exact, and bound) that last the whole trajectory."""
+    the parameter's memories (exact, and bound) that last the whole trajectory, and ``histories``
+    holds, per parameter, the token of the calls that made them (see below)."""
     if _guarded_out(node, ap.envs_x):
         _skip(node, ap, fixed)
         return
     xs, vs, es, fs, sx, sv = _node_inputs(node, ap, fixed)
-    fn_cls = node[1]
-    mem_x = {"memory": memory_x[ap.name]} if fn_cls.stateful else {}
-    mem_b = {"memory": memory_b[ap.name]} if fn_cls.stateful else {}
-    rx = fn_cls.exact(xs, *sx, **mem_x).reshape(-1)
-    rv, re, rf = fn_cls.channels(vs, es, fs, *sv, **mem_b)
-    _store(node[0], ap, rx, rv.reshape(-1), re.reshape(-1), rf, fixed)
+    fn_cls = node.function
+    memo = _MEMO.setdefault(fn_cls, {})
+    inputs = (xs.shape, _raw(xs.flat), _raw(sx), vs.tobytes(), es.tobytes(),
+              tuple(fs[d].tobytes() for d in fixed), tuple(map(repr, sv)))
+    if not fn_cls.stateful:  # a function of its arguments alone: through the memo, as a line (Muon's iteration)
+        if (results := memo.get(inputs)) is None:
+            results = memo[inputs] = (fn_cls.exact(xs, *sx).reshape(-1), *fn_cls.channels(vs, es, fs, *sv))
+        rx, rv, re, rf = results
+    else:
+        # A stateful function's result and its memories afterwards are a function of its inputs and
+        # of its memories before, which are a function of the calls that made them (from empty
+        # memories): that history is a token, and a call is memoised by (token, inputs), with a
+        # copy of the memories after it and the new token (SOAP's preconditioner is the same in
+        # every variant's trajectory that feeds it the same gradients).
+        mem_x, mem_b = memory_x[ap.name], memory_b[ap.name]
+        inputs = (histories.get(ap.name), inputs)
+        if (results := memo.get(inputs)) is None:
+            rx = fn_cls.exact(xs, *sx, memory=mem_x).reshape(-1)
+            rv, re, rf = fn_cls.channels(vs, es, fs, *sv, memory=mem_b)
+            results = memo[inputs] = (rx, rv, re, rf, _copy_memory(mem_x), _copy_memory(mem_b), object())
+        rx, rv, re, rf, after_x, after_b, histories[ap.name] = results
+        for mem, after in ((mem_x, after_x), (mem_b, after_b)):
+            mem.clear()
+            mem.update(_copy_memory(after))
+    _store(node.key, ap, rx, rv.reshape(-1), re.reshape(-1), rf, fixed)
 
 
-def _reduce_over_step(node, active: list[_Param], fixed: tuple[str, ...]) -> None:
+def _copy_memory(memory: dict) -> dict:
+    """A copy of a stateful function's memory that later calls cannot change: they replace its
+    arrays, and the items of its lists, but never write into an array."""
+    return {k: list(v) if isinstance(v, list) else v for k, v in memory.items()}
+
+
+def _raw(values) -> tuple:
+    """Values as memo keys: an mpf by its ``_mpf_``, anything else as itself."""
+    values = tuple(values)
+    return tuple(map(getattr, values, _MPF, values))
+
+
+def _reduce_over_step(node: _Node, active: list[_Param], fixed: tuple[str, ...]) -> None:
     """A tensor function over every parameter of the step (flattened, concatenated in the case's
     order), its one value broadcast back to every element of each."""
     if active and _guarded_out(node, [env for ap in active for env in ap.envs_x]):
@@ -304,12 +402,76 @@ def _reduce_over_step(node, active: list[_Param], fixed: tuple[str, ...]) -> Non
     xs, vs, es = cat(0), cat(1).astype(float), cat(2).astype(float)
     fs = {d: np.concatenate([i[3][d].reshape(-1) for i in inputs]) for d in fixed}
     sx, sv = inputs[0][4], inputs[0][5]
-    rx = node[1].exact(xs, *sx).reshape(-1)
-    rv, re, rf = node[1].channels(vs, es, fs, *sv)
+    rx = node.function.exact(xs, *sx).reshape(-1)
+    rv, re, rf = node.function.channels(vs, es, fs, *sv)
     rv, re = rv.reshape(-1), re.reshape(-1)
     for ap in active:
         n = len(ap.envs_x)
-        _store(node[0], ap, rx[:n], rv[:n], re[:n], {d: np.asarray(rf[d]).reshape(-1)[:n].reshape(ap.shape) for d in rf}, fixed)
+        _store(node.key, ap, rx[:n], rv[:n], re[:n],
+               {d: np.asarray(rf[d]).reshape(-1)[:n].reshape(ap.shape) for d in rf}, fixed)
+
+
+# Every line's results (exact value, (value, bound), fixed-channel errors) by its inputs (exact
+# values, (value, bound) pairs, fixed-channel errors): a variant's trajectory, and a combination's,
+# repeat most of the spec's line evaluations exactly (the lines before the one it changes, and the
+# state it does not touch: Adam's m and v), so each distinct (line, inputs) is evaluated once. An
+# mpf is keyed by its ``_mpf_`` (sign, mantissa, exponent, bit count), which determines it; other
+# inputs are flags and counts. A tensor function that keeps no memory (not ``stateful``) goes through
+# it too, by its argument's values, bounds and fixed errors (float arrays by their bytes) and its
+# scalars. Per process; :func:`forget` empties it (the golden generator does, spec by spec).
+_MEMO: dict[tuple[Callable, Callable] | type, dict] = {}  # by line (fn, bound), or tensor function
+_MPF = itertools.repeat("_mpf_")  # getattr(x, "_mpf_", x) over the inputs
+_ZEROS = itertools.repeat(0.0)  # fenv.get(k, 0.0) over the inputs
+
+
+_EXACT_INPUTS: dict = {}  # a gradient's value (a float or a decimal string) -> its mpf
+
+
+def _exact_input(x) -> mpmath.mpf:
+    """``mpmath.mpf(x)`` at the working precision, converted once per value (the same gradients are
+    read by every variant's trajectory)."""
+    if (out := _EXACT_INPUTS.get(x)) is None:
+        out = _EXACT_INPUTS[x] = mpmath.mpf(x)
+    return out
+
+
+def forget() -> None:
+    """Empty the memo of line results and of converted inputs (memory only: a result depends on
+    its inputs alone)."""
+    _MEMO.clear()
+    _EXACT_INPUTS.clear()
+
+
+def _elementwise(line: _Line, active: list[_Param], fixed: tuple[str, ...]) -> None:
+    """The line's elementwise remainder on every element of every updated parameter, through the
+    memo: its exact value, its (value, bound) and, with fixed channels, their errors."""
+    target, read, fn, bound = line.key, line.read, line.fn, line.bound
+    memo = _MEMO.setdefault((fn, bound), {})
+    if not fixed:  # the usual case, unencumbered
+        for ap in active:
+            for env, benv in zip(ap.envs_x, ap.envs_b, strict=True):
+                xs, bs = read(env), read(benv)
+                inputs = (tuple(map(getattr, xs, _MPF, xs)), bs)
+                if (results := memo.get(inputs)) is None:
+                    results = memo[inputs] = (fn(*xs), bound(benv))
+                env[target], benv[target] = results
+        return
+    carry, arg_keys = line.carry, line.arg_keys
+    for ap in active:
+        for env, benv, fenv in zip(ap.envs_x, ap.envs_b, ap.envs_f, strict=True):
+            xs, bs = read(env), read(benv)
+            fs = tuple(tuple(map(fenv[d].get, arg_keys, _ZEROS)) for d in fixed)
+            inputs = (tuple(map(getattr, xs, _MPF, xs)), bs, fs)
+            if (results := memo.get(inputs)) is None:  # the fixed errors from the operands' values
+                results = memo[inputs] = (fn(*xs), bound(benv), tuple(carry((benv, fenv[d]))[1] for d in fixed))
+            env[target], benv[target], carried = results
+            for d, f in zip(fixed, carried, strict=True):
+                fenv[d][target] = f
+
+
+# the keys of the symbols every rule shares
+_THETA, _G, _PRESENT, _NDIM, _RELOADED = key(theta), key(g), key(present), key(ndim), key(reloaded)
+_N_ROWS, _N_COLS, _STEPS_TAKEN = key(n_rows), key(n_cols), key(steps_taken)
 
 
 def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> list[Snapshot]:
@@ -323,12 +485,14 @@ def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> 
     bounds = {p.name: [(float(x), 0.0) for x in p.values] for p in case.params}
     # fixed-precision channels: param -> element -> {dtype: error / u_dtype}
     fixes = {p.name: [dict.fromkeys(fixed, 0.0) for _ in p.values] for p in case.params}
-    state: dict[str, dict[sp.Symbol, list]] = {}  # created on a param's first step
-    state_b: dict[str, dict[sp.Symbol, list]] = {}
-    state_f: dict[str, dict[sp.Symbol, list]] = {}
+    state: dict[str, dict[int, list]] = {}  # created on a param's first step, by the symbols' keys
+    state_b: dict[str, dict[int, list]] = {}
+    state_f: dict[str, dict[int, list]] = {}
+    state_keys = [(s.name, key(s.symbol)) for s in rule.state]
     # stateful tensor functions' per-parameter memories: exact (mpmath) and bound (floats)
     memory_x: dict[str, dict] = {p.name: {} for p in case.params}
     memory_b: dict[str, dict] = {p.name: {} for p in case.params}
+    histories: dict[str, object] = {}  # per parameter: the token of the stateful calls so far
     out = []
     was_reloaded = bool(case.initial_state)  # an injected state comes through load_state_dict too
     step_no = 0  # optimizer.step() calls so far (a repeated step counts each time)
@@ -336,29 +500,46 @@ def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> 
         was_reloaded = was_reloaded or step.reload_before
         for change in step.changes:
             group_hps[change.group][change.name] = change.value
-        envs = [hyperparameter_env(rule, hps) for hps in group_hps]
+        envs = [{key(sym): v for sym, v in hyperparameter_env(rule, hps).items()} for hps in group_hps]
+        benvs = [{k: (float(v), 0.0) for k, v in env.items()} for env in envs]
+        # the parameters this step updates (those with a gradient): what their elements share on
+        # every repeat of the step (all but the step count), and each element's (g, present)
+        shared = {}
+        for p in case.params:
+            grad = step.grads[p.name]
+            if grad is None:
+                continue  # no gradient: neither the param nor its state move
+            if isinstance(grad, SparseGrad):
+                grad, mask = grad.dense(p.shape)
+            else:
+                mask = (True,) * len(grad)
+            rows = p.shape[-2] if len(p.shape) >= 2 else 1
+            cols = p.shape[-1] if len(p.shape) >= 1 else 1
+            env_hp = {**envs[group_of[p.name]], _NDIM: len(p.shape), _RELOADED: was_reloaded,
+                      _N_ROWS: mpmath.mpf(rows), _N_COLS: mpmath.mpf(cols)}
+            benv_hp = {**benvs[group_of[p.name]], _NDIM: (float(len(p.shape)), 0.0),
+                       _RELOADED: (float(was_reloaded), 0.0), _N_ROWS: (float(rows), 0.0), _N_COLS: (float(cols), 0.0)}
+            inputs = [(_exact_input(x), present_, (float(x), 0.0), (float(present_), 0.0))
+                      for x, present_ in zip(grad, mask, strict=True)]
+            shared[p.name] = (env_hp, benv_hp, inputs)
         for _ in range(step.repeat):
             step_no += 1
-            # the parameters this step updates (those with a gradient), with their element envs
-            active: list[_Param] = []
+            active: list[_Param] = []  # with their element envs
             for p in case.params:
-                grad = step.grads[p.name]
-                if grad is None:
-                    continue  # no gradient: neither the param nor its state move
-                if isinstance(grad, SparseGrad):
-                    grad, mask = grad.dense(p.shape)
-                else:
-                    mask = (True,) * len(grad)
-                env_hp = envs[group_of[p.name]]
+                if p.name not in shared:
+                    continue
+                env_hp, benv_hp, inputs = shared[p.name]
+                env_hp[_STEPS_TAKEN], benv_hp[_STEPS_TAKEN] = mpmath.mpf(step_no), (float(step_no), 0.0)
                 if p.name not in state:
+                    group_env = envs[group_of[p.name]]
                     state[p.name] = {
-                        sym: [f(*(env_hp[a] for a in args))] * len(p.values) for sym, args, f in initial
+                        k: [f(*read(group_env))] * len(p.values) for k, read, f in initial
                     }
                     # a state initialised from a hyperparameter (Rprop's step size = lr) is stored in
                     # the param's dtype: one rounding, unless the value is an integer (0, 1)
-                    state_b[p.name] = {sym: [(float(v), 0.0 if v == int(v) else abs(float(v))) for v in vs]
-                                       for sym, vs in state[p.name].items()}
-                    state_f[p.name] = {sym: [dict.fromkeys(fixed, 0.0) for _ in vs] for sym, vs in state[p.name].items()}
+                    state_b[p.name] = {k: [(float(v), 0.0 if v == int(v) else abs(float(v))) for v in vs]
+                                       for k, vs in state[p.name].items()}
+                    state_f[p.name] = {k: [dict.fromkeys(fixed, 0.0) for _ in vs] for k, vs in state[p.name].items()}
                     for sv in rule.state:  # state injected through load_state_dict: exact inputs
                         given = case.initial_state.get(p.name, {}).get(sv.name)
                         if given is not None:
@@ -366,38 +547,25 @@ def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> 
                             values = [given] * len(p.values) if isinstance(given, int) else \
                                 list(given) * len(p.values) if sv.per_param else given
                             assert len(values) == len(p.values), (case.id, p.name, sv.name)
-                            state[p.name][sv.symbol] = [mpmath.mpf(x) for x in values]
-                            state_b[p.name][sv.symbol] = [(float(x), 0.0) for x in values]
+                            state[p.name][key(sv.symbol)] = [mpmath.mpf(x) for x in values]
+                            state_b[p.name][key(sv.symbol)] = [(float(x), 0.0) for x in values]
                 st, sb, sf = state[p.name], state_b[p.name], state_f[p.name]
-                benv_hp = {sym: (float(v), 0.0) for sym, v in env_hp.items()}
-                n = len(p.values)
-                rows = p.shape[-2] if len(p.shape) >= 2 else 1
-                cols = p.shape[-1] if len(p.shape) >= 1 else 1
                 envs_x, envs_b = [], []  # per element: exact values, and (value, bound) pairs
                 envs_f = []  # per element: {dtype: {symbol: fixed-channel error}}
-                for i in range(n):
+                thetas, thetas_b, columns = params[p.name], bounds[p.name], [(k, st[k], sb[k]) for k in st]
+                for i, (g_x, present_x, g_b, present_b) in enumerate(inputs):
                     env = dict(env_hp)
-                    env[theta] = params[p.name][i]
-                    env[g] = mpmath.mpf(grad[i])
-                    env[present] = mask[i]
-                    env[ndim] = len(p.shape)
-                    env[reloaded] = was_reloaded
-                    env[n_rows], env[n_cols] = mpmath.mpf(rows), mpmath.mpf(cols)
-                    env[steps_taken] = mpmath.mpf(step_no)
+                    env[_THETA] = thetas[i]
+                    env[_G] = g_x
+                    env[_PRESENT] = present_x
                     benv = dict(benv_hp)
-                    benv[theta] = bounds[p.name][i]
-                    benv[g] = (float(grad[i]), 0.0)
-                    benv[present] = (float(mask[i]), 0.0)
-                    benv[ndim] = (float(len(p.shape)), 0.0)
-                    benv[reloaded] = (float(was_reloaded), 0.0)
-                    benv[n_rows], benv[n_cols] = (float(rows), 0.0), (float(cols), 0.0)
-                    benv[steps_taken] = (float(step_no), 0.0)
-                    fenv = {d: {theta: fixes[p.name][i][d]} for d in fixed}
-                    for sym in st:
-                        env[sym] = st[sym][i]
-                        benv[sym] = sb[sym][i]
-                        for d in fixed:
-                            fenv[d][sym] = sf[sym][i][d]
+                    benv[_THETA] = thetas_b[i]
+                    benv[_G] = g_b
+                    benv[_PRESENT] = present_b
+                    for k, column, column_b in columns:
+                        env[k] = column[i]
+                        benv[k] = column_b[i]
+                    fenv = {d: {_THETA: fixes[p.name][i][d], **{k: sf[k][i][d] for k in st}} for d in fixed}
                     envs_x.append(env)
                     envs_b.append(benv)
                     envs_f.append(fenv)
@@ -406,47 +574,43 @@ def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> 
             # parameter (scope "tensor") or over all of them (scope "step")
             for line, line_probe in zip(body, line_probes, strict=True):
                 for node in line.nodes:
-                    if node[1].scope == "step":
+                    if node.function.scope == "step":
                         _reduce_over_step(node, active, fixed)
                     else:
                         for ap in active:
-                            _reduce_over_tensor(node, ap, fixed, memory_x, memory_b)
-                for key, kind, d_args, d_fn, p_args, p_fn in line_probe:
+                            _reduce_over_tensor(node, ap, fixed, memory_x, memory_b, histories)
+                for name, kind, d_read, d_fn, p_read, p_fn in line_probe:
                     for ap in active:
                         for env in ap.envs_x:
-                            if p_fn(*(env[a] for a in p_args)):
-                                met.setdefault(key, set()).add(side(kind, d_fn(*(env[a] for a in d_args))))
-                for ap in active:
-                    for env, benv, fenv in zip(ap.envs_x, ap.envs_b, ap.envs_f, strict=True):
-                        env[line.target] = line.fn(*(env[a] for a in line.args))
-                        for d in fixed:  # before benv changes: the operands' values
-                            fenv[d][line.target] = ev(line.expr, _with_fixed(benv, fenv[d]), rounding=False)[1]
-                        benv[line.target] = ev(line.expr, benv)
-            for ap in active:
+                            if p_fn(*p_read(env)):
+                                met.setdefault(name, set()).add(side(kind, d_fn(*d_read(env))))
+                _elementwise(line, active, fixed)
+            for ap in active:  # the step's values become the trajectory's
                 st, sb, sf = state[ap.name], state_b[ap.name], state_f[ap.name]
-                for i, (env, benv, fenv) in enumerate(zip(ap.envs_x, ap.envs_b, ap.envs_f, strict=True)):
-                    params[ap.name][i] = env[theta]
-                    bounds[ap.name][i] = benv[theta]
-                    fixes[ap.name][i] = {d: fenv[d][theta] for d in fixed}
-                    for sym in st:
-                        st[sym][i] = env[sym]
-                        sb[sym][i] = benv[sym]
-                        sf[sym][i] = {d: fenv[d][sym] for d in fixed}
+                params[ap.name][:] = [env[_THETA] for env in ap.envs_x]
+                bounds[ap.name][:] = [benv[_THETA] for benv in ap.envs_b]
+                for k in st:
+                    st[k][:] = [env[k] for env in ap.envs_x]
+                    sb[k][:] = [benv[k] for benv in ap.envs_b]
+                if fixed:
+                    fixes[ap.name][:] = [{d: fenv[d][_THETA] for d in fixed} for fenv in ap.envs_f]
+                    for k in st:
+                        sf[k][:] = [{d: fenv[d][k] for d in fixed} for fenv in ap.envs_f]
         out.append(
             Snapshot(
                 params={k: list(vs) for k, vs in params.items()},
                 state={
-                    name: {s.name: list(st[s.symbol]) for s in rule.state}
+                    name: {s: list(st[k]) for s, k in state_keys}
                     for name, st in state.items()
                 },
                 param_bounds={k: [e for _, e in vs] for k, vs in bounds.items()},
                 state_bounds={
-                    name: {s.name: [e for _, e in sb[s.symbol]] for s in rule.state}
+                    name: {s: [e for _, e in sb[k]] for s, k in state_keys}
                     for name, sb in state_b.items()
                 },
                 param_fixed={d: {k: [f[d] for f in vs] for k, vs in fixes.items()} for d in fixed},
                 state_fixed={
-                    d: {name: {s.name: [f[d] for f in sf[s.symbol]] for s in rule.state}
+                    d: {name: {s: [f[d] for f in sf[k]] for s, k in state_keys}
                         for name, sf in state_f.items()}
                     for d in fixed
                 },

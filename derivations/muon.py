@@ -124,10 +124,10 @@ class NewtonSchulz(TensorFunction):
         X = x.T if tall else x
         nrm = mpmath.sqrt(mpmath.fsum(v * v for v in X.flat))
         X = X / cls._norm_clamp(nrm, eps)
-        for _ in range(int(steps)):
-            A = X.dot(X.T)
-            B = b * A + c * A.dot(A)
-            X = a * X + B.dot(X)
+        for _ in range(int(steps)):  # the arrays on the left of mpf products: an mpf on the left
+            A = X.dot(X.T)  # would try (and fail) to convert the array first; the products are the same
+            B = A * b + A.dot(A) * c
+            X = X * a + B.dot(X)
         return X.T if tall else X
 
     # -- value, propagated error, and the bfloat16 bound ---------------------------------------

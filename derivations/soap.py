@@ -96,8 +96,17 @@ MIN_RELATIVE_GAP = 1e-2
 # -- matrix helpers (object arrays of mpf for the goldens, floats for the bound) ----------------
 
 def _mode(x: np.ndarray, q: np.ndarray, d: int) -> np.ndarray:
-    """y = x ×_d q: contract dimension d of x with the rows of q (y[.., k, ..] = Σ_i x[.., i, ..]·q[i, k])."""
-    return np.moveaxis(np.tensordot(x, q, axes=([d], [0])), -1, d)
+    """y = x ×_d q: contract dimension d of x with the rows of q (y[.., k, ..] = Σ_i x[.., i, ..]·q[i, k]).
+
+    ``np.moveaxis(np.tensordot(x, q, axes=([d], [0])), -1, d)``, written out (the same ``dot`` of
+    the same arrays: tensordot's argument checks cost more than the product of these small
+    matrices)."""
+    others = [k for k in range(x.ndim) if k != d]
+    flat = x.transpose(others + [d]).reshape(math.prod(x.shape[k] for k in others), x.shape[d])
+    y = np.dot(flat, q).reshape([x.shape[k] for k in others] + [q.shape[1]])
+    order = list(range(x.ndim - 1))
+    order.insert(d, x.ndim - 1)
+    return y.transpose(order)
 
 
 def _unfold(x: np.ndarray, d: int) -> np.ndarray:
@@ -335,7 +344,8 @@ class Precondition(_Soap):
         for d, gg in enumerate(memory["GG"]):
             if gg is not None:
                 u = _unfold(x, d)
-                memory["GG"][d] = beta_s * gg + (1 - beta_s) * u.dot(u.T)
+                # the array on the left: mpf * ndarray would try (and fail) to convert the array first
+                memory["GG"][d] = gg * beta_s + u.dot(u.T) * (1 - beta_s)
         if first:
             memory["Q"] = [None if gg is None else _eig_desc_exact(gg)[1] for gg in memory["GG"]]
         elif k > 0 and int(k) % int(freq) == 0:
