@@ -20,6 +20,15 @@ is evaluated on every step whatever its guard: its memory advances.
 A *stateful* tensor function (``stateful = True``: SOAP's preconditioner statistics and eigenbases,
 matrices that are not the parameter's shape) gets a per-parameter ``memory`` dict that lasts the
 whole trajectory: one for the exact evaluation and one for the bound.
+
+A spec's goldens evaluate the same lines on the same inputs many times over: each variant and
+each combination of variants differs from the spec in one line or a few, and shares the rest of
+every step. So each line's result (exact value, bound, fixed-channel errors) is memoised by its
+exact inputs (an mpf by its ``_mpf_`` tuple, a bound by its float), and so is each tensor
+function's; a stateful one's by its inputs and a token for the calls that made its memories
+(see ``_reduce_over_tensor``). A memo hit returns the very numbers the evaluation would: the
+goldens do not change by a byte. :func:`forget` empties the memos (the generator does, spec by
+spec).
 """
 
 from __future__ import annotations
