@@ -14,6 +14,13 @@ import sys
 ENV = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 
+def set_env(monkeypatch) -> None:
+    """:data:`ENV` in this test's environment: an in-process pytester run, and the pytest-xdist
+    workers it starts, load only the plugins named with :func:`plugins`."""
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+
+
 def plugins(xdist: bool = False) -> list[str]:
     """The ``-p`` options that load the plugin (and pytest-xdist, if asked) by name: for a run with
     :data:`ENV` in its environment (an in-process pytester run too: its xdist workers inherit both)."""

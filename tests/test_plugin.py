@@ -19,9 +19,9 @@ from optimizer_conformance.conformance.golden import index
 from optimizer_conformance.conformance.kinds import load_spec
 
 try:  # run from the repository root (python -m pytest): tests/ is a namespace package
-    from tests.plugin_only import ENV, plugins
+    from tests.plugin_only import plugins, set_env
 except ModuleNotFoundError:  # plain pytest puts tests/ itself on sys.path (rootdir-relative)
-    from plugin_only import ENV, plugins
+    from plugin_only import plugins, set_env
 
 TORCH_IMPLS = [{"foreach": False}, {"foreach": True}, {"fused": True}]
 
@@ -350,8 +350,7 @@ def test_conformance_package_never_imports_generation_code():
 @pytest.mark.skipif(sys.platform != "linux", reason="timing measured on the CI machine kind")
 def test_xdist_gives_the_same_verdict(pytester, monkeypatch):
     pytest.importorskip("xdist")
-    for name, value in ENV.items():  # the workers load the plugin and xdist only
-        monkeypatch.setenv(name, value)
+    set_env(monkeypatch)  # the run and its workers load the plugin and xdist only
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", *plugins(xdist=True), "-n", "2",
                                           "--optimizer=torch.optim.Adam")
     n = _items("adam")

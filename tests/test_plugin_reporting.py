@@ -15,9 +15,9 @@ import pytest
 import torch  # noqa: F401
 
 try:  # run from the repository root (python -m pytest): tests/ is a namespace package
-    from tests.plugin_only import ENV, plugins
+    from tests.plugin_only import plugins, set_env
 except ModuleNotFoundError:  # plain pytest puts tests/ itself on sys.path (rootdir-relative)
-    from plugin_only import ENV, plugins
+    from plugin_only import plugins, set_env
 from optimizer_conformance.conformance.golden import index
 
 try:  # --optimizer-plots draws with matplotlib's Agg canvas
@@ -193,8 +193,7 @@ def test_feature_table_and_plots_are_the_same_with_xdist(pytester, monkeypatch):
     table), and the workers that ran the failing cases write their plots."""
     pytest.importorskip("xdist")
     _mutant(pytester)
-    for name, value in ENV.items():  # the workers load the plugin and xdist only
-        monkeypatch.setenv(name, value)
+    set_env(monkeypatch)  # the run and its workers load the plugin and xdist only
     args = ["-p", "no:cacheprovider", *plugins(xdist=True), *HAND_WRITTEN, "--optimizer=keras_adam.Adam"]
     if HAVE_MPL:
         args.append("--optimizer-plots=plots")
@@ -263,8 +262,7 @@ def test_reports_are_byte_identical_run_to_run_with_and_without_xdist(pytester, 
     """The same failing candidate checked twice, and once more under -n 2: the three JSON reports
     are the same bytes (no timestamps, no durations, records sorted)."""
     _mutant(pytester)
-    for name, value in ENV.items():  # the workers load the plugin and xdist only
-        monkeypatch.setenv(name, value)
+    set_env(monkeypatch)  # the run and its workers load the plugin and xdist only
     reports = []
     for i, extra in enumerate([plugins(), plugins(), ["-n", "2", *plugins(xdist=True)]]):
         path = pytester.path / f"r{i}.json"
