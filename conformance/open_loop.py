@@ -261,8 +261,13 @@ def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = 
         res.outcome, res.reason = "skipped", why
         return res
     shapes = {p.name: p.shape for p in case.params}
-    actual = {p.name: [p.initial.copy()] for p in case.params}
-    state_rows: dict[str, dict[str, list[np.ndarray]]] = {p.name: {} for p in case.params}
+    # Row t holds what the candidate has after step t (row 0: the initial values); NaN where
+    # nothing was read: a long horizon's unchecked steps, state not created (yet), steps not run.
+    rows_total = case.n_steps + 1
+    actual = {p.name: np.full((rows_total, case.expected[p.name].shape[1]), np.nan) for p in case.params}
+    for p in case.params:
+        actual[p.name][0] = p.initial.reshape(-1)
+    state_rows: dict[str, dict[str, np.ndarray]] = {p.name: {} for p in case.params}
     drv = build_driver(res, lambda: (make_driver or driver)(cand, spec, case, dtype, device, mode))
     if drv is None:
         return res
@@ -288,10 +293,6 @@ def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = 
             drv.step(step.grads)
             if t in unchecked:  # a long horizon's repeated step before its last: nothing to compare
                 res.steps_run = t
-                for name in actual:
-                    actual[name].append(np.full_like(actual[name][0], np.nan))
-                    for rows in state_rows[name].values():
-                        rows.append(np.full_like(rows[0], np.nan))
                 continue
             params = checked_params(drv.params(), case.expected)
             state = drv.state()
@@ -309,17 +310,17 @@ def run_case(cand: Candidate, spec: Spec, case: Case, dtype: str, device: str = 
             res.outcome, res.reason = "failed", f"step {t}: {action} raised {exc_line(exc)}"
             break
         res.steps_run = t
-        for name in actual:
-            actual[name].append(params[name])
+        for name, rows in actual.items():
+            rows[t] = params[name]
             for key, value in state.get(name, {}).items():
-                n = case.expected[name].shape[1]
-                rows = state_rows[name].setdefault(key, [np.full(n, np.nan)] * t)
-                rows.append(_as_elements(value, shapes[name], n))
-            for rows in state_rows[name].values():
-                if len(rows) < t + 1:
-                    rows.append(np.full_like(rows[0], np.nan))
+                n = rows.shape[1]
+                if key not in state_rows[name]:
+                    state_rows[name][key] = np.full((rows_total, n), np.nan)
+                state_rows[name][key][t] = _as_elements(value, shapes[name], n)
     res.findings = sorted(getattr(drv, "findings", ()))
-    res.actual = {k: np.vstack(v) for k, v in actual.items()}
+    kept = res.steps_run + 1  # the rows of the steps run
+    res.actual = {k: v[:kept] for k, v in actual.items()}
+    state_rows = {name: {key: v[:kept] for key, v in by_key.items()} for name, by_key in state_rows.items()}
     _score(res, case, dtype, shapes, state_rows)
     if res.outcome == "passed" and res.max_ratio > 1.0:
         res.outcome = "failed"
@@ -454,7 +455,7 @@ def _score(res: CaseResult, case: Case, dtype: str, shapes, state_rows) -> None:
             if rows is None:
                 continue  # the candidate keeps no state under torch's name: trajectory only
             compared.add(key)
-            act_state = np.vstack(rows)
+            act_state = rows
             if key in case.counters:
                 tol_s = np.full_like(exp_state[1:], 0.5)  # a count: exact
             else:

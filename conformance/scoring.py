@@ -79,14 +79,13 @@ def compare(name, quantity, shape, expected, actual, tol, steps) -> tuple[np.nda
     err = np.abs(act - exp)
     ratio = np.where(np.isfinite(act), err / tl, np.inf)
     ratio = np.where(np.isnan(exp), 0.0, ratio)  # state that does not exist yet
-    worst = []
-    for s in range(ratio.shape[0]):
-        j = int(np.argmax(ratio[s]))
-        if ratio[s, j] > 1.0:
-            worst.append(Divergence(s + 1, name, quantity, unravel(j, shape), float(exp[s, j]),
-                                    float(act[s, j]), float(err[s, j]), float(tl[s, j])))
-        else:
-            worst.append(None)
+    worst: list[Divergence | None] = [None] * ratio.shape[0]
+    if ratio.size:
+        cols = np.argmax(ratio, axis=1)  # each step's worst element (a NaN ratio counts as worst)
+        for s in np.flatnonzero(ratio[np.arange(ratio.shape[0]), cols] > 1.0).tolist():
+            j = int(cols[s])
+            worst[s] = Divergence(s + 1, name, quantity, unravel(j, shape), float(exp[s, j]),
+                                  float(act[s, j]), float(err[s, j]), float(tl[s, j]))
     return ratio, worst
 
 
