@@ -124,7 +124,7 @@ class TorchDriver(Driver):
                                                  t.shape, device=self.device, check_invariants=True)
                 given[name] = t.grad.detach().clone()
             else:
-                new = torch.tensor(g, dtype=self.dtype, device=self.device).reshape(t.shape)
+                new = torch.tensor(g.reshape(t.shape), dtype=self.dtype, device=self.device)
                 old = t.grad
                 if old is not None and not old.is_sparse and old.shape == t.shape and old.dtype == t.dtype:
                     old.copy_(new)
