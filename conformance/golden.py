@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .tolerance import CATCH_MARGIN
+from .tolerance import CATCH_MARGIN, tolerance
 
 SCHEMA_ID = "optimizer-conformance/golden/v1"
 
@@ -205,10 +205,21 @@ class Case:
     # state loaded before the first step (a large step count): name -> state name -> count or values
     # (one value for a per_param entry)
     initial_state: dict[str, dict[str, int | np.ndarray]] = field(default_factory=dict)
+    # the params' tolerances by (name, dtype), computed on first use (see :meth:`tolerance`)
+    _tolerances: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, init=False, repr=False,
+                                                            compare=False)
 
     @property
     def n_steps(self) -> int:
         return len(self.steps)
+
+    def tolerance(self, name: str, dtype: str) -> np.ndarray:
+        """The tolerance of param ``name``'s trajectory in ``dtype`` (rows as :attr:`bound`), computed
+        once per case: a run is scored against it, and the diagnosis against every variant's."""
+        key = (name, dtype)
+        if key not in self._tolerances:
+            self._tolerances[key] = tolerance(self.bound[name], dtype, self.bound_fixed.get(name))
+        return self._tolerances[key]
 
     def touched(self, name: str) -> np.ndarray:
         """(T,) bool: whether the param had a gradient at each step."""

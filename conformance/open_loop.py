@@ -448,7 +448,7 @@ def _score(res: CaseResult, case: Case, dtype: str, shapes, state_rows) -> None:
     per_step: list[list[Divergence]] = [[] for _ in range(steps)]
     compared = set()
     for name, expected in case.expected.items():
-        tol = tolerance(case.bound[name], dtype, case.bound_fixed.get(name))
+        tol = case.tolerance(name, dtype)
         score_params(res, name, shapes[name], expected, tol, per_step)
         for key, exp_state in case.expected_state.get(name, {}).items():
             rows = state_rows[name].get(key)
