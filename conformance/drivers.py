@@ -71,6 +71,9 @@ class TorchDriver(Driver):
         self.groups = [dict(g.hyperparameters) for g in case.groups]
         self.findings = set()
         self.aliases: set[str] = set()  # state entries seen sharing memory with p.grad
+        # per param: the last dense gradient given and its tensor (a long horizon repeats one
+        # gradient array for hundreds of steps: converted once). Never handed to the candidate.
+        self._dense: dict[str, tuple[np.ndarray, Any]] = {}
         self.opt = self._build()
 
     def _build(self):
@@ -124,13 +127,13 @@ class TorchDriver(Driver):
                                                  t.shape, device=self.device, check_invariants=True)
                 given[name] = t.grad.detach().clone()
             else:
-                new = torch.tensor(g.reshape(t.shape), dtype=self.dtype, device=self.device)
+                new = self._dense_tensor(name, g, t.shape)
                 old = t.grad
                 if old is not None and not old.is_sparse and old.shape == t.shape and old.dtype == t.dtype:
                     old.copy_(new)
                 else:
-                    t.grad = new
-                given[name] = new if t.grad is not new else new.clone()
+                    t.grad = new.clone()
+                given[name] = new
         self.opt.step()
         for name, g in given.items():
             now = self.tensors[name].grad
@@ -139,6 +142,13 @@ class TorchDriver(Driver):
             if now is not None and not torch.equal(now, g):
                 self.findings.add(GRADIENT_MODIFIED)
         self._find_aliases()
+
+    def _dense_tensor(self, name: str, g: np.ndarray, shape) -> Any:
+        """The gradient ``g`` as a tensor of the run's dtype and device, the param's shape."""
+        last = self._dense.get(name)
+        if last is None or last[0] is not g:
+            last = self._dense[name] = (g, self.torch.tensor(g.reshape(shape), dtype=self.dtype, device=self.device))
+        return last[1]
 
     def _find_aliases(self) -> None:
         """Names the state entries that share memory with their param's ``.grad`` (kept in
