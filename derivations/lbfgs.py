@@ -38,7 +38,7 @@ from .closed_loop import (
     sqrt,
     sum_abs,
 )
-from .proofs import ClosedForm
+from .proofs import ClosedForm, residual
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, t
 
 # -- the rule: the formula lines of the algorithm --------------------------------------------
@@ -433,7 +433,8 @@ def _vec(name: str, n: int) -> tuple[sp.Symbol, ...]:
 
 class StepCall:
     """One ``step(closure)`` call of :func:`lbfgs_step` on SymPy numbers, as a rule for the
-    prover (``proofs.prove``): ``apply`` maps the state before the call to the state after it.
+    prover (``proofs.prove``): ``residuals`` runs the call from a state and compares the state
+    it leaves with the one a closed form claims.
 
     Comparisons are decided symbolically (``Sym.sign``); the tolerances and the curvature
     threshold 1e-10 are symbols standing for thresholds smaller than every nonzero quantity they
@@ -453,17 +454,12 @@ class StepCall:
     def initial_env(self) -> dict:
         return {FUNC_EVALS: sp.Integer(0), N_ITER: sp.Integer(0)}
 
-    def apply(self, env: Mapping[sp.Symbol, sp.Expr]) -> dict:
-        rename, back = _power_renaming(env.values())
-        out, _ = self._run({k: sp.sympify(v).xreplace(rename) for k, v in env.items()})
-        return {k: _tidy(_expr(v).xreplace(back)) for k, v in out.items()}
-
     def residuals(self, env: Mapping[sp.Symbol, sp.Expr], want: Mapping[sp.Symbol, sp.Expr]) -> dict:
         """``after − want`` for each symbol of ``want``, where ``after`` is the state after the
         call from ``env`` (for ``proofs.prove``): computed in the run's field of rational
         functions, where a residual is zero exactly when it is the zero fraction, with the same
-        renaming of powers on both sides. A wanted value outside the field is compared as
-        :meth:`apply` and ``proofs`` do, by ``sympy.simplify``."""
+        renaming of powers on both sides. A value outside the field is compared as ``proofs``
+        compares the elementwise rules' (``proofs.residual``), after :func:`_tidy`."""
         rename, back = _power_renaming([*env.values(), *want.values()])
         want = {k: sp.sympify(v).xreplace(rename) for k, v in want.items()}
         out, field = self._run({k: sp.sympify(v).xreplace(rename) for k, v in env.items()},
@@ -474,8 +470,7 @@ class StepCall:
             if have is not None and wanted is not None:
                 residuals[str(sym)] = (have - wanted).as_expr().xreplace(back)
             else:
-                after = _tidy(_expr(out[sym]).xreplace(back))
-                residuals[str(sym)] = sp.simplify(after - expr.xreplace(back))
+                residuals[str(sym)] = residual(_tidy(_expr(out[sym]).xreplace(back)), expr.xreplace(back))
         return residuals
 
     def _run(self, env: Mapping[sp.Symbol, sp.Expr], extra: set = frozenset()) -> tuple[dict, object]:

@@ -7,8 +7,10 @@ step count ``t`` for some of the state (and possibly the parameter). :func:`prov
 * the induction step: one step of the rule applied to the formula at a symbolic ``n ≥ 1``
   gives the formula at ``n + 1``;
 
-both by ``sympy.simplify(rule − formula) == 0``, symbolically, with no floating point anywhere.
-Because the rule applied is the very rule the goldens are evaluated from, a proof is also a
+both by reducing the residual ``rule − formula`` to exactly zero, symbolically, with no floating
+point anywhere (:func:`residual`: a rational normal form first, ``sympy.simplify`` for what it
+leaves; a rule may compute its residuals itself, as L-BFGS's step call does in a field of
+rational functions). Because the rule applied is the very rule the goldens are evaluated from, a proof is also a
 check of the derivation itself.
 """
 
@@ -46,8 +48,22 @@ class Proof:
         return all(r == 0 for r in (*self.base_case.values(), *self.induction_step.values()))
 
 
+def residual(after: sp.Expr, want: sp.Expr) -> sp.Expr:
+    """``after − want``, simplified: exactly 0 when the two are equal as functions of the symbols.
+
+    First an exact normal form: with every power of a sum written as a product (b**(x + y) →
+    b**x·b**y, so that b**(n + 1) and b**n share the generator b**n), ``sp.cancel`` brings the
+    difference to lowest terms as a rational function of the symbols and the remaining powers,
+    roots and absolute values; if that is 0 the residual is 0. Otherwise ``sp.simplify``, which
+    can also rewrite under a root (the bias corrections inside Adam's √v̂), decides."""
+    r = sp.sympify(after) - want
+    if r == 0 or sp.cancel(sp.expand_power_exp(r)) == 0:
+        return sp.Integer(0)
+    return sp.simplify(r)
+
+
 def _residuals(after: Mapping[sp.Symbol, sp.Expr], want: Mapping[sp.Symbol, sp.Expr]) -> dict[str, sp.Expr]:
-    return {str(sym): sp.simplify(after[sym] - expr) for sym, expr in want.items()}
+    return {str(sym): residual(after[sym], expr) for sym, expr in want.items()}
 
 
 def _step_residuals(rule, env: Mapping[sp.Symbol, sp.Expr], want: Mapping[sp.Symbol, sp.Expr]) -> dict[str, sp.Expr]:
