@@ -351,7 +351,7 @@ class Sym:
 
     def __abs__(self):
         try:
-            return self if self.sign(self.e) >= 0 else -self
+            return self if self.sign(self._frac if self._frac is not None else self.e) >= 0 else -self
         except Undecided:
             return Sym(sp.Abs(self.e))
 
@@ -478,15 +478,22 @@ def in_field(field, x):
 
 
 def _sign_of_ratio(f) -> int | None:
-    """The sign of a fraction N/D of polynomials, from the assumptions on the expanded N and D."""
+    """The sign of a fraction N/D of polynomials: the product of the signs of N and D."""
     if not f.numer:
         return 0
-    num, den = f.numer.as_expr(), f.denom.as_expr()
-    sn = 1 if num.is_positive else -1 if num.is_negative else None
-    sd = 1 if den.is_positive else -1 if den.is_negative else None
-    if sn is None or sd is None:
-        return None
-    return sn * sd
+    sn, sd = _sign_of_polynomial(f.numer), _sign_of_polynomial(f.denom)
+    return None if sn is None or sd is None else sn * sd
+
+
+def _sign_of_polynomial(p) -> int | None:
+    """A nonzero polynomial whose coefficients have one sign, in positive symbols, has that sign
+    (every monomial is positive); otherwise the assumptions on the expanded polynomial decide."""
+    positive = [s.is_positive for s in p.ring.symbols]
+    signs = {c > 0 for c in p.coeffs()}
+    if len(signs) == 1 and all(positive[i] for monomial in p.monoms() for i, e in enumerate(monomial) if e):
+        return 1 if signs.pop() else -1
+    e = p.as_expr()
+    return 1 if e.is_positive else -1 if e.is_negative else None
 
 
 # -- helpers every number type shares ---------------------------------------------------------

@@ -393,10 +393,13 @@ def _field_of(values: list, objective: Objective, fresh: set) -> object:
     """The field ℚ(symbols) of rational functions in every symbol a step() call can meet: those of
     ``values`` (the state and the settings), the objective's constants and ``fresh``. (The
     symbols of the rule's lines are bound to numbers of the run when a line is evaluated; a value
-    with a symbol outside the field is computed on as a SymPy expression.)"""
-    symbols = set(fresh).union(*(v.free_symbols for v in values if isinstance(v, sp.Basic)))
-    symbols |= objective.f.free_symbols - set(objective.symbols)
-    return sp.polys.fields.FracField(sorted(symbols, key=str), sp.QQ)
+    with a symbol outside the field is computed on as a SymPy expression.) The symbols of the
+    values come first: the heuristic GCD of ``sympy.polys`` eliminates the generators in order,
+    and the fresh ones (thresholds, unknown history) occur in few values."""
+    known = set().union(*(v.free_symbols for v in values if isinstance(v, sp.Basic)))
+    known |= objective.f.free_symbols - set(objective.symbols)
+    symbols = sorted(known, key=str) + sorted(set(fresh) - known, key=str)
+    return sp.polys.fields.FracField(symbols, sp.QQ)
 
 
 def _power_renaming(values) -> tuple[dict, dict]:
@@ -479,8 +482,9 @@ class StepCall:
         get = lambda s: env.get(s, s)  # noqa: E731  (unknown state: its own symbol)
         m = int(env[NUM_OLD]) if NUM_OLD in env else 0
         history = [(_vec(f"y{k}", self.n), _vec(f"s{k}", self.n), sp.Symbol(f"rho{k}")) for k in range(m)]
-        fresh = {*self.theta, *self.d, *self.prev, T_STEP, H_DIAG, F_PREV, TOL_GRAD, TOL_CHANGE, EPS_YS,
-                 *extra, *(s for y, st, r in history for s in (*y, *st, r))}
+        unknown = {s for s in (*self.theta, *self.d, *self.prev, T_STEP, H_DIAG) if s not in env}
+        fresh = {*unknown, F_PREV, TOL_GRAD, TOL_CHANGE, EPS_YS, *extra,
+                 *(s for y, st, r in history for s in (*y, *st, r))}
         field = _field_of([*env.values(), *self.group.values()], self.objective, fresh)
         saved = Sym.small, Sym.field
         Sym.small, Sym.field = frozenset({TOL_GRAD, TOL_CHANGE, EPS_YS}), field
