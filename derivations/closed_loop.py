@@ -367,40 +367,20 @@ class Sym:
     def sign(cls, e) -> int:
         """-1, 0 or 1, proved from the symbols' assumptions; raises :class:`Undecided`.
 
-        ``e`` is an expression or an element of ``Sym.field`` (then N/D in lowest terms, whose sign
-        is that of N times that of D, expanded polynomials)."""
-        if isinstance(e, FracElement):
-            return cls._sign_of_fraction(e)
-        e = sp.sympify(e)
+        ``e`` is an expression or an element of ``Sym.field`` (a fraction N/D in lowest terms: its
+        sign is that of N times that of D)."""
+        fraction = isinstance(e, FracElement)
+        decide = _sign_of_ratio if fraction else _sign
+        e = e if fraction else sp.sympify(e)
         if cls.small:
-            s = _sign(e.subs({x: 0 for x in cls.small}))
+            s = decide(_at_zero(e, cls.small))
             if s is None:
                 raise Undecided(f"cannot decide the sign of {e}")
             if s != 0:
                 return s  # a nonzero quantity against thresholds small enough
-        s = _sign(e)
+        s = decide(e)
         if s is None:
             raise Undecided(f"cannot decide the sign of {e}")
-        return s
-
-    @classmethod
-    def _sign_of_fraction(cls, f) -> int:
-        """:meth:`sign` of an element of ``Sym.field``: the same two decisions (thresholds at 0
-        first, then as they are), on the numerator and denominator."""
-        if cls.small:
-            field = f.field
-            zero = [(field.gens[field.symbols.index(x)], 0) for x in cls.small if x in field.symbols]
-            try:
-                s = _sign_of_ratio(f.subs(zero) if zero else f)
-            except ZeroDivisionError:  # the denominator vanishes with the thresholds
-                s = None
-            if s is None:
-                raise Undecided(f"cannot decide the sign of {f.as_expr()}")
-            if s != 0:
-                return s  # a nonzero quantity against thresholds small enough
-        s = _sign_of_ratio(f)
-        if s is None:
-            raise Undecided(f"cannot decide the sign of {f.as_expr()}")
         return s
 
     def minus(self, o):
@@ -477,8 +457,23 @@ def in_field(field, x):
         return None
 
 
+def _at_zero(e, symbols: frozenset):
+    """``e`` (an expression or a field element) with ``symbols`` set to 0; None (for an element of
+    a field, where SymPy's expressions would give zoo) if a denominator vanishes."""
+    if not isinstance(e, FracElement):
+        return e.subs({x: 0 for x in symbols})
+    field = e.field
+    zero = [(field.gens[field.symbols.index(x)], 0) for x in symbols if x in field.symbols]
+    try:
+        return e.subs(zero) if zero else e
+    except ZeroDivisionError:
+        return None
+
+
 def _sign_of_ratio(f) -> int | None:
     """The sign of a fraction N/D of polynomials: the product of the signs of N and D."""
+    if f is None:
+        return None
     if not f.numer:
         return 0
     sn, sd = _sign_of_polynomial(f.numer), _sign_of_polynomial(f.denom)
@@ -504,7 +499,7 @@ def _select(a, b) -> bool:
     if isinstance(a, Traced) or isinstance(b, Traced):
         return _value(b) < _value(a)
     if isinstance(a, Sym) or isinstance(b, Sym):
-        return -Sym.sign(a.minus(b)) < 0 if isinstance(a, Sym) else Sym.sign(b.minus(a)) < 0
+        return Sym.sign(b.minus(a) if isinstance(b, Sym) else -a.minus(b)) < 0
     return b < a
 
 
