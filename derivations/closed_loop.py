@@ -18,8 +18,9 @@ The same algorithm code runs over three number types:
 
 * :class:`Traced` — an exact value (mpmath, 80 digits) recorded on a :class:`Tape`. The goldens
   are its values; the tape gives the error bounds (below).
-* :class:`Sym` — SymPy expressions, for the closed-form proofs; a comparison is decided
-  symbolically (:meth:`Sym.sign`), never numerically.
+* :class:`Sym` — SymPy expressions, for the closed-form proofs (rational functions held as
+  elements of a ``sympy.polys`` field, in lowest terms); a comparison is decided symbolically
+  (:meth:`Sym.sign`), never numerically.
 * ``float`` — plain doubles, for quick cross-checks against torch.
 
 The tolerance model: first-order (linearised) rounding-error analysis
