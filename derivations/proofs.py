@@ -8,10 +8,10 @@ step count ``t`` for some of the state (and possibly the parameter). :func:`prov
   gives the formula at ``n + 1``;
 
 both by reducing the residual ``rule − formula`` to exactly zero, symbolically, with no floating
-point anywhere (:func:`residual`: a rational normal form first, ``sympy.simplify`` for what it
-leaves; a rule may compute its residuals itself, as L-BFGS's step call does in a field of
-rational functions). Because the rule applied is the very rule the goldens are evaluated from, a proof is also a
-check of the derivation itself.
+point anywhere (:func:`residual`: an exact polynomial identity test first, ``sympy.simplify`` for
+what it leaves; a rule may compute its residuals itself, as L-BFGS's step call does in a field
+of rational functions). Because the rule applied is the very rule the goldens are evaluated
+from, a proof is also a check of the derivation itself.
 """
 
 from __future__ import annotations
@@ -51,13 +51,17 @@ class Proof:
 def residual(after: sp.Expr, want: sp.Expr) -> sp.Expr:
     """``after − want``, simplified: exactly 0 when the two are equal as functions of the symbols.
 
-    First an exact normal form: with every power of a sum written as a product (b**(x + y) →
-    b**x·b**y, so that b**(n + 1) and b**n share the generator b**n), ``sp.cancel`` brings the
-    difference to lowest terms as a rational function of the symbols and the remaining powers,
-    roots and absolute values; if that is 0 the residual is 0. Otherwise ``sp.simplify``, which
-    can also rewrite under a root (the bias corrections inside Adam's √v̂), decides."""
+    First an exact test: with every power of a sum written as a product (b**(x + y) → b**x·b**y,
+    so that b**(n + 1) and b**n share the factor b**n), the difference is brought over one common
+    denominator, N/D; if the expanded numerator N is 0 — a polynomial identity in the symbols and
+    the remaining powers, roots and absolute values — the residual is 0. Otherwise
+    ``sp.simplify``, which can also rewrite under a root (the bias corrections inside Adam's √v̂),
+    decides."""
     r = sp.sympify(after) - want
-    if r == 0 or sp.cancel(sp.expand_power_exp(r)) == 0:
+    if r == 0:
+        return sp.Integer(0)
+    numerator, _ = sp.fraction(sp.together(sp.expand_power_exp(r)))
+    if sp.expand(numerator) == 0:
         return sp.Integer(0)
     return sp.simplify(r)
 
