@@ -18,8 +18,9 @@ The same algorithm code runs over three number types:
 
 * :class:`Traced` — an exact value (mpmath, 80 digits) recorded on a :class:`Tape`. The goldens
   are its values; the tape gives the error bounds (below).
-* :class:`Sym` — SymPy expressions, for the closed-form proofs; a comparison is decided
-  symbolically (:meth:`Sym.sign`), never numerically.
+* :class:`Sym` — SymPy expressions, for the closed-form proofs (rational functions held as
+  elements of a ``sympy.polys`` field, in lowest terms); a comparison is decided symbolically
+  (:meth:`Sym.sign`), never numerically.
 * ``float`` — plain doubles, for quick cross-checks against torch.
 
 The tolerance model: first-order (linearised) rounding-error analysis
@@ -63,6 +64,7 @@ exact in every precision and is not recorded.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -70,6 +72,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 from optimizer_conformance.conformance.tolerance import CATCH_MARGIN, UNIT_ROUNDOFF, K
+from sympy.polys.fields import FracElement
 
 from .cases import exact_decimal
 from .rule import Rule
@@ -269,15 +272,35 @@ class Sym:
     they are compared with* (L-BFGS's tolerances): ``X ≤ ε`` is decided by the sign of ``X`` when
     ``X`` is provably nonzero, and by ``0 ≤ ε`` when it is provably zero. A proof made with them
     holds for all sufficiently small positive thresholds.
+
+    ``Sym.field``, when set, is a field of rational functions over ℚ (``sympy.polys.fields``) in
+    the symbols of the run: a value that is a rational function of them is held as an element of
+    it, so that arithmetic is exact polynomial arithmetic on reduced fractions (the canonical form
+    ``sp.cancel`` would compute, without rebuilding an expression tree at every operation). A value
+    outside it (an undecided ``Abs``, ``Min``, a square root) stays a SymPy expression; arithmetic
+    that involves one is done on expressions.
     """
 
-    __slots__ = ("e",)
+    __slots__ = ("_expr", "_frac")
     small: frozenset = frozenset()
+    field = None  # a sympy.polys.fields.FracField, or None
 
     def __init__(self, e) -> None:
+        if isinstance(e, FracElement):
+            self._frac, self._expr = e, None
+            return
         e = sp.sympify(e)
-        # keep expressions in a canonical rational form as they grow (an exact rewriting)
-        self.e = sp.cancel(e) if e.count_ops() > 24 else e
+        self._frac = in_field(Sym.field, e)
+        # keep expressions in a canonical rational form as they grow (an exact rewriting); a
+        # selection Min/Max is kept as it is (its sign is decided from its arguments')
+        keep = self._frac is not None or isinstance(e, (sp.Min, sp.Max)) or e.count_ops() <= 24
+        self._expr = e if keep else sp.cancel(e)
+
+    @property
+    def e(self) -> sp.Expr:
+        if self._expr is None:
+            self._expr = self._frac.as_expr()
+        return self._expr
 
     @staticmethod
     def _e(x):
@@ -287,38 +310,55 @@ class Sym:
             return sp.Rational(x)  # the exact value of the double: no floating point
         return sp.sympify(x)
 
+    @staticmethod
+    def _f(x):
+        """``x`` as an element of ``Sym.field``, or None."""
+        return x._frac if isinstance(x, Sym) else in_field(Sym.field, Sym._e(x))
+
+    def _op(self, o, op, reverse: bool = False):
+        a, b = self._frac, self._f(o)
+        if a is not None and b is not None and a.field == b.field:
+            try:
+                return Sym(op(b, a) if reverse else op(a, b))
+            except ZeroDivisionError:
+                pass  # as an expression: SymPy's zoo, as before
+        a, b = self.e, self._e(o)
+        return Sym(op(b, a) if reverse else op(a, b))
+
     def __add__(self, o):
-        return Sym(self.e + self._e(o))
+        return self._op(o, operator.add)
 
     __radd__ = __add__
 
     def __sub__(self, o):
-        return Sym(self.e - self._e(o))
+        return self._op(o, operator.sub)
 
     def __rsub__(self, o):
-        return Sym(self._e(o) - self.e)
+        return self._op(o, operator.sub, reverse=True)
 
     def __mul__(self, o):
-        return Sym(self.e * self._e(o))
+        return self._op(o, operator.mul)
 
     __rmul__ = __mul__
 
     def __truediv__(self, o):
-        return Sym(self.e / self._e(o))
+        return self._op(o, operator.truediv)
 
     def __rtruediv__(self, o):
-        return Sym(self._e(o) / self.e)
+        return self._op(o, operator.truediv, reverse=True)
 
     def __neg__(self):
-        return Sym(-self.e)
+        return Sym(-self._frac) if self._frac is not None else Sym(-self.e)
 
     def __abs__(self):
         try:
-            return self if self.sign(self.e) >= 0 else -self
+            return self if self.sign(self._frac if self._frac is not None else self.e) >= 0 else -self
         except Undecided:
             return Sym(sp.Abs(self.e))
 
     def __pow__(self, n):
+        if self._frac is not None and isinstance(n, int):
+            return Sym(self._frac**n)
         return Sym(self.e**n)
 
     def sqrt(self):
@@ -326,21 +366,34 @@ class Sym:
 
     @classmethod
     def sign(cls, e) -> int:
-        """-1, 0 or 1, proved from the symbols' assumptions; raises :class:`Undecided`."""
-        e = sp.sympify(e)
+        """-1, 0 or 1, proved from the symbols' assumptions; raises :class:`Undecided`.
+
+        ``e`` is an expression or an element of ``Sym.field`` (a fraction N/D in lowest terms: its
+        sign is that of N times that of D)."""
+        fraction = isinstance(e, FracElement)
+        decide = _sign_of_ratio if fraction else _sign
+        e = e if fraction else sp.sympify(e)
         if cls.small:
-            s = _sign(e.subs({x: 0 for x in cls.small}))
+            s = decide(_at_zero(e, cls.small))
             if s is None:
                 raise Undecided(f"cannot decide the sign of {e}")
             if s != 0:
                 return s  # a nonzero quantity against thresholds small enough
-        s = _sign(e)
+        s = decide(e)
         if s is None:
             raise Undecided(f"cannot decide the sign of {e}")
         return s
 
+    def minus(self, o):
+        """``self − o``, for a comparison: an element of the field if both are in it, else the
+        plain difference of the expressions."""
+        a, b = self._frac, self._f(o)
+        if a is not None and b is not None and a.field == b.field:
+            return a - b
+        return self.e - self._e(o)
+
     def _decide(self, other, op: str) -> bool:
-        s = self.sign(self.e - self._e(other))
+        s = self.sign(self.minus(other))
         return {"<": s < 0, "<=": s <= 0, ">": s > 0, ">=": s >= 0}[op]
 
     def __lt__(self, o):
@@ -356,10 +409,10 @@ class Sym:
         return self._decide(o, ">=")
 
     def __eq__(self, o):
-        return self.sign(self.e - self._e(o)) == 0
+        return self.sign(self.minus(o)) == 0
 
     def __ne__(self, o):
-        return self.sign(self.e - self._e(o)) != 0
+        return self.sign(self.minus(o)) != 0
 
     __hash__ = None
 
@@ -390,6 +443,55 @@ def _sign(e) -> int | None:
     return sn * sd
 
 
+def in_field(field, x):
+    """``x`` (a :class:`Sym` or an expression) as an element of ``field`` (a field of rational
+    functions), or None: when ``field`` is None or ``x`` is not a rational function of its symbols."""
+    if field is None:
+        return None
+    if isinstance(x, Sym):
+        if x._frac is not None and x._frac.field == field:
+            return x._frac
+        x = x.e
+    try:
+        return field.from_expr(x)
+    except ValueError:
+        return None
+
+
+def _at_zero(e, symbols: frozenset):
+    """``e`` (an expression or a field element) with ``symbols`` set to 0; None (for an element of
+    a field, where SymPy's expressions would give zoo) if a denominator vanishes."""
+    if not isinstance(e, FracElement):
+        return e.subs({x: 0 for x in symbols})
+    field = e.field
+    zero = [(field.gens[field.symbols.index(x)], 0) for x in symbols if x in field.symbols]
+    try:
+        return e.subs(zero) if zero else e
+    except ZeroDivisionError:
+        return None
+
+
+def _sign_of_ratio(f) -> int | None:
+    """The sign of a fraction N/D of polynomials: the product of the signs of N and D."""
+    if f is None:
+        return None
+    if not f.numer:
+        return 0
+    sn, sd = _sign_of_polynomial(f.numer), _sign_of_polynomial(f.denom)
+    return None if sn is None or sd is None else sn * sd
+
+
+def _sign_of_polynomial(p) -> int | None:
+    """A nonzero polynomial whose coefficients have one sign, in positive symbols, has that sign
+    (every monomial is positive); otherwise the assumptions on the expanded polynomial decide."""
+    positive = [s.is_positive for s in p.ring.symbols]
+    signs = {c > 0 for c in p.coeffs()}
+    if len(signs) == 1 and all(positive[i] for monomial in p.monoms() for i, e in enumerate(monomial) if e):
+        return 1 if signs.pop() else -1
+    e = p.as_expr()
+    return 1 if e.is_positive else -1 if e.is_negative else None
+
+
 # -- helpers every number type shares ---------------------------------------------------------
 
 
@@ -398,7 +500,7 @@ def _select(a, b) -> bool:
     if isinstance(a, Traced) or isinstance(b, Traced):
         return _value(b) < _value(a)
     if isinstance(a, Sym) or isinstance(b, Sym):
-        return Sym.sign(Sym._e(b) - Sym._e(a)) < 0
+        return Sym.sign(b.minus(a) if isinstance(b, Sym) else -a.minus(b)) < 0
     return b < a
 
 

@@ -31,13 +31,14 @@ from .closed_loop import (
     Sym,
     closure_of,
     dot,
+    in_field,
     larger,
     max_abs,
     smaller,
     sqrt,
     sum_abs,
 )
-from .proofs import ClosedForm
+from .proofs import ClosedForm, residual
 from .rule import Assign, Hyperparameter, Rule, StateVar, Variant, t
 
 # -- the rule: the formula lines of the algorithm --------------------------------------------
@@ -384,7 +385,43 @@ def rosenbrock(n: int, a, b) -> Objective:
 # a result that depended on them would not simplify to the closed form (the proof would fail).
 FUNC_EVALS, N_ITER = sp.Symbol("func_evals"), sp.Symbol("n_iter")
 T_STEP, NUM_OLD, H_DIAG = sp.Symbol("t_step"), sp.Symbol("num_old"), sp.Symbol("H_diag")
+F_PREV = sp.Symbol("f_prev")
 TOL_GRAD, TOL_CHANGE = sp.Symbol(r"\epsilon_g", positive=True), sp.Symbol(r"\epsilon_f", positive=True)
+
+
+def _field_of(values: list, objective: Objective, fresh: set) -> object:
+    """The field ℚ(symbols) of rational functions in every symbol a step() call can meet: those of
+    ``values`` (the state and the settings), the objective's constants and ``fresh``. (The
+    symbols of the rule's lines are bound to numbers of the run when a line is evaluated; a value
+    with a symbol outside the field is computed on as a SymPy expression.) The symbols of the
+    values come first: the heuristic GCD of ``sympy.polys`` eliminates the generators in order,
+    and the fresh ones (thresholds, unknown history) occur in few values."""
+    known = set().union(*(v.free_symbols for v in values if isinstance(v, sp.Basic)))
+    known |= objective.f.free_symbols - set(objective.symbols)
+    symbols = sorted(known, key=str) + sorted(set(fresh) - known, key=str)
+    return sp.polys.fields.FracField(symbols, sp.QQ)
+
+
+def _power_renaming(values) -> tuple[dict, dict]:
+    """A power with a symbolic exponent, b**(k + c) (c a number), renamed b**c·W with W = b**k a
+    positive symbol for the run: an exact rewriting that keeps the arithmetic rational (a
+    rational identity in W holds for W = b**k). Returns the renaming and its inverse W ↦ b**k."""
+    rename, restore = {}, {}
+    for v in values:
+        for pw in sp.sympify(v).atoms(sp.Pow):
+            if pw.exp.free_symbols and pw.base.is_positive:
+                c, rest = pw.exp.as_coeff_Add()
+                w = sp.Symbol(f"W_{len(restore)}", positive=True)
+                for known, (base, e) in restore.items():
+                    if (base, e) == (pw.base, rest):
+                        w = known
+                restore[w] = (pw.base, rest)
+                rename[pw] = pw.base**c * w
+    return rename, {w: base**e for w, (base, e) in restore.items()}
+
+
+def _expr(v) -> sp.Expr:
+    return v.e if isinstance(v, Sym) else sp.sympify(v)
 
 
 def _tidy(e: sp.Expr) -> sp.Expr:
@@ -399,7 +436,8 @@ def _vec(name: str, n: int) -> tuple[sp.Symbol, ...]:
 
 class StepCall:
     """One ``step(closure)`` call of :func:`lbfgs_step` on SymPy numbers, as a rule for the
-    prover (``proofs.prove``): ``apply`` maps the state before the call to the state after it.
+    prover (``proofs.prove``): ``residuals`` runs the call from a state and compares the state
+    it leaves with the one a closed form claims.
 
     Comparisons are decided symbolically (``Sym.sign``); the tolerances and the curvature
     threshold 1e-10 are symbols standing for thresholds smaller than every nonzero quantity they
@@ -419,59 +457,66 @@ class StepCall:
     def initial_env(self) -> dict:
         return {FUNC_EVALS: sp.Integer(0), N_ITER: sp.Integer(0)}
 
-    def apply(self, env: Mapping[sp.Symbol, sp.Expr]) -> dict:
-        # A power with a symbolic exponent, b**(2n + c), is renamed b**c·W with W = b**(2n) a
-        # positive symbol for the run (an exact rewriting that keeps the arithmetic rational),
-        # and restored after it.
-        rename, restore = {}, {}
-        for v in env.values():
-            for pw in sp.sympify(v).atoms(sp.Pow):
-                if pw.exp.free_symbols and pw.base.is_positive:
-                    c, rest = pw.exp.as_coeff_Add()
-                    w = sp.Symbol(f"W_{len(restore)}", positive=True)
-                    for known, (base, e) in restore.items():
-                        if (base, e) == (pw.base, rest):
-                            w = known
-                    restore[w] = (pw.base, rest)
-                    rename[pw] = pw.base**c * w
-        env = {k: sp.sympify(v).xreplace(rename) for k, v in env.items()}
-        out = self._apply(env)
-        back = {w: base**e for w, (base, e) in restore.items()}
-        return {k: _tidy(sp.sympify(v).xreplace(back)) for k, v in out.items()}
+    def residuals(self, env: Mapping[sp.Symbol, sp.Expr], want: Mapping[sp.Symbol, sp.Expr]) -> dict:
+        """``after − want`` for each symbol of ``want``, where ``after`` is the state after the
+        call from ``env`` (for ``proofs.prove``): computed in the run's field of rational
+        functions, where a residual is zero exactly when it is the zero fraction, with the same
+        renaming of powers on both sides. A value outside the field is compared as ``proofs``
+        compares the elementwise rules' (``proofs.residual``), after :func:`_tidy`."""
+        rename, back = _power_renaming([*env.values(), *want.values()])
+        want = {k: sp.sympify(v).xreplace(rename) for k, v in want.items()}
+        out, field = self._run({k: sp.sympify(v).xreplace(rename) for k, v in env.items()},
+                               extra=set().union(*(v.free_symbols for v in want.values())))
+        residuals = {}
+        for sym, expr in want.items():
+            have, wanted = in_field(field, out[sym]), in_field(field, expr)
+            if have is not None and wanted is not None:
+                residuals[str(sym)] = (have - wanted).as_expr().xreplace(back)
+            else:
+                residuals[str(sym)] = residual(_tidy(_expr(out[sym]).xreplace(back)), expr.xreplace(back))
+        return residuals
 
-    def _apply(self, env: Mapping[sp.Symbol, sp.Expr]) -> dict:
+    def _run(self, env: Mapping[sp.Symbol, sp.Expr], extra: set = frozenset()) -> tuple[dict, object]:
+        """The state after the call (values: expressions, or :class:`Sym` numbers) and the field
+        of rational functions the run computed in."""
         get = lambda s: env.get(s, s)  # noqa: E731  (unknown state: its own symbol)
-        x = [Sym(get(s)) for s in self.theta]
-        state: dict = {"func_evals": get(FUNC_EVALS), "n_iter": get(N_ITER)}
-        if state["n_iter"] != 0:
-            state["d"] = [Sym(get(s)) for s in self.d]
-            state["t"] = Sym(get(T_STEP))
-            state["prev_flat_grad"] = [Sym(get(s)) for s in self.prev]
-            state["prev_loss"] = Sym(sp.Symbol("f_prev"))
-            state["H_diag"] = Sym(get(H_DIAG))
-        if state["n_iter"] != 0 and NUM_OLD in env:  # unknown history: any use of it fails
-            m = int(env[NUM_OLD])
-            state["old_dirs"] = [[Sym(s) for s in _vec(f"y{k}", self.n)] for k in range(m)]
-            state["old_stps"] = [[Sym(s) for s in _vec(f"s{k}", self.n)] for k in range(m)]
-            state["ro"] = [Sym(sp.Symbol(f"rho{k}")) for k in range(m)]
-        group = {**self.group, "tolerance_grad": Sym(TOL_GRAD), "tolerance_change": Sym(TOL_CHANGE)}
-        lines = Lines(self.rule, {EPS_YS: Sym(EPS_YS)})
-        closure = closure_of(self.objective, self.n, list(range(self.n)))
-        small, Sym.small = Sym.small, frozenset({TOL_GRAD, TOL_CHANGE, EPS_YS})
+        m = int(env[NUM_OLD]) if NUM_OLD in env else 0
+        history = [(_vec(f"y{k}", self.n), _vec(f"s{k}", self.n), sp.Symbol(f"rho{k}")) for k in range(m)]
+        unknown = {s for s in (*self.theta, *self.d, *self.prev, T_STEP, H_DIAG) if s not in env}
+        fresh = {*unknown, F_PREV, TOL_GRAD, TOL_CHANGE, EPS_YS, *extra,
+                 *(s for y, st, r in history for s in (*y, *st, r))}
+        field = _field_of([*env.values(), *self.group.values()], self.objective, fresh)
+        saved = Sym.small, Sym.field
+        Sym.small, Sym.field = frozenset({TOL_GRAD, TOL_CHANGE, EPS_YS}), field
         try:
+            x = [Sym(get(s)) for s in self.theta]
+            state: dict = {"func_evals": get(FUNC_EVALS), "n_iter": get(N_ITER)}
+            if state["n_iter"] != 0:
+                state["d"] = [Sym(get(s)) for s in self.d]
+                state["t"] = Sym(get(T_STEP))
+                state["prev_flat_grad"] = [Sym(get(s)) for s in self.prev]
+                state["prev_loss"] = Sym(F_PREV)
+                state["H_diag"] = Sym(get(H_DIAG))
+            if state["n_iter"] != 0 and NUM_OLD in env:  # unknown history: any use of it fails
+                state["old_dirs"] = [[Sym(s) for s in y] for y, _, _ in history]
+                state["old_stps"] = [[Sym(s) for s in st] for _, st, _ in history]
+                state["ro"] = [Sym(r) for _, _, r in history]
+            group = {**self.group, "tolerance_grad": Sym(TOL_GRAD), "tolerance_change": Sym(TOL_CHANGE)}
+            lines = Lines(self.rule, {EPS_YS: Sym(EPS_YS)})
+            closure = closure_of(self.objective, self.n, list(range(self.n)))
             lbfgs_step(x, closure, state, group, lines)
         finally:
-            Sym.small = small
+            Sym.small, Sym.field = saved
         out = {**env, FUNC_EVALS: sp.sympify(state["func_evals"]), N_ITER: sp.sympify(state["n_iter"])}
-        out.update({s: v.e for s, v in zip(self.theta, x, strict=True)})
+        out.update(zip(self.theta, x, strict=True))
         if "d" in state:
-            out.update({s: v.e for s, v in zip(self.d, state["d"], strict=True)})
-            out.update({s: v.e for s, v in zip(self.prev, state["prev_flat_grad"], strict=True)})
-            out[T_STEP] = state["t"].e
-            out[H_DIAG] = sp.sympify(getattr(state["H_diag"], "e", state["H_diag"]))
+            out.update(zip(self.d, state["d"], strict=True))
+            out.update(zip(self.prev, state["prev_flat_grad"], strict=True))
+            out[T_STEP] = state["t"]
+            out[H_DIAG] = state["H_diag"]
         if "old_dirs" in state:
             out[NUM_OLD] = sp.Integer(len(state["old_dirs"]))
-        return out
+        return out, field
 
 
 # 1-D: f = a/2·(x − c)² from x₀ = c + 1 + m with a·(x₀ − c) = 1 + k > 1 (k, m > 0).

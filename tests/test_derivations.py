@@ -6,7 +6,7 @@ import pytest
 import sympy as sp
 from optimizer_conformance.derivations import SPECS
 from optimizer_conformance.derivations.__main__ import main as regenerate
-from optimizer_conformance.derivations.proofs import ClosedForm, prove
+from optimizer_conformance.derivations.proofs import ClosedForm, prove, residual
 from optimizer_conformance.derivations.rule import changed_lines, theta
 
 CLOSED = [(s.id, cf) for s in SPECS.values() for cf in s.closed_forms]
@@ -35,6 +35,17 @@ def test_a_false_closed_form_is_not_proved():
         initial=good.initial,
     )
     assert not prove(wrong).holds
+
+
+def test_residual_is_zero_exactly_for_equal_expressions():
+    """The rational normal form sees b**(n + 1) = b·b**n and |g|/√(g²) = 1 (through simplify), and
+    reduces nothing that is not an identity to zero."""
+    b, g = sp.Symbol("b", positive=True), sp.Symbol("g", real=True)
+    n = sp.Symbol("n", integer=True, positive=True)
+    assert residual(b ** (n + 1) / (1 - b ** (n + 1)), b * b**n / (1 - b * b**n)) == 0
+    assert residual(g / sp.sqrt(g**2 * (1 - b**n) / (1 - b**n)), g / sp.Abs(g)) == 0
+    assert residual(b ** (n + 1), b**n) != 0
+    assert residual(g / sp.sqrt(g**2), 1) != 0  # g may be negative
 
 
 @pytest.mark.parametrize("spec_id", sorted(SPECS))

@@ -141,6 +141,24 @@ def test_a_false_closed_form_is_not_proved(cf):
     assert not prove(wrong).holds
 
 
+def test_a_wrong_contraction_rate_fails_the_induction_step():
+    """The residuals computed in the field of rational functions can be nonzero: claiming one factor
+    1 − γ per call instead of two (x_t − c = (1 − γ)^t·e₁, d_t = −(1 − γ)^(t−1)·e₁) agrees with the
+    true closed form at t = 1, so the base case holds, and the induction step rejects it."""
+    good = L.CLOSED_FORMS[1]
+    rule, r, e1 = good.rule, L._R, L._E1
+    closed = {
+        **good.closed,
+        **{th: ci + r**L.t * e for th, ci, e in zip(rule.theta, L._c2, e1, strict=True)},
+        **{di: -(r ** (L.t - 1)) * e for di, e in zip(rule.d, e1, strict=True)},
+        **{gi: L._A2 * r ** (L.t - 1) * e for gi, e in zip(rule.prev, e1, strict=True)},
+    }
+    proof = prove(ClosedForm("wrong_rate", "", rule, good.given, closed, good.initial))
+    assert all(v == 0 for v in proof.base_case.values()), proof.base_case
+    wrong = {k for k, v in proof.induction_step.items() if v != 0}
+    assert wrong == {str(s) for s in (*rule.theta, *rule.d, *rule.prev)}, proof.induction_step
+
+
 def test_a_variant_does_not_contract_the_isotropic_quadratic():
     """With H₀ = I (optax's scale_init_precond=False) the contraction cannot be proved: already the
     first step's outcome depends on a·γ, which the symbolic run refuses to guess."""
