@@ -327,11 +327,12 @@ def _requests(driver) -> list[tuple[str, str]]:
 
 
 def _settle(driver, since: float, quiet: float = 0.15, timeout: float = 10.0) -> list[tuple[str, str]]:
-    """The requests made since the last call, once none has been made for `quiet` seconds, counted
-    from `since` (a time.monotonic(): when the page had loaded) or from the last request seen,
-    whichever is later (lazy loads included: material starts its own, such as mermaid's, as the
-    page is set up). The log is polled every 30 ms, so the wait ends within that of the quiet
-    period. A request made later still is credited to its page by its documentURL when it is read."""
+    """The requests made since the last call, once none has been made for `quiet` seconds: counted
+    from `since` (a time.monotonic() by which the page had loaded and its requests had been read)
+    or from the last request seen, whichever is later (lazy loads included: material starts its
+    own, such as mermaid's, as the page is set up). The log is polled every 30 ms: the wait ends
+    within that of the quiet period (the width check of the page runs inside it). A request made
+    later still is credited to its page by its documentURL when it is read."""
     seen = _requests(driver)
     end, last = time.monotonic() + timeout, since
     while time.monotonic() < end and time.monotonic() - last < quiet:
@@ -382,8 +383,7 @@ def test_every_page_requests_nothing_outside_and_fits_the_window(browser, reques
     """Every page of the built site, opened in headless Chromium from a local server: every request
     it makes (Chrome DevTools Protocol Network events, lazy ones included) is to that server; and
     at 1280 px nothing makes the page wider than the window or sticks out of the text column, and
-    every table fits the column: only inner boxes (code blocks, wide formulas) scroll sideways.
-    Each page is checked for width while its quiet period (``_settle``) runs."""
+    every table fits the column: only inner boxes (code blocks, wide formulas) scroll sideways."""
     driver = browser  # skips before building where there is no browser
     built_site, url = request.getfixturevalue("built_site"), request.getfixturevalue("site")
     local = urlsplit(url).netloc
@@ -392,10 +392,10 @@ def test_every_page_requests_nothing_outside_and_fits_the_window(browser, reques
     assert driver.execute_script("return window.innerWidth") == WIDTH
     for page in _pages(built_site):
         driver.get(url + page)
-        loaded = time.monotonic()
-        found = _requests(driver)  # those of the load, read before the width check
+        found = _requests(driver)  # those of the load
+        read = time.monotonic()  # every request made before this has been read
         too_wide += [f"{page or '/'}: {what}" for what in driver.execute_script(_TOO_WIDE)]
-        found += _settle(driver, since=loaded)
+        found += _settle(driver, since=read)
         requests += [(document or url + page, target) for document, target in found]
     requests += _settle(driver, since=time.monotonic(), quiet=0.5)  # late ones, of the last page
     assert len(requests) >= len(_pages(built_site)), "the network log missed pages"
