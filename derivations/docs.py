@@ -69,6 +69,7 @@ class MathPrinter(MathMLPresentationPrinter):
         super().__init__({"mul_symbol": None})
         self.settings_symbols = frozenset(settings_symbols) | {t}
         self.choices = dict(choices or {})  # symbol -> its choices (a named choice's index)
+        self.assignments: dict[Assign, str] = {}  # a rule line's <math>, printed once (assignment_math)
 
     # -- elements ------------------------------------------------------------------------
     def _el(self, tag: str, *children, text: str | None = None, **attrs) -> Element:
@@ -280,9 +281,12 @@ def math(expr, printer: MathPrinter | None = None, display: bool = True) -> str:
 
 
 def assignment_math(line: Assign, printer: MathPrinter) -> str:
-    """``<math display="block">`` for one line of a rule: target ← expr."""
-    node = printer._el("mrow", printer.node(line.target), printer._mo("←"), printer.node(line.expr))
-    return printer.to_math(node, label=line.label)
+    """``<math display="block">`` for one line of a rule: target ← expr. Printed once per printer: a
+    spec's page shows a line in its algorithm and again beside each variant that changes it."""
+    if line not in printer.assignments:
+        node = printer._el("mrow", printer.node(line.target), printer._mo("←"), printer.node(line.expr))
+        printer.assignments[line] = printer.to_math(node, label=line.label)
+    return printer.assignments[line]
 
 
 def equation_math(lhs, rhs, printer: MathPrinter, label: str | None = None, display: bool = True) -> str:
