@@ -69,6 +69,7 @@ class MathPrinter(MathMLPresentationPrinter):
         super().__init__({"mul_symbol": None})
         self.settings_symbols = frozenset(settings_symbols) | {t}
         self.choices = dict(choices or {})  # symbol -> its choices (a named choice's index)
+        self.assignments: dict[Assign, str] = {}  # a rule line's <math>, printed once (assignment_math)
 
     # -- elements ------------------------------------------------------------------------
     def _el(self, tag: str, *children, text: str | None = None, **attrs) -> Element:
@@ -280,9 +281,12 @@ def math(expr, printer: MathPrinter | None = None, display: bool = True) -> str:
 
 
 def assignment_math(line: Assign, printer: MathPrinter) -> str:
-    """``<math display="block">`` for one line of a rule: target ← expr."""
-    node = printer._el("mrow", printer.node(line.target), printer._mo("←"), printer.node(line.expr))
-    return printer.to_math(node, label=line.label)
+    """``<math display="block">`` for one line of a rule: target ← expr. Printed once per printer: a
+    spec's page shows a line in its algorithm and again beside each variant that changes it."""
+    if line not in printer.assignments:
+        node = printer._el("mrow", printer.node(line.target), printer._mo("←"), printer.node(line.expr))
+        printer.assignments[line] = printer.to_math(node, label=line.label)
+    return printer.assignments[line]
 
 
 def equation_math(lhs, rhs, printer: MathPrinter, label: str | None = None, display: bool = True) -> str:
@@ -475,6 +479,9 @@ def _plot(spec) -> tuple[list[str], dict[str, str]]:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
+    # laid out once: without this, savefig would draw the figure a second time for the layout
+    # placeholder tight_layout leaves behind (the same SVG bytes either way)
+    fig.set_layout_engine(None)
     buf = io.StringIO()
     fig.savefig(buf, format="svg", metadata={"Date": None})
     plt.close(fig)

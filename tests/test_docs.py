@@ -5,7 +5,8 @@ The optimizer pages are generated at build time by ``derivations/docs.py`` (the 
 once per test session (``built_site``) and checked to load nothing from outside itself: statically
 from its files, and in headless Chromium from a local server, page by page, with every network
 request recorded; the browser tests (also: math, navigation, search, no page wider than 1280 px)
-skip where Chromium, chromedriver or selenium is missing.
+share one headless Chromium (``browser``) and skip where Chromium, chromedriver or selenium is
+missing.
 """
 
 from __future__ import annotations
@@ -128,7 +129,9 @@ BUILD_ENV = {"OPTIMIZER_CONFORMANCE_DOCS_QUICK": "1", "OPTIMIZER_CONFORMANCE_DOC
 WIDTH = 1280  # the window width at which no page may be wider than the window
 
 
-def _browser(network_log: bool = False):
+def _browser():
+    """Headless Chromium at 1280 px, its Chrome DevTools Protocol Network events logged (read with
+    driver.get_log("performance"))."""
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
     if not CHROMIUM or not CHROMEDRIVER:
         pytest.skip("Chromium or chromedriver is not installed (apt-get install chromium chromium-driver)")
@@ -144,11 +147,21 @@ def _browser(network_log: bool = False):
                 # (it is still seen, in the network log) instead of reaching out or hanging the page
                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
         opts.add_argument(arg)
-    if network_log:  # Chrome DevTools Protocol Network events, read with driver.get_log("performance")
-        opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     driver.set_page_load_timeout(60)
     return driver
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One Chromium for the module's browser tests (starting one costs about a second each time);
+    each test opens its own pages. Skips where there is no browser."""
+    driver = _browser()
+    try:
+        yield driver
+    finally:
+        driver.quit()
 
 
 @pytest.fixture(scope="session")
@@ -313,14 +326,17 @@ def _requests(driver) -> list[tuple[str, str]]:
     return out
 
 
-def _settle(driver, quiet: float = 0.15, timeout: float = 10.0) -> list[tuple[str, str]]:
-    """The requests made since the last call, once none has been made for `quiet` seconds (lazy
-    loads included: material starts its own, such as mermaid's, as the page is set up). A request
-    made later still is credited to its page by its documentURL when it is read."""
+def _settle(driver, since: float, quiet: float = 0.15, timeout: float = 10.0) -> list[tuple[str, str]]:
+    """The requests made since the last call, once none has been made for `quiet` seconds: counted
+    from `since` (a time.monotonic() by which the page had loaded and its requests had been read)
+    or from the last request seen, whichever is later (lazy loads included: material starts its
+    own, such as mermaid's, as the page is set up). The log is polled every 30 ms: the wait ends
+    within that of the quiet period (the width check of the page runs inside it). A request made
+    later still is credited to its page by its documentURL when it is read."""
     seen = _requests(driver)
-    end, last = time.monotonic() + timeout, time.monotonic()
+    end, last = time.monotonic() + timeout, since
     while time.monotonic() < end and time.monotonic() - last < quiet:
-        time.sleep(0.1)
+        time.sleep(0.03)
         new = _requests(driver)
         if new:
             seen, last = seen + new, time.monotonic()
@@ -363,24 +379,25 @@ return out.slice(0, 10);
 
 
 @pytest.mark.long
-def test_every_page_requests_nothing_outside_and_fits_the_window(request):
+def test_every_page_requests_nothing_outside_and_fits_the_window(browser, request):
     """Every page of the built site, opened in headless Chromium from a local server: every request
     it makes (Chrome DevTools Protocol Network events, lazy ones included) is to that server; and
     at 1280 px nothing makes the page wider than the window or sticks out of the text column, and
     every table fits the column: only inner boxes (code blocks, wide formulas) scroll sideways."""
-    driver = _browser(network_log=True)  # skips before building where there is no browser
+    driver = browser  # skips before building where there is no browser
     built_site, url = request.getfixturevalue("built_site"), request.getfixturevalue("site")
     local = urlsplit(url).netloc
     requests, too_wide = [], []
-    try:
-        assert driver.execute_script("return window.innerWidth") == WIDTH
-        for page in _pages(built_site):
-            driver.get(url + page)
-            requests += [(document or url + page, target) for document, target in _settle(driver)]
-            too_wide += [f"{page or '/'}: {what}" for what in driver.execute_script(_TOO_WIDE)]
-        requests += _settle(driver, quiet=0.5)  # late ones, of the last page
-    finally:
-        driver.quit()
+    _requests(driver)  # what another test's pages asked for: not this test's pages
+    assert driver.execute_script("return window.innerWidth") == WIDTH
+    for page in _pages(built_site):
+        driver.get(url + page)
+        found = _requests(driver)  # those of the load
+        read = time.monotonic()  # every request made before this has been read
+        too_wide += [f"{page or '/'}: {what}" for what in driver.execute_script(_TOO_WIDE)]
+        found += _settle(driver, since=read)
+        requests += [(document or url + page, target) for document, target in found]
+    requests += _settle(driver, since=time.monotonic(), quiet=0.5)  # late ones, of the last page
     assert len(requests) >= len(_pages(built_site)), "the network log missed pages"
     outside = list(dict.fromkeys((document.removeprefix(url) or "/", target) for document, target in requests
                                  if urlsplit(target).scheme in ("http", "https", "ws", "wss", "ftp")
@@ -406,45 +423,42 @@ def _wait(predicate, timeout=60.0):  # generous: CI machines are slow and loaded
     return predicate()
 
 
-def test_site_renders_math_navigates_and_searches(request):
-    driver = _browser()
+def test_site_renders_math_navigates_and_searches(browser, request):
+    driver = browser
     url = request.getfixturevalue("site")
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    try:
-        driver.get(url + "optimizers/adam/")
-        boxes = driver.execute_script("""
-            return [...document.querySelectorAll('math[display="block"]')].map(m => {
-              const r = m.getBoundingClientRect(); return [r.width, r.height, getComputedStyle(m).display];
-            });""")
-        assert len(boxes) >= len(SPECS["adam"].rule.body)
-        assert all(w > 0 and h > 0 for w, h, _ in boxes), boxes
-        assert all("math" in display for _, _, display in boxes), "MathML not laid out as math"
-        # a fraction is laid out stacked: numerator above denominator
-        stacked = driver.execute_script("""
-            const f = document.querySelector('math[data-label="update"] mfrac');
-            const [n, d] = f.children;
-            return n.getBoundingClientRect().bottom <= d.getBoundingClientRect().top + 1;""")
-        assert stacked, "mfrac not rendered as a fraction"
-        text = driver.find_element(By.TAG_NAME, "article").text
-        for tex in ("\\frac", "\\hat", "\\beta", "$$", "\\left"):
-            assert tex not in text
-        # navigation: a nav link changes the page
-        link = driver.find_element(By.CSS_SELECTOR, 'nav.md-nav--primary a[href$="/sgd/"]')
-        link.click()
-        assert _wait(lambda: driver.current_url.rstrip("/").endswith("optimizers/sgd"))
-        assert _wait(lambda: driver.find_element(By.TAG_NAME, "h1").text.strip() == "SGD")
-        # search: type in the material search box, results appear
-        driver.find_element(By.CSS_SELECTOR, "label.md-search__icon, .md-search__input").click()
-        box = driver.find_element(By.CSS_SELECTOR, "input.md-search__input")
-        _wait(lambda: box.is_displayed())
-        box.send_keys("bias correction")
-        results = _wait(lambda: driver.find_elements(By.CSS_SELECTOR, ".md-search-result__item"))
-        assert results, "no search results"
-        box.send_keys(Keys.ESCAPE)
-    finally:
-        driver.quit()
+    driver.get(url + "optimizers/adam/")
+    boxes = driver.execute_script("""
+        return [...document.querySelectorAll('math[display="block"]')].map(m => {
+          const r = m.getBoundingClientRect(); return [r.width, r.height, getComputedStyle(m).display];
+        });""")
+    assert len(boxes) >= len(SPECS["adam"].rule.body)
+    assert all(w > 0 and h > 0 for w, h, _ in boxes), boxes
+    assert all("math" in display for _, _, display in boxes), "MathML not laid out as math"
+    # a fraction is laid out stacked: numerator above denominator
+    stacked = driver.execute_script("""
+        const f = document.querySelector('math[data-label="update"] mfrac');
+        const [n, d] = f.children;
+        return n.getBoundingClientRect().bottom <= d.getBoundingClientRect().top + 1;""")
+    assert stacked, "mfrac not rendered as a fraction"
+    text = driver.find_element(By.TAG_NAME, "article").text
+    for tex in ("\\frac", "\\hat", "\\beta", "$$", "\\left"):
+        assert tex not in text
+    # navigation: a nav link changes the page
+    link = driver.find_element(By.CSS_SELECTOR, 'nav.md-nav--primary a[href$="/sgd/"]')
+    link.click()
+    assert _wait(lambda: driver.current_url.rstrip("/").endswith("optimizers/sgd"))
+    assert _wait(lambda: driver.find_element(By.TAG_NAME, "h1").text.strip() == "SGD")
+    # search: type in the material search box, results appear
+    driver.find_element(By.CSS_SELECTOR, "label.md-search__icon, .md-search__input").click()
+    box = driver.find_element(By.CSS_SELECTOR, "input.md-search__input")
+    _wait(lambda: box.is_displayed())
+    box.send_keys("bias correction")
+    results = _wait(lambda: driver.find_elements(By.CSS_SELECTOR, ".md-search-result__item"))
+    assert results, "no search results"
+    box.send_keys(Keys.ESCAPE)
 
 
 def test_board_cells_name_combinations_and_say_when_they_explain_part():
