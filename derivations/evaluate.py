@@ -288,6 +288,17 @@ def hyperparameter_env(rule: Rule, values: Mapping[str, object]) -> dict[sp.Symb
     return env
 
 
+def _hyperparameter_envs(rule: Rule, values: Mapping[str, object]) -> tuple[dict, dict]:
+    """:func:`hyperparameter_env` keyed by :func:`key`, and its (value, bound) pairs (exact inputs):
+    memoised by the values (every variant's trajectory of a case reads the same settings, step after
+    step); the dicts are read, never written."""
+    memo_key = (rule.hyperparameters, tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in values.items()))
+    if (out := _HYPERPARAMETER_ENVS.get(memo_key)) is None:
+        env = {key(sym): v for sym, v in hyperparameter_env(rule, values).items()}
+        out = _HYPERPARAMETER_ENVS[memo_key] = env, {k: (float(v), 0.0) for k, v in env.items()}
+    return out
+
+
 def evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None = None) -> list[Snapshot]:
     """The exact trajectory: one snapshot after each step. ``met``: if given, filled with the
     sides of the rule's branches (derivations/boundaries.py) that the trajectory meets."""
@@ -433,6 +444,7 @@ _MPF = itertools.repeat("_mpf_")  # getattr(x, "_mpf_", x) over the inputs
 _ZEROS = itertools.repeat(0.0)  # fenv.get(k, 0.0) over the inputs
 
 
+_HYPERPARAMETER_ENVS: dict = {}  # (hyperparameters, a group's settings) -> its envs (see _hyperparameter_envs)
 _EXACT_INPUTS: dict = {}  # a gradient's value (a float or a decimal string) -> its mpf
 
 
@@ -445,10 +457,11 @@ def _exact_input(x) -> mpmath.mpf:
 
 
 def forget() -> None:
-    """Empty the memo of line results and of converted inputs (memory only: a result depends on
-    its inputs alone)."""
+    """Empty the memo of line results and of converted inputs and settings (memory only: a result
+    depends on its inputs alone)."""
     _MEMO.clear()
     _EXACT_INPUTS.clear()
+    _HYPERPARAMETER_ENVS.clear()
 
 
 def _elementwise(line: _Line, active: list[_Param], fixed: tuple[str, ...]) -> None:
@@ -509,8 +522,7 @@ def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> 
         was_reloaded = was_reloaded or step.reload_before
         for change in step.changes:
             group_hps[change.group][change.name] = change.value
-        envs = [{key(sym): v for sym, v in hyperparameter_env(rule, hps).items()} for hps in group_hps]
-        benvs = [{k: (float(v), 0.0) for k, v in env.items()} for env in envs]
+        envs, benvs = zip(*(_hyperparameter_envs(rule, hps) for hps in group_hps), strict=True)
         # the parameters this step updates (those with a gradient): what their elements share on
         # every repeat of the step (all but the step count), and each element's (g, present)
         shared = {}
