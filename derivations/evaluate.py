@@ -335,12 +335,17 @@ def _node_inputs(node: _Node, ap: _Param, fixed: tuple[str, ...]):
 
 
 def _store(k: int, ap: _Param, rx, rv, re, rf, fixed: tuple[str, ...]) -> None:
-    rf = {d: np.broadcast_to(rf.get(d, 0.0), ap.shape).reshape(-1) for d in fixed}
-    for i in range(len(ap.envs_x)):
-        ap.envs_x[i][k] = rx[i]
-        ap.envs_b[i][k] = (float(rv[i]), float(re[i]))
-        for d in fixed:
-            ap.envs_f[i][d][k] = float(rf[d][i])
+    """A tensor function's results, flat in the parameter's order, into its elements' envs (the
+    bound's and fixed channels' as Python floats)."""
+    for env, x in zip(ap.envs_x, rx, strict=True):
+        env[k] = x
+    values, errors = (np.asarray(a, dtype=np.float64).reshape(-1).tolist() for a in (rv, re))
+    for benv, pair in zip(ap.envs_b, zip(values, errors, strict=True), strict=True):
+        benv[k] = pair
+    for d in fixed:
+        carried = np.asarray(np.broadcast_to(rf.get(d, 0.0), ap.shape), dtype=np.float64).reshape(-1).tolist()
+        for fenv, f in zip(ap.envs_f, carried, strict=True):
+            fenv[d][k] = f
 
 
 def _guarded_out(node: _Node, envs: list[dict]) -> bool:
