@@ -288,6 +288,17 @@ def hyperparameter_env(rule: Rule, values: Mapping[str, object]) -> dict[sp.Symb
     return env
 
 
+def _hyperparameter_envs(rule: Rule, values: Mapping[str, object]) -> tuple[dict, dict]:
+    """:func:`hyperparameter_env` keyed by :func:`key`, and its (value, bound) pairs (exact inputs):
+    memoised by the values (every variant's trajectory of a case reads the same settings, step after
+    step); the dicts are read, never written."""
+    memo_key = (rule.hyperparameters, tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in values.items()))
+    if (out := _HYPERPARAMETER_ENVS.get(memo_key)) is None:
+        env = {key(sym): v for sym, v in hyperparameter_env(rule, values).items()}
+        out = _HYPERPARAMETER_ENVS[memo_key] = env, {k: (float(v), 0.0) for k, v in env.items()}
+    return out
+
+
 def evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None = None) -> list[Snapshot]:
     """The exact trajectory: one snapshot after each step. ``met``: if given, filled with the
     sides of the rule's branches (derivations/boundaries.py) that the trajectory meets."""
@@ -324,12 +335,17 @@ def _node_inputs(node: _Node, ap: _Param, fixed: tuple[str, ...]):
 
 
 def _store(k: int, ap: _Param, rx, rv, re, rf, fixed: tuple[str, ...]) -> None:
-    rf = {d: np.broadcast_to(rf.get(d, 0.0), ap.shape).reshape(-1) for d in fixed}
-    for i in range(len(ap.envs_x)):
-        ap.envs_x[i][k] = rx[i]
-        ap.envs_b[i][k] = (float(rv[i]), float(re[i]))
-        for d in fixed:
-            ap.envs_f[i][d][k] = float(rf[d][i])
+    """A tensor function's results, flat in the parameter's order, into its elements' envs (the
+    bound's and fixed channels' as Python floats)."""
+    for env, x in zip(ap.envs_x, rx, strict=True):
+        env[k] = x
+    values, errors = (np.asarray(a, dtype=np.float64).reshape(-1).tolist() for a in (rv, re))
+    for benv, pair in zip(ap.envs_b, zip(values, errors, strict=True), strict=True):
+        benv[k] = pair
+    for d in fixed:
+        carried = np.asarray(np.broadcast_to(rf.get(d, 0.0), ap.shape), dtype=np.float64).reshape(-1).tolist()
+        for fenv, f in zip(ap.envs_f, carried, strict=True):
+            fenv[d][k] = f
 
 
 def _guarded_out(node: _Node, envs: list[dict]) -> bool:
@@ -433,6 +449,7 @@ _MPF = itertools.repeat("_mpf_")  # getattr(x, "_mpf_", x) over the inputs
 _ZEROS = itertools.repeat(0.0)  # fenv.get(k, 0.0) over the inputs
 
 
+_HYPERPARAMETER_ENVS: dict = {}  # (hyperparameters, a group's settings) -> its envs (see _hyperparameter_envs)
 _EXACT_INPUTS: dict = {}  # a gradient's value (a float or a decimal string) -> its mpf
 
 
@@ -445,10 +462,11 @@ def _exact_input(x) -> mpmath.mpf:
 
 
 def forget() -> None:
-    """Empty the memo of line results and of converted inputs (memory only: a result depends on
-    its inputs alone)."""
+    """Empty the memo of line results and of converted inputs and settings (memory only: a result
+    depends on its inputs alone)."""
     _MEMO.clear()
     _EXACT_INPUTS.clear()
+    _HYPERPARAMETER_ENVS.clear()
 
 
 def _elementwise(line: _Line, active: list[_Param], fixed: tuple[str, ...]) -> None:
@@ -509,8 +527,7 @@ def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> 
         was_reloaded = was_reloaded or step.reload_before
         for change in step.changes:
             group_hps[change.group][change.name] = change.value
-        envs = [{key(sym): v for sym, v in hyperparameter_env(rule, hps).items()} for hps in group_hps]
-        benvs = [{k: (float(v), 0.0) for k, v in env.items()} for env in envs]
+        envs, benvs = zip(*(_hyperparameter_envs(rule, hps) for hps in group_hps), strict=True)
         # the parameters this step updates (those with a gradient): what their elements share on
         # every repeat of the step (all but the step count), and each element's (g, present)
         shared = {}

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from mpmath.libmp import mpf_sub, round_nearest, to_float
 from optimizer_conformance.conformance.tolerance import CATCH_MARGIN, tolerance
 
 from .boundaries import document as boundaries_document
@@ -36,6 +37,7 @@ from .golden_format import (
     SCHEMA_ID,
     fmt,
     fmt_bound,
+    forget_formatted,
     hyperparameters_document,
     state_declaration,
     variant_meta,
@@ -131,19 +133,43 @@ def steps(rule: Rule, case: CaseDesign, trajectory: list[Snapshot], with_state: 
     return out
 
 
+def _distance(a, b) -> float:
+    """|a − b| for two mpf: the exact difference rounded once to the nearest double (no
+    cancellation in float64); 0 at once for the same object (trajectories share the memoised values)."""
+    if a is b:
+        return 0.0
+    return abs(to_float(mpf_sub(a._mpf_, b._mpf_, 53, round_nearest)))
+
+
+def _tolerances(case: CaseDesign, traj: list[Snapshot]) -> dict[str, dict[str, np.ndarray]]:
+    """Per param and dtype, the tolerance (steps × elements) along a reference trajectory, from its
+    bounds: computed once per trajectory, the reference of every variant's and combination's
+    separation from it (the memo holds the trajectory, so its id is not reused)."""
+    if (hit := _TOLERANCES.get(id(traj))) is not None and hit[0] is traj:
+        return hit[1]
+    out = {}
+    for p in case.params:
+        bound = np.array([s.param_bounds[p.name] for s in traj])
+        fixed = {d: np.array([s.param_fixed[d][p.name] for s in traj]) for d in traj[0].param_fixed}
+        out[p.name] = {dtype: tolerance(bound, dtype, fixed) for dtype in DTYPES}
+    _TOLERANCES[id(traj)] = (traj, out)
+    return out
+
+
+_TOLERANCES: dict[int, tuple[list[Snapshot], dict]] = {}  # id(trajectory) -> (it, its tolerances)
+
+
 def separation(case: CaseDesign, spec_traj: list[Snapshot], var_traj: list[Snapshot]) -> dict[str, float]:
     """max |variant − spec| / tolerance over steps and elements, per dtype (params only)."""
     worst = dict.fromkeys(DTYPES, 0.0)
+    tolerances = _tolerances(case, spec_traj)
     for p in case.params:
-        # The difference in high precision, then to float: no cancellation in float64.
         diff = np.array(
-            [[float(abs(a - b)) for a, b in zip(sv.params[p.name], ss.params[p.name], strict=True)]
+            [list(map(_distance, sv.params[p.name], ss.params[p.name]))
              for sv, ss in zip(var_traj, spec_traj, strict=True)]
         )
-        bound = np.array([s.param_bounds[p.name] for s in spec_traj])
-        fixed = {d: np.array([s.param_fixed[d][p.name] for s in spec_traj]) for d in spec_traj[0].param_fixed}
         for dtype in DTYPES:
-            worst[dtype] = max(worst[dtype], float((diff / tolerance(bound, dtype, fixed)).max()))
+            worst[dtype] = max(worst[dtype], float((diff / tolerances[p.name][dtype]).max()))
     return worst
 
 
@@ -151,7 +177,9 @@ def spec_documents(spec: Spec) -> dict[str, dict]:
     """All documents of one spec: {relative path: JSON document}."""
     if getattr(spec, "kind", "update") == "closed_loop":  # L-BFGS: driven through a closure
         return closed_loop_documents(spec)
-    forget()  # the previous spec's line results: none of them recur here
+    forget()  # the previous spec's line results and printed values: none of them recur here
+    forget_formatted()
+    _TOLERANCES.clear()
     defaults = spec.defaults()
     cases = [builder.build(defaults) for builder in all_cases(spec)]
     met: dict[str, dict[str, set[str]]] = {c.id: {} for c in cases}
@@ -297,20 +325,26 @@ def index_document(specs: Iterable[Spec]) -> dict:
     return out
 
 
+# ``json.dumps(x, ensure_ascii=False)`` builds this encoder anew on every call; ``json.dumps(key)``
+# (ASCII) reuses json's own default encoder, as here
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
+_ENCODE_KEY = json.JSONEncoder().encode
+
+
 def dumps(obj, indent: int = 0) -> str:
     """Deterministic JSON with one line per array of scalars (compact, diff-friendly)."""
     pad = " " * indent
     if isinstance(obj, dict):
         if not obj:
             return "{}"
-        items = [f'{pad} {json.dumps(k)}: {dumps(v, indent + 1)}' for k, v in obj.items()]
+        items = [f'{pad} {_ENCODE_KEY(k)}: {dumps(v, indent + 1)}' for k, v in obj.items()]
         return "{\n" + ",\n".join(items) + "\n" + pad + "}"
     if isinstance(obj, list):
         if all(not isinstance(x, (dict, list)) for x in obj):
-            return json.dumps(obj, ensure_ascii=False)
+            return _ENCODE(obj)
         items = [f"{pad} {dumps(v, indent + 1)}" for v in obj]
         return "[\n" + ",\n".join(items) + "\n" + pad + "]"
-    return json.dumps(obj, ensure_ascii=False)
+    return _ENCODE(obj)
 
 
 @contextmanager
@@ -338,11 +372,16 @@ def write_all(specs: Iterable[Spec], out_dir: Path,
         with _few_collections():
             docs = spec_documents(spec)
             docs[f"{spec.id}/index.json"] = index_document([spec])
-        for rel, doc in sorted(docs.items()):
-            path = out_dir / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(dumps(doc) + "\n", encoding="utf-8")
-            written.append(path)
+            # the evaluator's memos are not read again: freed now (by reference counting), they are
+            # not walked by the collector while the documents are written, nor afterwards
+            forget()
+            forget_formatted()
+            _TOLERANCES.clear()
+            for rel, doc in sorted(docs.items()):
+                path = out_dir / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(dumps(doc) + "\n", encoding="utf-8")
+                written.append(path)
         written.append(write_manifest(out_dir / spec.id))
         if progress is not None:
             progress(spec)

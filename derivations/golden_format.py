@@ -15,8 +15,22 @@ DTYPES = ("float32", "float64")
 
 
 def fmt(x) -> str:
-    """An mpf as a decimal string with DIGITS significant digits."""
-    return mpmath.libmp.to_str(mpmath.mpf(x)._mpf_, DIGITS)
+    """An mpf as a decimal string with DIGITS significant digits, of ``mpmath.mpf(x)``: the value
+    rounded to the context's precision (the default 53 bits where the goldens are written).
+    Memoised by (value, precision): a spec's documents print the same values many times over (every
+    variant and combination shares the spec's trajectory up to where its delta takes effect)."""
+    key = (getattr(x, "_mpf_", x), mpmath.mp.prec)
+    if (out := _FORMATTED.get(key)) is None:
+        out = _FORMATTED[key] = mpmath.libmp.to_str(mpmath.mpf(x)._mpf_, DIGITS)
+    return out
+
+
+_FORMATTED: dict = {}
+
+
+def forget_formatted() -> None:
+    """Empty :func:`fmt`'s memo (the generator does, spec by spec)."""
+    _FORMATTED.clear()
 
 
 def fmt_bound(x: float) -> str:
