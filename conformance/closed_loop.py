@@ -392,7 +392,7 @@ def _score(res: CaseResult, case: ClosedLoopCase, dtype: str, losses: list[float
     per_step: list[list[Divergence]] = [[] for _ in range(steps)]
     shapes = {p.name: p.shape for p in case.params}
     for name, expected in case.expected.items():
-        score_params(res, name, shapes[name], expected, tolerance(case.bound[name], dtype), per_step)
+        score_params(res, name, shapes[name], expected, case.tolerance(name, dtype), per_step)
     # the loss each call returned (a (T + 1, 1) trajectory with an unused row 0)
     exp_loss = np.concatenate([[np.nan], case.loss]).reshape(-1, 1)
     act_loss = np.concatenate([[np.nan], losses]).reshape(-1, 1)

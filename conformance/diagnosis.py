@@ -26,7 +26,7 @@ from .compound import PRECISION, describe, minimal, parts, size, without_precisi
 from .golden import Case, Spec
 from .kinds import load_spec, load_variant
 from .open_loop import variant_cases
-from .tolerance import CATCH_MARGIN, tolerance
+from .tolerance import CATCH_MARGIN
 
 
 def load_combination(spec_id: str, combo: compound.Combination) -> dict[str, Case]:
@@ -49,7 +49,7 @@ def _separation(spec_id: str, case_id: str, variant: str, dtype: str) -> float:
     other = load_variant(spec_id, variant)[case_id]
     worst = 0.0
     for name, exp in case.expected.items():
-        tol = tolerance(case.bound[name], dtype, getattr(case, "bound_fixed", {}).get(name))
+        tol = case.tolerance(name, dtype)
         diff = np.abs(other.expected[name][1:] - exp[1:])
         # steps a long horizon does not check are NaN: not compared
         worst = max(worst, float(np.max(np.nan_to_num(diff / tol, nan=0.0), initial=0.0)))

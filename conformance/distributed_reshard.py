@@ -19,7 +19,6 @@ import numpy as np
 from .distributed import mode_name
 from .distributed_group import RankGroup
 from .kinds import load_spec
-from .tolerance import tolerance
 
 
 @dataclass
@@ -66,7 +65,7 @@ def reshard_resume(optimizer: str, spec_id: str, case_id: str, dtype: str, saved
     worst = 0.0
     for name, exp in case.expected.items():
         actual = np.vstack([r[name] for r in rows])
-        tol = tolerance(case.bound[name], dtype, case.bound_fixed.get(name))
+        tol = case.tolerance(name, dtype)
         ratio = np.abs(actual - exp[1:]) / tol
         worst = max(worst, float(np.max(np.where(np.isfinite(ratio), ratio, np.inf), initial=0.0)))
     out.max_ratio = worst

@@ -31,7 +31,7 @@ from .diagnosis import Diagnosis, diagnose
 from .drivers import NumpyDriver
 from .golden import Case, Change, Group, Spec, Step
 from .open_loop import run_case
-from .tolerance import CATCH_MARGIN, tolerance
+from .tolerance import CATCH_MARGIN
 
 PREFIX = "distributed."
 MATCH_TOLERANCES = 2.0  # the candidate's rounding plus the reference's
@@ -158,7 +158,7 @@ def distributed_matches(spec: Spec, case: Case, actual: dict[str, np.ndarray], d
             continue
         far, near = 0.0, True
         for name, exp in case.expected.items():
-            tol = tolerance(case.bound[name], dtype, case.bound_fixed.get(name))
+            tol = case.tolerance(name, dtype)
             far = max(far, float(np.max(np.abs(other[name][1:] - exp[1:]) / tol, initial=0.0)))
             act = actual[name]
             near = near and act.shape == exp.shape and bool(

@@ -16,7 +16,6 @@ import numpy as np
 
 from .golden import Case
 from .scoring import CaseResult
-from .tolerance import tolerance
 
 
 class PlotsUnavailable(Exception):
@@ -37,7 +36,7 @@ def plot_name(case_id: str, dtype: str) -> str:
 
 def _tolerances(case: Case, dtype: str) -> dict[str, np.ndarray]:
     """Per param, (T, n): as the runner scores them (open_loop._score), bound_fixed included."""
-    return {name: tolerance(case.bound[name], dtype, case.bound_fixed.get(name)) for name in case.expected}
+    return {name: case.tolerance(name, dtype) for name in case.expected}
 
 
 def diverging_element(res: CaseResult, case: Case, tol: dict[str, np.ndarray]) -> tuple[str, int] | None:
