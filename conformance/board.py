@@ -1,7 +1,7 @@
 """The third-party board: library optimizers checked against the specs they are named after.
 
-``python -m optimizer_conformance.conformance.board [--json PATH] [--markdown] [--only LIB] [--spec ID]``
-runs every entry of :func:`library_optimizers` whose library is installed, each in a fresh
+``python -m optimizer_conformance.conformance.board [--json PATH] [--markdown] [--only LIB] [--spec ID]
+[--jobs N]`` runs every entry of :func:`library_optimizers` whose library is installed, each in a fresh
 ``pytest --optimizer=... --optimizer-report=...`` process (third-party code never runs inside
 this one, so a crash or a hang is that entry's verdict), and tabulates library × optimizer ×
 dtype → verdict, diagnosis, findings and the library's version. Libraries that are not installed
@@ -156,15 +156,35 @@ def run_entry(entry: LibraryOptimizer, dtypes=DTYPES, timeout: float = 600.0) ->
     return runs
 
 
-def board(entries=None, dtypes=DTYPES, progress=None) -> list[BoardRun]:
+def default_jobs() -> int:
+    """Entries run at once: one per core this process may use (each is a single-threaded
+    ``pytest`` process on tiny tensors), at most 4."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+def board(entries=None, dtypes=DTYPES, progress=None, jobs: int = 1) -> list[BoardRun]:
+    """Every entry's runs, in the order of ``entries`` whatever order they finish in; ``jobs``
+    entries at once (each is its own process: threads here only wait on them)."""
     entries = library_optimizers() if entries is None else entries
-    runs = []
-    for entry in entries:
-        for run in run_entry(entry, dtypes):
-            runs.append(run)
-            if progress is not None:
+    if jobs <= 1:
+        results = []
+        for entry in entries:
+            results.append(run_entry(entry, dtypes))
+            for run in results[-1] if progress is not None else ():
                 progress(run)
-    return runs
+        return [run for runs in results for run in runs]
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(run_entry, entry, dtypes) for entry in entries]
+        for future in as_completed(futures):
+            for run in future.result() if progress is not None else ():
+                progress(run)
+    return [run for future in futures for run in future.result()]
 
 
 def markdown(runs: list[BoardRun]) -> str:
@@ -183,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
     parser.add_argument("--only", metavar="LIBRARY", action="append", help="only these libraries")
     parser.add_argument("--spec", action="append", help="only the implementations of these specs")
+    parser.add_argument("--jobs", type=int, default=default_jobs(),
+                        help="entries run at once, each in its own process (default: one per core, at most 4)")
     args = parser.parse_args(argv)
     entries = [e for e in library_optimizers()
                if (not args.only or e.library in args.only) and (not args.spec or e.spec in args.spec)]
@@ -191,20 +213,22 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     # progress on stderr, shown on a terminal only (disable=None): captured output stays clean
     with tqdm(total=len(entries) * len(DTYPES), desc="board", unit="run", disable=None, leave=False) as bar:
-        runs = board(entries, progress=lambda r: (bar.set_postfix_str(f"{r.optimizer} {r.verdict}"), bar.update()))
+        runs = board(entries, progress=lambda r: (bar.set_postfix_str(f"{r.optimizer} {r.verdict}"), bar.update()),
+                     jobs=args.jobs)
     if args.json:
         import platform
         from datetime import date
 
         env = {"date": date.today().isoformat(), "python": platform.python_version(), "machine": platform.machine(),
-               "torch": version_of("torch"), "seconds": time.perf_counter() - start}
+               "torch": version_of("torch"), "seconds": time.perf_counter() - start, "jobs": args.jobs}
         doc = {"environment": env, "runs": [asdict(r) for r in runs]}
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     if args.markdown:
         print(markdown(runs))
     ran = [r for r in runs if r.verdict != "not installed"]
     print(f"{len(ran)} runs of {len({(r.library, r.optimizer) for r in ran})} library optimizers "
-          f"in {time.perf_counter() - start:.1f} s; {sum(r.verdict == 'conforms' for r in ran)} conform")
+          f"in {time.perf_counter() - start:.1f} s ({args.jobs} at a time); "
+          f"{sum(r.verdict == 'conforms' for r in ran)} conform")
     return 0
 
 

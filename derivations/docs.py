@@ -295,6 +295,12 @@ def equation_math(lhs, rhs, printer: MathPrinter, label: str | None = None, disp
 
 
 # -- pages ------------------------------------------------------------------------------------------
+def _at_a_time(meta: dict) -> str:
+    """The board's parallelism, where its JSON records it (``--jobs``)."""
+    jobs = meta.get("jobs")
+    return f" ({jobs} at a time)" if jobs and jobs > 1 else ""
+
+
 def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
@@ -708,7 +714,7 @@ def board_page(board_json: str | None) -> Page:
     entries = sorted({(r["library"], r["optimizer"]) for r in ran})
     out += [f"Run on {_e(meta['date'])}: torch {_e(meta.get('torch') or '—')} · Python {_e(meta['python'])} · "
             f"{_e(meta['machine'])} · {len(ran)} runs of {len(entries)} implementations in "
-            f"{meta['seconds']:.0f} s: **{sum(r['verdict'] == 'conforms' for r in ran)} conform**.", ""]
+            f"{meta['seconds']:.0f} s{_at_a_time(meta)}: **{sum(r['verdict'] == 'conforms' for r in ran)} conform**.", ""]
     missing = sorted({r["library"] for r in runs if r["verdict"] == "not installed"})
     if missing:
         out += [f"Not installed where this was built (not run): {', '.join(missing)}.", ""]

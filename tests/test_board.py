@@ -8,6 +8,7 @@ import importlib.util
 import pytest
 from optimizer_conformance.conformance.board import (
     LibraryOptimizer,
+    board,
     library_optimizers,
     markdown,
     run_entry,
@@ -48,3 +49,13 @@ def test_a_deviating_library_is_diagnosed_by_name():
     runs = run_entry(LibraryOptimizer("pytorch-optimizer", "pytorch_optimizer.ADOPT", "adopt"))
     assert all(r.verdict == "does not conform" for r in runs)
     assert all("adopt.clip_step_plus_one" in r.diagnosis and "no known variant" not in r.diagnosis for r in runs)
+
+
+def test_entries_run_at_once_come_back_in_the_list_order_with_progress_for_each():
+    entries = [LibraryOptimizer(f"no-such-library-{i}", f"no_such_library_{i}.Adam", "adam") for i in range(5)]
+    seen = []
+    runs = board(entries, progress=seen.append, jobs=3)
+    assert [(r.library, r.dtype) for r in runs] == [(e.library, d) for e in entries for d in ("float32", "float64")]
+    assert sorted(id(r) for r in seen) == sorted(id(r) for r in runs)
+    assert [(r.library, r.dtype, r.verdict) for r in board(entries, jobs=1)] == \
+        [(r.library, r.dtype, r.verdict) for r in runs]
