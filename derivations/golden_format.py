@@ -15,14 +15,27 @@ DTYPES = ("float32", "float64")
 
 
 def fmt(x) -> str:
-    """An mpf as a decimal string with DIGITS significant digits, of ``mpmath.mpf(x)``: the value
-    rounded to the context's precision (the default 53 bits where the goldens are written).
-    Memoised by (value, precision): a spec's documents print the same values many times over (every
-    variant and combination shares the spec's trajectory up to where its delta takes effect)."""
-    key = (getattr(x, "_mpf_", x), mpmath.mp.prec)
+    """A value of a trajectory as a decimal string with DIGITS significant digits, correctly
+    rounded from the value as the evaluator computed it (an mpf of the working precision, 80
+    digits: all DIGITS digits are the exact value's, up to the last one's rounding). Never
+    re-rounded to the context's precision first: the goldens are written outside the working
+    precision, where ``mpmath.mpf(x)`` would round to a double (53 bits) and print the double's
+    digits. A plain number (an int, a float) is exact as it is. Memoised by value: a spec's
+    documents print the same values many times over (every variant and combination shares the
+    spec's trajectory up to where its delta takes effect)."""
+    key = x._mpf_ if isinstance(x, mpmath.mpf) else _exactly(x)
     if (out := _FORMATTED.get(key)) is None:
-        out = _FORMATTED[key] = mpmath.libmp.to_str(mpmath.mpf(x)._mpf_, DIGITS)
+        out = _FORMATTED[key] = mpmath.libmp.to_str(key, DIGITS)
     return out
+
+
+def _exactly(x) -> tuple:
+    """A plain number as an mpf tuple without rounding (an int of any size, a float)."""
+    if isinstance(x, int):
+        return mpmath.libmp.from_int(x)
+    if isinstance(x, float):
+        return mpmath.libmp.from_float(x)
+    raise TypeError(f"a golden value must be an mpf, an int or a float, not {type(x).__name__}")
 
 
 _FORMATTED: dict = {}
