@@ -116,6 +116,7 @@ class DistributedDriver(WrappedParams, TorchDriver):
         self.reloads = 0
         self.gathered: dict[str, dict[str, np.ndarray]] | None = None  # fsdp: the state gathered by params()
         # params given sparse gradients: held in an nn.Embedding(sparse=True) (distributed_wrap.holder)
+        self._local: dict[str, tuple[np.ndarray, Any]] = {}  # per param: the last dense gradient and its share
         self.sparse = frozenset(n for s in case.steps for n, g in s.grads.items() if isinstance(g, SparseGrad))
         if wrapper == "own" and not takes_process_group(cand.target):
             raise CaseSkipped("--optimizer-distributed=own: the candidate takes no process_group= (nor declares "
@@ -187,16 +188,15 @@ class DistributedDriver(WrappedParams, TorchDriver):
                 local[name] = torch.sparse_coo_tensor(indices, values, self.shapes[name], device=self.device,
                                                       check_invariants=True)
             elif g is not None:
-                full = torch.tensor(g, dtype=self.dtype, device=self.device).reshape(self.shapes[name])
-                local[name] = local_gradient(full, self.rank, self.world)
+                local[name] = self._local_dense(name, g)
         if self.wrapper == "own":  # as TorchDriver.step: into the existing .grad, else a fresh one
             for name, t in self.tensors.items():
                 g = local.get(name)
                 if (g is not None and t.grad is not None and g.layout == t.grad.layout == torch.strided
                         and t.grad.shape == g.shape and t.grad.dtype == g.dtype):
                     t.grad.copy_(g)
-                else:
-                    t.grad = g
+                else:  # a fresh tensor: the candidate may write into it, the share is reused
+                    t.grad = None if g is None else g.clone()
             self.opt.step()
             return
         # under ddp, zero and fsdp the wrapper's own backward writes p.grad (DDP's reducer, FSDP's
@@ -207,6 +207,15 @@ class DistributedDriver(WrappedParams, TorchDriver):
             loss = self.model(local)
             loss.backward()
         self.opt.step()
+
+    def _local_dense(self, name: str, g: np.ndarray):
+        """This rank's share of the dense gradient ``g`` (computed once while a long horizon
+        repeats the same array: only the loss's backward reads it, and that writes a new tensor)."""
+        last = self._local.get(name)
+        if last is None or last[0] is not g:
+            full = self.torch.tensor(g, dtype=self.dtype, device=self.device).reshape(self.shapes[name])
+            last = self._local[name] = (g, local_gradient(full, self.rank, self.world))
+        return last[1]
 
     def params(self):
         """The full params, called at the steps the golden records (a long horizon's repeated

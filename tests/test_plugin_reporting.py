@@ -188,25 +188,6 @@ def test_feature_table_counts(pytester):
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="timing measured on the CI machine kind")
-def test_feature_table_and_plots_are_the_same_with_xdist(pytester, monkeypatch):
-    """Under pytest-xdist the controller builds the table from the workers' records (the same
-    table), and the workers that ran the failing cases write their plots."""
-    pytest.importorskip("xdist")
-    _mutant(pytester)
-    set_env(monkeypatch)  # the run and its workers load the plugin and xdist only
-    args = ["-p", "no:cacheprovider", *plugins(xdist=True), *HAND_WRITTEN, "--optimizer=keras_adam.Adam"]
-    if HAVE_MPL:
-        args.append("--optimizer-plots=plots")
-    result = pytester.runpytest_inprocess(*args, "-n", "2")
-    result.assert_outcomes(passed=5, failed=11)
-    assert _table(result.stdout.str()) == MUTANT_TABLE
-    if HAVE_MPL:
-        from optimizer_conformance.conformance.plots import plot_name
-
-        written = {p.name for p in (pytester.path / "plots").iterdir()}
-        assert written == {plot_name(i.split("[")[0], i.split("[")[1].split("-")[0]) for i in MUTANT_FAILS}
-
-
 def test_feature_table_unit():
     from optimizer_conformance.conformance.report import CaseRecord
     from optimizer_conformance.conformance.summary import feature_table
@@ -258,16 +239,28 @@ def test_plots_not_imported_without_the_option(pytester):
     result.stdout.fnmatch_lines(["*MPL: False*"])
 
 
-def test_reports_are_byte_identical_run_to_run_with_and_without_xdist(pytester, monkeypatch):
+def test_reports_are_byte_identical_run_to_run_and_xdist_gives_the_same_table_and_plots(pytester, monkeypatch):
     """The same failing candidate checked twice, and once more under -n 2: the three JSON reports
-    are the same bytes (no timestamps, no durations, records sorted)."""
+    are the same bytes (no timestamps, no durations, records sorted). Under pytest-xdist the
+    controller builds the feature table from the workers' records (the same table), and the
+    workers that ran the failing cases write their plots."""
+    pytest.importorskip("xdist")
     _mutant(pytester)
     set_env(monkeypatch)  # the run and its workers load the plugin and xdist only
-    reports = []
-    for i, extra in enumerate([plugins(), plugins(), ["-n", "2", *plugins(xdist=True)]]):
+    plots = ["--optimizer-plots=plots"] if HAVE_MPL else []
+    reports, outputs = [], []
+    for i, extra in enumerate([plugins(), plugins(), ["-n", "2", *plugins(xdist=True), *plots]]):
         path = pytester.path / f"r{i}.json"
-        _run(pytester, "--optimizer=keras_adam.Adam", "--optimizer-spec=adam", f"--optimizer-report={path}",
-             *extra)
+        result = _run(pytester, *HAND_WRITTEN, "--optimizer=keras_adam.Adam", "--optimizer-spec=adam",
+                      f"--optimizer-report={path}", *extra)
+        result.assert_outcomes(passed=5, failed=11)
         reports.append(path.read_bytes())
+        outputs.append(result.stdout.str())
     assert json.loads(reports[0])["cases"] and json.loads(reports[0])["diagnosis"]["verdict"] == "variant"
     assert reports[0] == reports[1] == reports[2]
+    assert _table(outputs[0]) == _table(outputs[2]) == MUTANT_TABLE
+    if HAVE_MPL:
+        from optimizer_conformance.conformance.plots import plot_name
+
+        written = {p.name for p in (pytester.path / "plots").iterdir()}
+        assert written == {plot_name(i.split("[")[0], i.split("[")[1].split("-")[0]) for i in MUTANT_FAILS}
