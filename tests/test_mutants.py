@@ -159,7 +159,9 @@ def test_control_is_bitwise_torch(spec_id, dtype):
 @cache
 def torch_runs(spec_id: str) -> list[tuple[str, str, list[CaseResult]]]:
     """(implementation, dtype, results) of torch's class for the spec, every CPU implementation; for
-    a spec torch has no class of, its library implementations (the board's) that are installed."""
+    a spec torch has no class of, its library implementations (the board's) that are installed
+    and run on torch (an optax or Keras one is checked by the board and tests/test_ecosystems.py;
+    compiling it for every case here took most of this function's time)."""
     from optimizer_conformance.conformance.sweep import implementations
 
     meta = index()["specs"][spec_id]
@@ -169,6 +171,8 @@ def torch_runs(spec_id: str) -> list[tuple[str, str, list[CaseResult]]]:
             try:
                 cand = Candidate.from_path(impl["path"], impl["kwargs"])
             except ImportError:
+                continue
+            if cand.api != "torch":
                 continue
             cand = dataclasses.replace(cand, args=dict(impl.get("args", {})))
             runs += [(impl["path"], dtype, [run_case(cand, spec, case, dtype) for case in spec.cases])
