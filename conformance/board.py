@@ -168,18 +168,11 @@ def default_jobs() -> int:
 
 def board(entries=None, dtypes=DTYPES, progress=None, jobs: int = 1) -> list[BoardRun]:
     """Every entry's runs, in the order of ``entries`` whatever order they finish in; ``jobs``
-    entries at once (each is its own process: threads here only wait on them)."""
-    entries = library_optimizers() if entries is None else entries
-    if jobs <= 1:
-        results = []
-        for entry in entries:
-            results.append(run_entry(entry, dtypes))
-            for run in results[-1] if progress is not None else ():
-                progress(run)
-        return [run for runs in results for run in runs]
+    entries at once (each is its own process: the threads here only wait on them)."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
+    entries = library_optimizers() if entries is None else entries
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = [pool.submit(run_entry, entry, dtypes) for entry in entries]
         for future in as_completed(futures):
             for run in future.result() if progress is not None else ():

@@ -115,8 +115,8 @@ class DistributedDriver(WrappedParams, TorchDriver):
         self.findings = set()
         self.reloads = 0
         self.gathered: dict[str, dict[str, np.ndarray]] | None = None  # fsdp: the state gathered by params()
-        # params given sparse gradients: held in an nn.Embedding(sparse=True) (distributed_wrap.holder)
         self._local: dict[str, tuple[np.ndarray, Any]] = {}  # per param: the last dense gradient and its share
+        # params given sparse gradients: held in an nn.Embedding(sparse=True) (distributed_wrap.holder)
         self.sparse = frozenset(n for s in case.steps for n, g in s.grads.items() if isinstance(g, SparseGrad))
         if wrapper == "own" and not takes_process_group(cand.target):
             raise CaseSkipped("--optimizer-distributed=own: the candidate takes no process_group= (nor declares "
