@@ -174,9 +174,13 @@ def board(entries=None, dtypes=DTYPES, progress=None, jobs: int = 1) -> list[Boa
     entries = library_optimizers() if entries is None else entries
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = [pool.submit(run_entry, entry, dtypes) for entry in entries]
-        for future in as_completed(futures):
-            for run in future.result() if progress is not None else ():
-                progress(run)
+        try:
+            for future in as_completed(futures):
+                for run in future.result() if progress is not None else ():
+                    progress(run)
+        except BaseException:  # e.g. Ctrl-C (the running entries' processes get it too): start no other
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     return [run for future in futures for run in future.result()]
 
 
@@ -205,9 +209,13 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     # progress on stderr, shown on a terminal only (disable=None): captured output stays clean
-    with tqdm(total=len(entries) * len(DTYPES), desc="board", unit="run", disable=None, leave=False) as bar:
-        runs = board(entries, progress=lambda r: (bar.set_postfix_str(f"{r.optimizer} {r.verdict}"), bar.update()),
-                     jobs=args.jobs)
+    try:
+        with tqdm(total=len(entries) * len(DTYPES), desc="board", unit="run", disable=None, leave=False) as bar:
+            runs = board(entries, progress=lambda r: (bar.set_postfix_str(f"{r.optimizer} {r.verdict}"),
+                                                      bar.update()), jobs=args.jobs)
+    except KeyboardInterrupt:
+        print("board: interrupted (no table written)", file=sys.stderr)
+        return 130
     if args.json:
         import platform
         from datetime import date

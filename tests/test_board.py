@@ -7,6 +7,7 @@ import importlib.util
 
 import pytest
 from optimizer_conformance.conformance.board import (
+    BoardRun,
     LibraryOptimizer,
     board,
     library_optimizers,
@@ -59,3 +60,22 @@ def test_entries_run_at_once_come_back_in_the_list_order_with_progress_for_each(
     assert sorted(id(r) for r in seen) == sorted(id(r) for r in runs)
     assert [(r.library, r.dtype, r.verdict) for r in board(entries, jobs=1)] == \
         [(r.library, r.dtype, r.verdict) for r in runs]
+
+
+def test_an_interrupted_board_starts_no_other_entry(monkeypatch):
+    """Ctrl-C (here raised by the progress callback) ends the board: the entries not yet started
+    are cancelled instead of run one after the other."""
+    import optimizer_conformance.conformance.board as board_module
+
+    started = []
+    monkeypatch.setattr(board_module, "run_entry",
+                        lambda entry, dtypes: started.append(entry) or [BoardRun(entry.library, None, entry.path,
+                                                                                  entry.spec, {}, "float32", "x")])
+
+    def interrupt(run):
+        raise KeyboardInterrupt
+
+    entries = [LibraryOptimizer(f"lib-{i}", f"lib_{i}.Adam", "adam") for i in range(50)]
+    with pytest.raises(KeyboardInterrupt):
+        board(entries, progress=interrupt, jobs=2)
+    assert 1 <= len(started) < len(entries)
