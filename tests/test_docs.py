@@ -201,15 +201,28 @@ def _pages(site: Path) -> list[str]:
     return [p[: -len("index.html")] if p.endswith("index.html") else p for p in paths]
 
 
-@pytest.fixture(scope="module")
-def site(built_site):
-    """The built site served on 127.0.0.1 (an ephemeral port) while the module's tests run."""
+@contextlib.contextmanager
+def _served(directory: Path, replaced: dict[str, bytes] | None = None):
+    """`directory` served on 127.0.0.1 (an ephemeral port), as the URL of its root; `replaced`:
+    the JSON body served instead of a file's, by the file's URL path."""
+    replaced = replaced or {}
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(built_site)))
+        def do_GET(self):
+            body = replaced.get(urlsplit(self.path).path)
+            if body is None:
+                return super().do_GET()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return None
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(directory)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -218,6 +231,33 @@ def site(built_site):
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def site(built_site):
+    """The built site served on 127.0.0.1 (an ephemeral port) while the module's tests run."""
+    with _served(built_site) as url:
+        yield url
+
+
+SEARCH_INDEX = "search/search_index.json"  # material's search index: fetched by every page
+
+
+@pytest.fixture(scope="module")
+def site_without_search_documents(built_site):
+    """The built site served as by `site`, but for its search index: the same JSON without its
+    documents (its "config" unchanged). Every page fetches the index and hands it to material's
+    search worker, which loads what the config asks for (lunr's language support; nothing for
+    English) and indexes every document of the site: about 0.3 s of CPU a page, for an index that
+    no test loading every page searches (test_site_renders_math_navigates_and_searches searches
+    the whole one). The pages make the same requests as with the whole index, the index's too."""
+    index = built_site / SEARCH_INDEX
+    replaced = {}
+    if index.is_file():
+        replaced["/" + SEARCH_INDEX] = json.dumps({**json.loads(index.read_text(encoding="utf-8")),
+                                                    "docs": []}).encode()
+    with _served(built_site, replaced) as url:
+        yield url
 
 
 # -- no request leaves the site: statically, from the built files --------------------------------
@@ -383,9 +423,14 @@ def test_every_page_requests_nothing_outside_and_fits_the_window(browser, reques
     """Every page of the built site, opened in headless Chromium from a local server: every request
     it makes (Chrome DevTools Protocol Network events, lazy ones included) is to that server; and
     at 1280 px nothing makes the page wider than the window or sticks out of the text column, and
-    every table fits the column: only inner boxes (code blocks, wide formulas) scroll sideways."""
+    every table fits the column: only inner boxes (code blocks, wide formulas) scroll sideways.
+    The pages get the search index without its documents (site_without_search_documents): their
+    search worker is set up as with the whole index, without indexing the site once per page.
+    Not in the log: what a web worker requests after its script (Chromium logs it in the worker's
+    own target); material's search worker requests nothing for an English site."""
     driver = browser  # skips before building where there is no browser
-    built_site, url = request.getfixturevalue("built_site"), request.getfixturevalue("site")
+    built_site = request.getfixturevalue("built_site")
+    url = request.getfixturevalue("site_without_search_documents")  # the site not indexed per page
     local = urlsplit(url).netloc
     requests, too_wide = [], []
     _requests(driver)  # what another test's pages asked for: not this test's pages
