@@ -4,7 +4,7 @@ The optimizer pages are generated at build time by ``derivations/docs.py`` (the 
 ``docs/hooks/generated_pages.py``); these tests call the generator directly. The site is built
 once per test session (``built_site``) and checked to load nothing from outside itself: statically
 from its files, and in headless Chromium from a local server, page by page, with every network
-request recorded; the browser tests (also: math, navigation, search, no page wider than 1280 px)
+request recorded (the page's log, and a trap set as the browser's proxy for what a worker asks); the browser tests (also: math, navigation, search, no page wider than 1280 px)
 share one headless Chromium (``browser``) and skip where Chromium, chromedriver or selenium is
 missing.
 """
@@ -129,9 +129,57 @@ BUILD_ENV = {"OPTIMIZER_CONFORMANCE_DOCS_QUICK": "1", "OPTIMIZER_CONFORMANCE_DOC
 WIDTH = 1280  # the window width at which no page may be wider than the window
 
 
-def _browser():
+class _OutsideTrap:
+    """What the browser sends outside the local server, caught where no page log can miss it.
+
+    Chromium is started with this as its proxy (``--proxy-server``). Chromium never proxies
+    loopback, so the local server's pages load directly; any other request, whoever makes it (a
+    page, an iframe, a web or service worker: the CDP network log of the page holds only the page's
+    own), arrives here as ``GET http://host/...`` or ``CONNECT host:443``. The trap writes down its
+    first line and answers 403, so nothing leaves the machine. :meth:`take` returns what came in
+    since the last call."""
+
+    def __init__(self):
+        seen, lock = [], threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def handle_one_request(self):
+                self.raw_requestline = self.rfile.readline(65537)
+                if not self.raw_requestline:
+                    self.close_connection = True
+                    return
+                line = self.raw_requestline.decode("latin-1").strip()
+                with lock:
+                    seen.append(line)
+                self.close_connection = True
+                self.wfile.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+            def log_message(self, *args):
+                pass
+
+        self._seen, self._lock = seen, lock
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def take(self) -> list[str]:
+        """The request lines that reached the trap since the last call ("CONNECT host:443 HTTP/1.1")."""
+        with self._lock:
+            out = list(self._seen)
+            self._seen.clear()
+        return out
+
+    def close(self):
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(10)
+
+
+def _browser(trap: _OutsideTrap):
     """Headless Chromium at 1280 px, its Chrome DevTools Protocol Network events logged (read with
-    driver.get_log("performance"))."""
+    driver.get_log("performance")), every request to a host other than the local server sent to
+    `trap`."""
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
     if not CHROMIUM or not CHROMEDRIVER:
         pytest.skip("Chromium or chromedriver is not installed (apt-get install chromium chromium-driver)")
@@ -143,8 +191,18 @@ def _browser():
     opts.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                 f"--window-size={WIDTH},900",
-                # no host but the local server resolves: a request that would leave it fails at once
-                # (it is still seen, in the network log) instead of reaching out or hanging the page
+                # Chromium's own traffic (updates, sign-in, sync, autofill and optimisation hints,
+                # network time) would reach the trap too, indistinguishable there from a page's: off,
+                # or sent to a closed local port (loopback: not proxied, refused at once)
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--gaia-url=http://127.0.0.1:9/",
+                "--component-updater=url-source=http://127.0.0.1:9/",
+                "--disable-features=AutofillServerCommunication,OptimizationHints,MediaRouter,Translate,"
+                "NetworkTimeServiceQuerying",
+                # every request that is not to the local server goes to the trap (loopback is never
+                # proxied), which records it and refuses it: nothing reaches out or hangs the page
+                f"--proxy-server=http://{trap.address}",
+                # and should anything bypass the proxy: no host but the local server resolves
                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
         opts.add_argument(arg)
     opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
@@ -154,10 +212,20 @@ def _browser():
 
 
 @pytest.fixture(scope="module")
-def browser():
+def outside_trap():
+    """The proxy that every browser request leaving the local server reaches (see _OutsideTrap)."""
+    trap = _OutsideTrap()
+    try:
+        yield trap
+    finally:
+        trap.close()
+
+
+@pytest.fixture(scope="module")
+def browser(outside_trap):
     """One Chromium for the module's browser tests (starting one costs about a second each time);
     each test opens its own pages. Skips where there is no browser."""
-    driver = _browser()
+    driver = _browser(outside_trap)
     try:
         yield driver
     finally:
@@ -419,21 +487,23 @@ return out.slice(0, 10);
 
 
 @pytest.mark.long
-def test_every_page_requests_nothing_outside_and_fits_the_window(browser, request):
+def test_every_page_requests_nothing_outside_and_fits_the_window(browser, outside_trap, request):
     """Every page of the built site, opened in headless Chromium from a local server: every request
     it makes (Chrome DevTools Protocol Network events, lazy ones included) is to that server; and
     at 1280 px nothing makes the page wider than the window or sticks out of the text column, and
     every table fits the column: only inner boxes (code blocks, wide formulas) scroll sideways.
     The pages get the search index without its documents (site_without_search_documents): their
     search worker is set up as with the whole index, without indexing the site once per page.
-    Not in the log: what a web worker requests after its script (Chromium logs it in the worker's
-    own target); material's search worker requests nothing for an English site."""
+    What a web worker requests after its script is not in the page's log (Chromium logs it in the
+    worker's own target): the outside-request trap (_OutsideTrap, the browser's proxy) sees every
+    request that leaves the local server, whoever makes it; it is read after each page."""
     driver = browser  # skips before building where there is no browser
     built_site = request.getfixturevalue("built_site")
     url = request.getfixturevalue("site_without_search_documents")  # the site not indexed per page
     local = urlsplit(url).netloc
     requests, too_wide = [], []
     _requests(driver)  # what another test's pages asked for: not this test's pages
+    trapped = [("(an earlier test's page)", line) for line in outside_trap.take()]
     assert driver.execute_script("return window.innerWidth") == WIDTH
     for page in _pages(built_site):
         driver.get(url + page)
@@ -442,7 +512,9 @@ def test_every_page_requests_nothing_outside_and_fits_the_window(browser, reques
         too_wide += [f"{page or '/'}: {what}" for what in driver.execute_script(_TOO_WIDE)]
         found += _settle(driver, since=read)
         requests += [(document or url + page, target) for document, target in found]
+        trapped += [(page or "/", line) for line in outside_trap.take()]
     requests += _settle(driver, since=time.monotonic(), quiet=0.5)  # late ones, of the last page
+    trapped += [(page or "/", line) for line in outside_trap.take()]
     assert len(requests) >= len(_pages(built_site)), "the network log missed pages"
     outside = list(dict.fromkeys((document.removeprefix(url) or "/", target) for document, target in requests
                                  if urlsplit(target).scheme in ("http", "https", "ws", "wss", "ftp")
@@ -451,6 +523,9 @@ def test_every_page_requests_nothing_outside_and_fits_the_window(browser, reques
     if outside:
         problems.append(f"{len(outside)} request(s) leave the local server {local} (page → URL):\n  "
                         + _report(outside))
+    if trapped:
+        problems.append(f"{len(trapped)} request(s) reached the outside-request trap, the browser's proxy "
+                        "(page being read → request; a worker's included):\n  " + _report(trapped))
     if too_wide:
         problems.append(f"at {WIDTH} px, wider than the window or cut (page: what):\n  "
                         + _report([(w,) for w in too_wide]))
@@ -466,6 +541,21 @@ def _wait(predicate, timeout=60.0):  # generous: CI machines are slow and loaded
             return value
         time.sleep(0.1)
     return predicate()
+
+
+def test_the_trap_sees_what_a_worker_requests_from_outside(browser, outside_trap, tmp_path):
+    """The trap can fail the every-page test where the page's network log cannot: a web worker's
+    fetch to outside hosts (https and plain http) reaches it, named by host, and nothing else does."""
+    (tmp_path / "index.html").write_text("<!doctype html><title>w</title><script>new Worker('w.js')</script>")
+    (tmp_path / "w.js").write_text("fetch('https://worker-https.invalid/a').catch(() => 0);\n"
+                                   "fetch('http://worker-http.invalid/b').catch(() => 0);\n")
+    outside_trap.take()
+    with _served(tmp_path) as url:
+        browser.get(url)
+        seen = []
+        _wait(lambda: seen.extend(outside_trap.take()) or len(seen) >= 2, timeout=30)
+    assert sorted(line.split()[:2] for line in seen) == [["CONNECT", "worker-https.invalid:443"],
+                                                         ["GET", "http://worker-http.invalid/b"]], seen
 
 
 def test_site_renders_math_navigates_and_searches(browser, request):
