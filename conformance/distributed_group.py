@@ -3,16 +3,21 @@
 Like the candidate process of ``isolation.py`` (whose import of the candidate it reuses), but N of
 them in one torch.distributed process group (gloo on 127.0.0.1 and a free port; NCCL with one
 CUDA device per rank for ``--optimizer-device=cuda``). Each case is sent to every rank; rank 0
-answers with the scored result. The group outlives a case that every rank finished; after any
-other ending (a rank raised, hung or died: the ranks may be out of step in their collectives)
-the ranks move on to a fresh process group (``dist.new_group``, through the store), and after a
-hang or a death every rank is killed and the next case starts new ranks.
+answers with the scored result. The group outlives a case that every rank finished; after a case
+that every rank answered but some with an error (the ranks may be out of step in their
+collectives) the ranks move on to a fresh process group (``dist.new_group``, through the store);
+after a rank was stopped early (below), hung or died every rank is killed and the next case
+starts new ranks.
 
 How a case ends when a rank misbehaves, always naming the rank:
 
-- a rank raises: its error is the verdict (``rank 1: step 3: step() raised ValueError: ...``);
-  the other ranks, left waiting in a collective, give up after the collective timeout
-  (``init_process_group(timeout=...)``, half the case's time limit) and are not the verdict;
+- a rank raises: its error is the verdict (``rank 1: step 3: step() raised ValueError: ...``).
+  The other ranks are then waiting in a collective that cannot complete, or raising too (a
+  candidate that raises on every rank): they get :data:`RELEASE_GRACE` to answer, and if some
+  have not, the ranks that ended their case with an error are stopped (their answers are in), so
+  that the collectives the others wait in fail at once ("Connection closed by peer") instead of
+  at the collective timeout (``init_process_group(timeout=...)``, half the case's time limit).
+  Those collectives' errors are not the verdict;
 - a rank dies (a signal, ``os._exit``): ``rank 1 died with SIGKILL at step 3 of case ...``;
 - a rank hangs: ``rank 1 did not finish the case within 60 s (--optimizer-timeout) ...``.
 
@@ -37,6 +42,9 @@ COLLATERAL = ("gloo", "Gloo", "Connection closed", "Connection reset", "timed ou
 
 
 START_TIMEOUT = 120.0  # seconds for N processes to import torch and the candidate (at least)
+# seconds the other ranks get to answer after one ended its case with an error, before that one is
+# stopped so that the collectives they wait in fail at once (see the module docstring)
+RELEASE_GRACE = 0.5
 
 
 def free_port() -> int:
@@ -61,6 +69,7 @@ class RankGroup:
         self.conns: list = []
         self.scratch = ""
         self.restarts = 0
+        self.released: list[int] = []  # the ranks stopped early in the last request (_gather)
 
     @property
     def collective_timeout(self) -> float:
@@ -131,22 +140,35 @@ class RankGroup:
         return [p.pid for p in self.procs]
 
     # -- requests --------------------------------------------------------------------------------
-    def _gather(self, timeout: float) -> tuple[dict[int, Any], list[str]]:
-        """Every rank's answer within ``timeout`` seconds: (answers by rank, what went wrong)."""
+    def _gather(self, timeout: float, ended_early=None) -> tuple[dict[int, Any], list[str]]:
+        """Every rank's answer within ``timeout`` seconds: (answers by rank, what went wrong).
+
+        ``ended_early(answer)``: whether a rank's answer ends the case before its last step with an
+        error. If the other ranks have not answered :data:`RELEASE_GRACE` seconds after one did,
+        the ranks that did are stopped (listed in ``self.released``): the collectives the others
+        wait in then fail at once instead of at the collective timeout."""
         from multiprocessing.connection import wait
 
         answers: dict[int, Any] = {}
         dead: dict[int, str] = {}
+        self.released = []
         deadline = time.monotonic() + timeout
+        grace = None  # when the ranks that ended early are stopped, if the others have not answered
         while len(answers) + len(dead) < self.world:
             waiting = {}
             for r in range(self.world):
                 if r not in answers and r not in dead:
                     waiting[self.conns[r]] = r
                     waiting[self.procs[r].sentinel] = r
-            left = deadline - time.monotonic()
+            left = (deadline if grace is None else min(deadline, grace)) - time.monotonic()
             ready = wait(list(waiting), max(left, 0)) if left > 0 else []
             if not ready:
+                if grace is not None and time.monotonic() < deadline:
+                    self.released = [r for r in answers if ended_early(answers[r])]
+                    for r in self.released:
+                        self.procs[r].kill()
+                    grace = None
+                    continue
                 break
             for obj in ready:
                 r = waiting[obj]
@@ -155,9 +177,13 @@ class RankGroup:
                 if obj is self.conns[r]:
                     try:
                         answers[r] = self.conns[r].recv()
-                        continue
                     except (EOFError, OSError):
                         pass
+                    else:
+                        if ended_early is not None and grace is None and not self.released \
+                                and ended_early(answers[r]):
+                            grace = time.monotonic() + RELEASE_GRACE
+                        continue
                 self.procs[r].join(5)
                 dead[r] = how_it_ended(self.procs[r].exitcode)
         trouble = [f"rank {r} {how} at step {self.steps[r]}" if self.steps[r] else f"rank {r} {how}"
@@ -167,7 +193,8 @@ class RankGroup:
                     f"slow (killed at step {self.steps[r]})" for r in hung]
         return answers, trouble
 
-    def ask_all(self, message: tuple, timeout: float) -> tuple[dict[int, Any], list[str]]:
+    def ask_all(self, message: tuple, timeout: float, ended_early=None) -> tuple[dict[int, Any], list[str]]:
+        """Send ``message`` to every rank and gather the answers (:meth:`_gather`)."""
         if not self.procs:
             kind, info = self.start()
             if kind != "ready":
@@ -178,7 +205,7 @@ class RankGroup:
         for conn in self.conns:
             with contextlib.suppress(OSError):
                 conn.send(message)
-        return self._gather(timeout)
+        return self._gather(timeout, ended_early)
 
     def _regroup(self) -> None:
         """Every rank answered, but some with an error: a new process group on the same ranks
@@ -201,14 +228,20 @@ class RankGroup:
     def run(self, request: dict[str, Any], timeout: float | None = None):
         """One case on every rank: rank 0's result, or the verdict naming the rank that raised,
         hung or died (within ``timeout`` seconds, by default the group's)."""
+        from .kinds import load_spec
         from .scoring import CaseResult
 
         where = f"case {request['case']} [{request['dtype']}, {request['device']}]"
         res = CaseResult(request["spec"], request["case"], request["dtype"], request["device"], "failed",
                          mode=request["mode"])
         res.params_conform = False
+        n_steps = next(c.n_steps for c in load_spec(request["spec"]).cases if c.id == request["case"])
+
+        def ended_early(answer) -> bool:  # a rank's case ended before its last step with an error
+            return answer[0] == "result" and answer[1].outcome == "failed" and answer[1].steps_run < n_steps
+
         try:
-            answers, trouble = self.ask_all(("case", request), timeout or self.timeout)
+            answers, trouble = self.ask_all(("case", request), timeout or self.timeout, ended_early)
         except Died as exc:
             res.reason = f"the rank processes {exc}"
             return res
@@ -226,9 +259,12 @@ class RankGroup:
             res.reason = f"the harness failed on this case (please report it): {answers}"
             return res
         broken = [r for r, x in sorted(results.items()) if x.outcome == "failed" and x.reason]
+        if self.released:
+            self.stop()  # a rank was stopped early: new ranks for the next case
+        elif broken:
+            self._regroup()  # the ranks may be out of step in their collectives: a fresh group next time
         if not broken:
             return results[0]
-        self._regroup()  # the ranks may be out of step in their collectives: a fresh group next time
         first = [r for r in broken if not any(m in results[r].reason for m in COLLATERAL)] or broken
         culprit = results[first[0]]
         out = results[0]
