@@ -21,6 +21,16 @@ How a case ends when a rank misbehaves, always naming the rank:
 - a rank dies (a signal, ``os._exit``): ``rank 1 died with SIGKILL at step 3 of case ...``;
 - a rank hangs: ``rank 1 did not finish the case within 60 s (--optimizer-timeout) ...``.
 
+On the CPU the ranks are forked from a *fork server* (``multiprocessing``'s ``forkserver``)
+that has imported torch, torch.distributed and what an optimizer's constructor imports (dynamo)
+once (:data:`PRELOAD`): each rank then imports only the candidate, where every rank forked from
+pytest's process (which never imports torch) would import torch itself, seconds each. The server
+is started by the first group and stopped and reaped (with multiprocessing's resource tracker)
+when the last group of the process stops, or at its exit. Where the server cannot be used (a rank
+it starts imports the main module again, which a script calling ``pytest.main()`` unguarded
+would run again: :func:`fork_server_usable`) the ranks are forked from this process, as on
+CUDA they are spawned (a process that initialised CUDA cannot fork).
+
 :meth:`RankGroup.stop` kills and reaps every rank, so that no process is left behind.
 """
 
@@ -47,6 +57,55 @@ START_TIMEOUT = 120.0  # seconds for N processes to import torch and the candida
 RELEASE_GRACE = 0.5
 
 
+# what the fork server imports before it forks a rank (an optimizer's constructor imports dynamo)
+PRELOAD = ["torch", "torch.distributed", "torch.nn.parallel", "torch._dynamo"]
+_SERVED: set[int] = set()  # the groups (by id) whose ranks the fork server forks
+
+
+def fork_server_usable() -> bool:
+    """Whether ranks may start from the fork server: each imports the main module again (as
+    multiprocessing does), harmless for ``python -m pytest``, ``python -c`` and pytest's own
+    script, but a script that calls ``pytest.main()`` unguarded would run again."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    if name is not None:
+        return name.endswith("__main__")  # python -m pytest: not imported again
+    path = getattr(main, "__file__", None)
+    return path is None or os.path.basename(path) in ("pytest", "py.test")
+
+
+def _rank_context(device: str):
+    """Where the ranks start: spawned on CUDA, else forked by the fork server (started on first
+    use, with :data:`PRELOAD`), else forked from this process."""
+    import atexit
+    import multiprocessing
+
+    if device.startswith("cuda"):
+        return multiprocessing.get_context("spawn")
+    if not fork_server_usable():
+        return multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("forkserver")
+    if not _SERVED:
+        ctx.set_forkserver_preload(PRELOAD)
+        atexit.register(_stop_fork_server)  # stopping a stopped server does nothing
+    return ctx
+
+
+def _stop_fork_server() -> None:
+    """Stop the fork server, then multiprocessing's resource tracker (which it started), and wait
+    for both: they would end at this process's exit, left for the system to reap. ``_stop`` is
+    multiprocessing's own (not public); without it they end with this process, as before."""
+    from multiprocessing import forkserver, resource_tracker
+
+    for server in (forkserver._forkserver, resource_tracker._resource_tracker):
+        stop = getattr(server, "_stop", None)
+        if stop is not None:
+            with contextlib.suppress(Exception):
+                stop()
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -57,13 +116,11 @@ class RankGroup:
     def __init__(self, path: str, kwargs: dict[str, Any], search: tuple[str, ...], timeout: float,
                  wrapper: str, world: int, device: str = "cpu", args: dict[str, str] | None = None,
                  jit: bool = True):
-        import multiprocessing
-
         self.path, self.kwargs, self.search, self.timeout = path, kwargs, search, timeout
         self.wrapper, self.world, self.device = wrapper, world, device
         self.args, self.jit = dict(args or {}), jit
-        # a CUDA rank cannot be forked from a process that initialised CUDA: spawn it
-        self.ctx = multiprocessing.get_context("spawn" if device.startswith("cuda") else "fork")
+        self.ctx = _rank_context(device)
+        self.served = self.ctx.get_start_method() == "forkserver"
         self.steps = self.ctx.RawArray("i", world)  # the step each rank is at (shared memory)
         self.procs: list = []
         self.conns: list = []
@@ -85,6 +142,8 @@ class RankGroup:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
+        if self.served:
+            _SERVED.add(id(self))
         self.scratch = tempfile.mkdtemp(prefix="optimizer-conformance-dist-")
         port = free_port()
         for rank in range(self.world):
@@ -93,7 +152,11 @@ class RankGroup:
                                     args=(rank, self.world, port, child, self.steps, self.path, self.kwargs,
                                           self.search, self.args, self.jit, self.wrapper, self.device,
                                           self.collective_timeout, self.scratch))
-            proc.start()
+            try:
+                proc.start()
+            except Exception as exc:  # noqa: BLE001 - e.g. a fork server that died importing torch
+                self._stop_ranks()
+                return "usage", f"--optimizer-distributed={self.wrapper}: rank {rank} could not be started: {exc!r}"
             child.close()
             self.procs.append(proc)
             self.conns.append(parent)
@@ -103,7 +166,7 @@ class RankGroup:
         for rank in range(self.world):
             kind, info = answers.get(rank, ("ready", None))
             if kind != "ready":
-                self.stop()
+                self._stop_ranks()
                 return kind, info
             if rank == 0:
                 ready = info
@@ -113,16 +176,25 @@ class RankGroup:
             answers, trouble = self._gather(self.collective_timeout + START_TIMEOUT / 4)
             info = next((a[1] for a in answers.values() if a[0] != "joined"), None)
             if info:
-                self.stop()
+                self._stop_ranks()
                 return "usage", info
         if trouble:
-            self.stop()
+            self._stop_ranks()
             return "usage", (f"--optimizer-distributed={self.wrapper}: starting {self.world} ranks: "
                              f"{'; '.join(trouble)}")
         return "ready", ready
 
     def stop(self) -> None:
-        """Kill every rank and wait for it: nothing is left behind."""
+        """Kill every rank and wait for it, and stop the fork server when no other group of this
+        process uses it: nothing is left behind. A later request starts the group again."""
+        self._stop_ranks()
+        if id(self) in _SERVED:
+            _SERVED.discard(id(self))
+            if not _SERVED:
+                _stop_fork_server()
+
+    def _stop_ranks(self) -> None:
+        """Kill every rank and wait for it (the fork server stays, for the group's next ranks)."""
         procs, self.procs, conns, self.conns = self.procs, [], self.conns, []
         for conn in conns:
             with contextlib.suppress(OSError):
@@ -212,13 +284,13 @@ class RankGroup:
         (or new ranks, if that fails)."""
         answers, trouble = self.ask_all(("regroup", self.collective_timeout), self.collective_timeout + 10)
         if trouble or any(a[0] != "ok" for a in answers.values()):
-            self.stop()
+            self._stop_ranks()
 
     def check(self, spec_id: str) -> tuple[str, Any]:
         """Preflight on every rank: ("ok", None) or ("usage", message)."""
         answers, trouble = self.ask_all(("check", spec_id), self.timeout)
         if trouble:
-            self.stop()
+            self._stop_ranks()
             return "usage", f"--optimizer={self.path}: while the candidate was built: {'; '.join(trouble)}"
         for r in range(self.world):
             if answers[r][0] != "ok":
@@ -247,7 +319,7 @@ class RankGroup:
             return res
         results = {r: a[1] for r, a in answers.items() if a[0] == "result"}
         if trouble:
-            self.stop()
+            self._stop_ranks()
             res.reason = f"{'; '.join(trouble)} of {where}"
             others = [f"rank {r}: {x.reason}" for r, x in sorted(results.items()) if x.reason]
             if others:
@@ -255,12 +327,12 @@ class RankGroup:
             res.steps_run = max(min(self.steps[r] for r in range(self.world)) - 1, 0)
             return res
         if len(results) < self.world:
-            self.stop()
+            self._stop_ranks()
             res.reason = f"the harness failed on this case (please report it): {answers}"
             return res
         broken = [r for r, x in sorted(results.items()) if x.outcome == "failed" and x.reason]
         if self.released:
-            self.stop()  # a rank was stopped early: new ranks for the next case
+            self._stop_ranks()  # a rank was stopped early: new ranks for the next case
         elif broken:
             self._regroup()  # the ranks may be out of step in their collectives: a fresh group next time
         if not broken:
