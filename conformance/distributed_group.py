@@ -23,13 +23,13 @@ How a case ends when a rank misbehaves, always naming the rank:
 
 On the CPU the ranks are forked from a *fork server* (``multiprocessing``'s ``forkserver``)
 that has imported torch, torch.distributed and what an optimizer's constructor imports (dynamo)
-once (:data:`PRELOAD`): each rank then imports only the candidate, where every rank forked from
-pytest's process (which never imports torch) would import torch itself, seconds each. The server
-is started by the first group and stopped and reaped (with multiprocessing's resource tracker)
-when the last group of the process stops, or at its exit. Where the server cannot be used (a rank
-it starts imports the main module again, which a script calling ``pytest.main()`` unguarded
-would run again: :func:`fork_server_usable`) the ranks are forked from this process, as on
-CUDA they are spawned (a process that initialised CUDA cannot fork).
+once (:data:`PRELOAD`): each rank then imports only this package's rank code and the candidate,
+where every rank forked from pytest's process (which never imports torch) would import torch
+itself, seconds each. The server is started by the first group and stopped and reaped (with
+multiprocessing's resource tracker) when the last group of the process stops, or at its exit.
+Where the server cannot be used (a rank it starts imports the main module again, which a script
+calling ``pytest.main()`` unguarded would run again: :func:`fork_server_usable`) the ranks are
+forked from this process; on CUDA they are spawned (a process that initialised CUDA cannot fork).
 
 :meth:`RankGroup.stop` kills and reaps every rank, so that no process is left behind.
 """
