@@ -320,7 +320,8 @@ def _candidate(path: str, kwargs: str) -> Candidate:
 
 # The process group the cases run in: WORLD, until a case ends with an error on some rank (its
 # collectives may be left half-done on the others); then every rank moves on to a fresh group
-# (``regroup``, through the store: no collective of the old group), which is cheaper than new ranks.
+# (``regroup``, through the store: no collective of the old group), which is cheaper than new ranks
+# (which the next case gets instead when a rank was stopped early: distributed_group.py).
 GROUP: list = [None]
 
 

@@ -6,6 +6,16 @@
   (:mod:`.names`: ``learning_rate``, ``b1``/``b2``, ``eps``, ...); each step is
   ``updates, state = update(grads, state, params)`` and ``params = optax.apply_updates(params,
   updates)``, with ``update`` under ``jax.jit`` (``--optimizer-no-jit`` runs it eagerly).
+* ``jax.jit`` is applied to each case's own transformation, whose settings are Python numbers, as
+  in a user's ``jax.jit`` of a step using ``optax.adamw(1e-3, ...)``: XLA folds them into the
+  program, so every case (and dtype) is compiled once, which is most of an optax run's time. The
+  two cheaper ways change the last bits of the trajectory, so the verdict would no longer be on
+  what users run: op by op without jit (XLA rewrites e.g. a division by a broadcast scalar into a
+  multiplication by its reciprocal, and may contract a multiply-add), and one compile shared by
+  every case with the settings as traced arguments (``inject_hyperparams``: they are then arrays,
+  and what Python computes from them in float64 before folding, XLA computes in the arrays'
+  precision). Measured on adamw, 50 steps of 64 float32 elements: 7 differ between eager and jit,
+  14 between jit with the settings folded and jit with them injected.
 * float64 needs ``jax_enable_x64``: it is switched on when this module is imported, before the
   candidate creates any array; if JAX still gives float32 the run stops with a usage error.
 * A hyperparameter changed between steps goes through ``optax.inject_hyperparams(make)``, which
