@@ -419,13 +419,30 @@ def _reduce_over_tensor(node: _Node, ap: _Param, fixed: tuple[str, ...], memory_
         # works on copies of them.
         inputs = (histories.get(ap.name), inputs)
         if (results := memo.get(inputs)) is None:
-            mem_x, mem_b = _copy_memory(memory_x[ap.name]), _copy_memory(memory_b[ap.name])
+            before_x, before_b = memory_x[ap.name], memory_b[ap.name]
+            mem_x, mem_b = _copy_memory(before_x), _copy_memory(before_b)
             rx = fn_cls.exact(xs, *sx, memory=mem_x).reshape(-1)
             rv, re, rf = fn_cls.channels(vs, es, fs, *sv, memory=mem_b)
-            token = _TOKENS.setdefault((_content(mem_x), _content(mem_b)), object())
+            if _same_memory(mem_x, before_x) and _same_memory(mem_b, before_b):
+                token = histories.get(ap.name)
+            else:
+                token = _TOKENS.setdefault((_content(mem_x), _content(mem_b)), object())
             results = memo[inputs] = (_results(ap.shape, rx, rv, re, rf, fixed), mem_x, mem_b, token)
         results, memory_x[ap.name], memory_b[ap.name], histories[ap.name] = results
     _store(node.key, ap, results)
+
+
+def _same_memory(after: dict, before: dict) -> bool:
+    """Whether a call left a memory as it was: the same objects under the same keys (a call replaces
+    what it changes, see :func:`_copy_memory`)."""
+    if after.keys() != before.keys():
+        return False
+    for k, v in after.items():
+        w = before[k]
+        if v is not w and not (type(v) is list and type(w) is list and len(v) == len(w)
+                               and all(map(operator.is_, v, w))):
+            return False
+    return True
 
 
 def _content(value) -> object:
