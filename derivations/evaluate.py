@@ -535,21 +535,32 @@ def _elementwise(line: _Line, active: list[_Param], fixed: tuple[str, ...]) -> N
     memo: its exact value, its (value, bound) and, with fixed channels, their errors."""
     target, keys, fn, bound = line.key, line.keys, line.fn, line.bound
     memo = _MEMO.setdefault((fn, bound), {})
+    # on a miss, the exact value and the bound separately: each a function of its own inputs, often
+    # met before with the other's different (the same exact values under another bound, or not)
+    exact_memo, bound_memo = _MEMO.setdefault(fn, {}), _MEMO.setdefault(bound, {})
     for ap in active:
         results = []
         if not fixed:  # the usual case, unencumbered
             for xs, bs in zip(_rows(ap.x, keys, ap.n), _rows(ap.b, keys, ap.n), strict=True):
-                inputs = (tuple(map(getattr, xs, _MPF, xs)), bs)
+                inputs = (raw := tuple(map(getattr, xs, _MPF, xs)), bs)
                 if (out := memo.get(inputs)) is None:
-                    out = memo[inputs] = (fn(*xs), bound(bs))
+                    if (x := exact_memo.get(raw)) is None:
+                        x = exact_memo[raw] = fn(*xs)
+                    if (b := bound_memo.get(bs)) is None:
+                        b = bound_memo[bs] = bound(bs)
+                    out = memo[inputs] = (x, b)
                 results.append(out)
         else:
             carry = line.carry
             for xs, bs, *fs in zip(_rows(ap.x, keys, ap.n), _rows(ap.b, keys, ap.n),
                                    *[_fixed_rows(ap.f[d], keys, ap.n) for d in fixed], strict=True):
-                inputs = (tuple(map(getattr, xs, _MPF, xs)), bs, tuple(fs))
+                inputs = (raw := tuple(map(getattr, xs, _MPF, xs)), bs, tuple(fs))
                 if (out := memo.get(inputs)) is None:  # the fixed errors from the operands' values
-                    out = memo[inputs] = (fn(*xs), bound(bs), tuple(carry((bs, f))[1] for f in fs))
+                    if (x := exact_memo.get(raw)) is None:
+                        x = exact_memo[raw] = fn(*xs)
+                    if (b := bound_memo.get(bs)) is None:
+                        b = bound_memo[bs] = bound(bs)
+                    out = memo[inputs] = (x, b, tuple(carry((bs, f))[1] for f in fs))
                 results.append(out)
             for i, d in enumerate(fixed):
                 ap.f[d][target] = [out[2][i] for out in results]
