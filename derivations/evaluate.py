@@ -3,9 +3,7 @@
 Each assignment of the rule is compiled once with :func:`sympy.lambdify` to an mpmath function;
 the trajectory is then the rule applied step after step, exactly as an optimizer would, with
 the case's events (missing gradients, hyperparameter changes) applied where they fall. A
-``state_dict`` reload changes nothing in exact arithmetic, so it has no effect here. A step holds
-each updated parameter's values as columns, one list per symbol over its elements (``_Param``): a
-line reads its arguments' columns element by element and makes its target's column.
+``state_dict`` reload changes nothing in exact arithmetic, so it has no effect here.
 
 Beside each value go its running error bound (:mod:`.error_bound`, units of the param dtype's u)
 and, for a rule with a tensor function defined in a fixed floating-point type (``fixed_dtype``:
@@ -63,48 +61,51 @@ def _round_to_float32(x):
 
 _MODULES = [{"F32": _round_to_float32}, "mpmath"]
 
-# The columns of values (see ``_Param``) are keyed by small integers, one per symbol (the same in
-# every rule of the process), not by the symbols: hashing a SymPy symbol runs Python code, and the
-# columns are read millions of times.
+# The per-element environments are keyed by small integers, one per symbol (the same in every
+# rule of the process), not by the symbols: hashing a SymPy symbol runs Python code, and the
+# environments are read millions of times.
 _KEYS: dict[sp.Symbol, int] = {}
 
 
 def key(sym: sp.Symbol) -> int:
-    """The columns' key of a symbol."""
+    """The environments' key of a symbol."""
     return _KEYS.setdefault(sym, len(_KEYS))
 
 
-def _args(expr: sp.Expr) -> tuple[sp.Symbol, ...]:
-    """The free symbols of ``expr``, sorted by name: the arguments of its compiled forms, in order."""
-    return tuple(sorted(expr.free_symbols, key=lambda s: s.name))
+Reader = Callable[[dict], tuple]  # an environment -> the values of some symbols, in order
 
 
-@cache
-def _at(args: tuple[sp.Symbol, ...]):
-    """The bound's leaf (:func:`.error_bound.compiled`) for an expression of ``args``: its
-    evaluators are called on the tuple of their (value, bound) pairs, in order."""
-    return lambda sym: operator.itemgetter(args.index(sym))
+def _reader(args: tuple[sp.Symbol, ...]) -> Reader:
+    keys = [key(a) for a in args]
+    if not keys:
+        return lambda env: ()
+    if len(keys) == 1:
+        (k,) = keys
+        return lambda env: (env[k],)
+    return operator.itemgetter(*keys)
 
 
-@cache
-def _fixed_at(args: tuple[sp.Symbol, ...]):
-    """The fixed channel's leaf for an expression of ``args``: on (their (value, bound) pairs,
-    their fixed-channel errors), the value from the first and the error from the second."""
-    def leaf(sym):
-        i = args.index(sym)
-        return lambda rows: (rows[0][i][0], rows[1][i])
-    return leaf
+def _pair(sym: sp.Symbol):
+    """The bound's leaf (:func:`.error_bound.compiled`): an environment of (value, bound) pairs."""
+    k = key(sym)
+    return lambda env: env[k]
+
+
+def _fixed_pair(sym: sp.Symbol):
+    """The fixed channel's leaf: on (bound env, fixed env), the value from the first and the
+    fixed-channel error from the second (0 if none)."""
+    k = key(sym)
+    return lambda envs: (envs[0][k][0], envs[1].get(k, 0.0))
 
 
 def _bound(expr: sp.Expr):
-    """``expr``'s (value, bound) on the (value, bound) pairs of its arguments (:func:`_args`)."""
-    return compiled(expr, True, _at(_args(expr)))
+    """``expr``'s (value, bound) on an environment of (value, bound) pairs."""
+    return compiled(expr, True, _pair)
 
 
 def _carry(expr: sp.Expr):
-    """``expr``'s (value, fixed-channel error) on (pairs, fixed errors) of its arguments, with no
-    rounding of its own."""
-    return compiled(expr, False, _fixed_at(_args(expr)))
+    """``expr``'s (value, fixed-channel error) on (bound env, fixed env), with no rounding of its own."""
+    return compiled(expr, False, _fixed_pair)
 
 
 @dataclass
@@ -128,36 +129,36 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class _Node:
-    """A tensor function of a line, replaced by ``symbol`` (column key ``key``) in the expressions
-    after it: its tensor argument ``arg`` compiled (the keys it reads, fn; its bound; its
-    fixed-channel carry), its scalar arguments compiled as (keys, fn, bound), and its guard
-    (keys, fn): the condition under which the line evaluates it (None: always)."""
+    """A tensor function of a line, replaced by ``symbol`` (environment key ``key``) in the
+    expressions after it: its tensor argument ``arg`` compiled (read, fn; its bound; its
+    fixed-channel carry), its scalar arguments compiled as (read, fn, bound), and its guard
+    (read, fn): the condition under which the line evaluates it (None: always)."""
 
     symbol: sp.Symbol
     key: int
     function: type
     arg: sp.Expr
-    keys: tuple[int, ...]
+    read: Reader
     fn: Callable
     bound: Callable
     carry: Callable
-    scalars: tuple[tuple[tuple[int, ...], Callable, Callable], ...]
-    guard: tuple[tuple[int, ...], Callable] | None  # None: always evaluated
+    scalars: tuple[tuple[Reader, Callable, Callable], ...]
+    guard: tuple[Reader, Callable] | None  # None: always evaluated
     arg_key: int | None = None  # the argument's key when it is a symbol (read as it is, not evaluated)
 
 
 @dataclass(frozen=True)
 class _Line:
-    """One compiled assignment. ``nodes``: its tensor functions, innermost first; ``keys``/``fn``:
-    the elementwise remainder ``expr`` (the keys of its arguments, in order, and its mpmath
-    function of them), ``bound`` its running bound and ``carry`` its fixed-channel propagation;
-    ``key``: the target's column key."""
+    """One compiled assignment. ``nodes``: its tensor functions, innermost first; ``read``/``fn``:
+    the elementwise remainder ``expr``, ``bound`` its running bound and ``carry`` its fixed-channel
+    propagation; ``key``: the target's environment key."""
 
     target: sp.Symbol
     key: int
+    arg_keys: tuple[int, ...]  # the keys ``read`` reads, in order
     nodes: tuple[_Node, ...]
     expr: sp.Expr
-    keys: tuple[int, ...]
+    read: Reader
     fn: Callable
     bound: Callable
     carry: Callable
@@ -166,12 +167,12 @@ class _Line:
 
 
 @cache
-def _lambdify(expr: sp.Expr) -> tuple[tuple[int, ...], Callable]:
-    """``expr`` as an mpmath function of its free symbols (sorted by name), with their keys.
-    Cached: a variant's rule shares most of its lines with the spec's, and every combination of
-    variants with the variants'."""
-    args = _args(expr)
-    return tuple(key(a) for a in args), sp.lambdify(args, expr, modules=_MODULES)
+def _lambdify(expr: sp.Expr) -> tuple[Reader, Callable]:
+    """``expr`` as an mpmath function of its free symbols (sorted by name), with the reader of
+    their values from an environment. Cached: a variant's rule shares most of its lines with the
+    spec's, and every combination of variants with the variants'."""
+    args = tuple(sorted(expr.free_symbols, key=lambda s: s.name))
+    return _reader(args), sp.lambdify(args, expr, modules=_MODULES)
 
 
 def _guard(expr: sp.Basic, node: sp.Basic, path: sp.Basic = sp.true) -> sp.Basic:
@@ -212,12 +213,13 @@ def _compile(rule: Rule) -> tuple[_Line, ...]:
                                scalars, guard, key(arg) if isinstance(arg, sp.Symbol) else None))
             replaced.append((node, sym))
             expr = expr.xreplace({node: sym})
-        lines.append(_Line(line.target, key(line.target), tuple(nodes), expr, *_lambdify(expr), _bound(expr),
+        arg_keys = tuple(key(a) for a in sorted(expr.free_symbols, key=lambda s: s.name))
+        lines.append(_Line(line.target, key(line.target), arg_keys, tuple(nodes), expr, *_lambdify(expr), _bound(expr),
                            _carry(expr), line.label, tuple(replaced)))
     return tuple(lines)
 
 
-def _node_guard(original: sp.Expr, node: sp.Basic, replaced: list, sym: sp.Symbol) -> tuple[tuple[int, ...], Callable] | None:
+def _node_guard(original: sp.Expr, node: sp.Basic, replaced: list, sym: sp.Symbol) -> tuple[Reader, Callable] | None:
     """The compiled guard of a tensor node (found after the nodes ``replaced``) in its line's
     ``original`` expression, every tensor function in it replaced by its symbol; None (evaluate
     always) if it is true, or if it reads a tensor node not evaluated before this one (or this one
@@ -234,9 +236,9 @@ def _node_guard(original: sp.Expr, node: sp.Basic, replaced: list, sym: sp.Symbo
 
 
 @cache
-def _compile_probes(rule: Rule) -> tuple[tuple[tuple[str, str, tuple, Callable, tuple, Callable], ...], ...]:
-    """Per compiled line: its branches (derivations/boundaries.py) as (key, kind, diff keys,
-    diff fn, path keys, path fn), evaluated before the line on the same values."""
+def _compile_probes(rule: Rule) -> tuple[tuple[tuple[str, str, Reader, Callable, Reader, Callable], ...], ...]:
+    """Per compiled line: its branches (derivations/boundaries.py) as (key, kind, diff reader,
+    diff fn, path reader, path fn), evaluated before the line on the same environment."""
     out = []
     for line in _compile(rule):
         def replaced(e, line=line):
@@ -259,8 +261,8 @@ def fixed_dtypes(rule: Rule) -> tuple[str, ...]:
 
 
 @cache
-def _compile_initial(rule: Rule) -> tuple[tuple[int, tuple[int, ...], Callable], ...]:
-    """Per state variable: its key, and its initial value compiled (keys, fn)."""
+def _compile_initial(rule: Rule) -> tuple[tuple[int, Reader, Callable], ...]:
+    """Per state variable: its key, and its initial value compiled (read, fn)."""
     return tuple((key(s.symbol), *_lambdify(sp.sympify(s.initial))) for s in rule.state)
 
 
@@ -308,79 +310,67 @@ def evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None = Non
 
 @dataclass
 class _Param:
-    """A parameter this step updates, as columns: per symbol, one list of values over its ``n``
-    elements (flat, in order): exact values ``x``, (value, bound) pairs ``b``, and per fixed type
-    the fixed-channel errors ``f[dtype]`` (a symbol without a column there: 0.0). All keyed by
-    :func:`key` and filled line by line; a line assigns its target a new column, so a column is
-    never written into once made (the memo and the state share them)."""
+    """A parameter this step updates: its per-element envs (exact values, (value, bound) pairs,
+    fixed-channel errors), filled line by line, all keyed by :func:`key`."""
 
     name: str
     shape: tuple[int, ...]
-    n: int
-    x: dict[int, list]
-    b: dict[int, list]
-    f: dict[str, dict[int, list]]
-
-
-def _rows(columns: dict[int, list], keys: tuple[int, ...], n: int):
-    """Per element, the values of ``keys`` in ``columns`` (a tuple each)."""
-    return zip(*[columns[k] for k in keys], strict=True) if keys else itertools.repeat((), n)
-
-
-def _fixed_rows(columns: dict[int, list], keys: tuple[int, ...], n: int):
-    """Per element, the fixed-channel errors of ``keys`` in one fixed type's ``columns`` (0.0 where
-    a symbol has none)."""
-    zeros = [0.0] * n
-    return _rows({k: columns.get(k, zeros) for k in keys}, keys, n)
+    envs_x: list[dict]
+    envs_b: list[dict]
+    envs_f: list[dict]
 
 
 def _node_inputs(node: _Node, ap: _Param, fixed: tuple[str, ...]):
     """A tensor function's argument over one parameter: exact values, bound values, bound errors,
-    fixed-channel errors, and its scalar arguments (exact, bound value: the first element's). A
-    symbol argument is read from its columns as it is (what its compiled identity would return)."""
-    n = ap.n
+    fixed-channel errors, and its scalar arguments (exact, bound value). A symbol argument is read
+    from the environments as it is (what its compiled identity would return)."""
     if (k := node.arg_key) is not None:
-        xs, pairs = ap.x[k], ap.b[k]
-        fs = {d: np.array(ap.f[d].get(k, [0.0] * n)).reshape(ap.shape) for d in fixed}
+        xs = [env[k] for env in ap.envs_x]
+        pairs = [benv[k] for benv in ap.envs_b]
+        fs = {d: np.array([fenv[d].get(k, 0.0) for fenv in ap.envs_f]).reshape(ap.shape) for d in fixed}
     else:
-        keys, fn, bound, carry = node.keys, node.fn, node.bound, node.carry
-        xs = [fn(*row) for row in _rows(ap.x, keys, n)]
-        pairs = [bound(row) for row in _rows(ap.b, keys, n)]
-        fs = {d: np.array([carry(rows)[1] for rows in zip(_rows(ap.b, keys, n), _fixed_rows(ap.f[d], keys, n),
-                                                                   strict=True)])
+        read, fn, bound, carry = node.read, node.fn, node.bound, node.carry
+        xs = [fn(*read(env)) for env in ap.envs_x]
+        pairs = [bound(benv) for benv in ap.envs_b]
+        fs = {d: np.array([carry((benv, fenv[d]))[1] for benv, fenv in zip(ap.envs_b, ap.envs_f, strict=True)])
               .reshape(ap.shape) for d in fixed}
-    x = np.empty(n, dtype=object)
+    x = np.empty(len(xs), dtype=object)
     x[:] = xs
     vs = np.array([v for v, _ in pairs]).reshape(ap.shape)
     es = np.array([e for _, e in pairs]).reshape(ap.shape)
-    sx = [f(*[ap.x[k][0] for k in keys]) for keys, f, _ in node.scalars]
-    sv = [b(tuple(ap.b[k][0] for k in keys))[0] for keys, _, b in node.scalars]
+    sx = [f(*r(ap.envs_x[0])) for r, f, _ in node.scalars]
+    sv = [b(ap.envs_b[0])[0] for _, _, b in node.scalars]
     return x.reshape(ap.shape), vs, es, fs, sx, sv
 
 
-def _results(shape: tuple[int, ...], rx, rv, re, rf, fixed: tuple[str, ...]) -> tuple[tuple, tuple, dict]:
-    """A tensor function's results as its elements' columns: the exact values, the (value, bound)
-    pairs (Python floats) and the fixed channels' errors."""
+def _results(shape: tuple[int, ...], rx, rv, re, rf, fixed: tuple[str, ...]) -> tuple[list, list, dict]:
+    """A tensor function's results as its elements' values, flat in the parameter's order: the
+    exact values, the (value, bound) pairs (Python floats) and the fixed channels' errors."""
     values, errors = (np.asarray(a, dtype=np.float64).reshape(-1).tolist() for a in (rv, re))
-    carried = {d: tuple(np.asarray(np.broadcast_to(rf.get(d, 0.0), shape), dtype=np.float64).reshape(-1).tolist())
+    carried = {d: np.asarray(np.broadcast_to(rf.get(d, 0.0), shape), dtype=np.float64).reshape(-1).tolist()
                for d in fixed}
-    return tuple(rx), tuple(zip(values, errors, strict=True)), carried
+    return list(rx), list(zip(values, errors, strict=True)), carried
 
 
-def _store(k: int, ap: _Param, results: tuple[tuple, tuple, dict]) -> None:
-    """A tensor function's results (:func:`_results`) as the columns of its symbol."""
-    ap.x[k], ap.b[k], carried = results
-    for d, column in carried.items():
-        ap.f[d][k] = column
+def _store(k: int, ap: _Param, results: tuple[list, list, dict]) -> None:
+    """A tensor function's results (:func:`_results`) into its elements' envs."""
+    xs, pairs, carried = results
+    for env, x in zip(ap.envs_x, xs, strict=True):
+        env[k] = x
+    for benv, pair in zip(ap.envs_b, pairs, strict=True):
+        benv[k] = pair
+    for d, fs in carried.items():
+        for fenv, f in zip(ap.envs_f, fs, strict=True):
+            fenv[d][k] = f
 
 
-def _guarded_out(node: _Node, active: list[_Param]) -> bool:
-    """Whether the node's guard is false on every element of ``active`` (then it is not
-    evaluated); a guard that holds on some elements only cannot be honoured by a function of them all."""
+def _guarded_out(node: _Node, envs: list[dict]) -> bool:
+    """Whether the node's guard is false on every element (then it is not evaluated); a guard
+    that holds on some elements only cannot be honoured by a function of them all."""
     if node.guard is None:
         return False
-    keys, fn = node.guard
-    held = {bool(fn(*row)) for ap in active for row in _rows(ap.x, keys, ap.n)}
+    read, fn = node.guard
+    held = {bool(fn(*read(env))) for env in envs}
     if held == {True, False}:
         raise ValueError(f"the guard of {node.function.__name__} holds on some elements of its argument only")
     return held == {False}
@@ -388,8 +378,9 @@ def _guarded_out(node: _Node, active: list[_Param]) -> bool:
 
 def _skip(node: _Node, ap: _Param, fixed: tuple[str, ...]) -> None:
     """A node whose guard is false: NaN in its symbol, which the guarded branch never reads."""
-    nan = np.full(ap.n, np.nan)
-    _store(node.key, ap, _results(ap.shape, [mpmath.mpf("nan")] * ap.n, nan, nan, {}, fixed))
+    n = len(ap.envs_x)
+    nan = np.full(n, np.nan)
+    _store(node.key, ap, _results(ap.shape, [mpmath.mpf("nan")] * n, nan, nan, {}, fixed))
 
 
 def _reduce_over_tensor(node: _Node, ap: _Param, fixed: tuple[str, ...], memory_x: dict, memory_b: dict,
@@ -397,7 +388,7 @@ def _reduce_over_tensor(node: _Node, ap: _Param, fixed: tuple[str, ...], memory_
     """A tensor function over one parameter, broadcast back to its elements; a stateful one gets
     the parameter's memories (exact, and bound) that last the whole trajectory, and ``histories``
     holds, per parameter, the token of their contents (see below)."""
-    if _guarded_out(node, [ap]):
+    if _guarded_out(node, ap.envs_x):
         _skip(node, ap, fixed)
         return
     xs, vs, es, fs, sx, sv = _node_inputs(node, ap, fixed)
@@ -477,7 +468,7 @@ def _raw(values) -> tuple:
 def _reduce_over_step(node: _Node, active: list[_Param], fixed: tuple[str, ...]) -> None:
     """A tensor function over every parameter of the step (flattened, concatenated in the case's
     order), its one value broadcast back to every element of each."""
-    if active and _guarded_out(node, active):
+    if active and _guarded_out(node, [env for ap in active for env in ap.envs_x]):
         for ap in active:
             _skip(node, ap, fixed)
         return
@@ -492,7 +483,7 @@ def _reduce_over_step(node: _Node, active: list[_Param], fixed: tuple[str, ...])
     rv, re, rf = node.function.channels(vs, es, fs, *sv)
     rv, re = rv.reshape(-1), re.reshape(-1)
     for ap in active:
-        n = ap.n
+        n = len(ap.envs_x)
         _store(node.key, ap, _results(ap.shape, rx[:n], rv[:n], re[:n],
                                       {d: np.asarray(rf[d]).reshape(-1)[:n].reshape(ap.shape) for d in rf}, fixed))
 
@@ -507,6 +498,7 @@ def _reduce_over_step(node: _Node, active: list[_Param], fixed: tuple[str, ...])
 # scalars. Per process; :func:`forget` empties it (the golden generator does, spec by spec).
 _MEMO: dict[tuple[Callable, Callable] | type, dict] = {}  # by line (fn, bound), or tensor function
 _MPF = itertools.repeat("_mpf_")  # getattr(x, "_mpf_", x) over the inputs
+_ZEROS = itertools.repeat(0.0)  # fenv.get(k, 0.0) over the inputs
 
 
 _HYPERPARAMETER_ENVS: dict = {}  # (hyperparameters, a group's settings) -> its envs (see _hyperparameter_envs)
@@ -533,39 +525,28 @@ def forget() -> None:
 def _elementwise(line: _Line, active: list[_Param], fixed: tuple[str, ...]) -> None:
     """The line's elementwise remainder on every element of every updated parameter, through the
     memo: its exact value, its (value, bound) and, with fixed channels, their errors."""
-    target, keys, fn, bound = line.key, line.keys, line.fn, line.bound
+    target, read, fn, bound = line.key, line.read, line.fn, line.bound
     memo = _MEMO.setdefault((fn, bound), {})
-    # on a miss, the exact value and the bound separately: each a function of its own inputs, often
-    # met before with the other's different (the same exact values under another bound, or not)
-    exact_memo, bound_memo = _MEMO.setdefault(fn, {}), _MEMO.setdefault(bound, {})
+    if not fixed:  # the usual case, unencumbered
+        for ap in active:
+            for env, benv in zip(ap.envs_x, ap.envs_b, strict=True):
+                xs, bs = read(env), read(benv)
+                inputs = (tuple(map(getattr, xs, _MPF, xs)), bs)
+                if (results := memo.get(inputs)) is None:
+                    results = memo[inputs] = (fn(*xs), bound(benv))
+                env[target], benv[target] = results
+        return
+    carry, arg_keys = line.carry, line.arg_keys
     for ap in active:
-        results = []
-        if not fixed:  # the usual case, unencumbered
-            for xs, bs in zip(_rows(ap.x, keys, ap.n), _rows(ap.b, keys, ap.n), strict=True):
-                inputs = (raw := tuple(map(getattr, xs, _MPF, xs)), bs)
-                if (out := memo.get(inputs)) is None:
-                    if (x := exact_memo.get(raw)) is None:
-                        x = exact_memo[raw] = fn(*xs)
-                    if (b := bound_memo.get(bs)) is None:
-                        b = bound_memo[bs] = bound(bs)
-                    out = memo[inputs] = (x, b)
-                results.append(out)
-        else:
-            carry = line.carry
-            for xs, bs, *fs in zip(_rows(ap.x, keys, ap.n), _rows(ap.b, keys, ap.n),
-                                   *[_fixed_rows(ap.f[d], keys, ap.n) for d in fixed], strict=True):
-                inputs = (raw := tuple(map(getattr, xs, _MPF, xs)), bs, tuple(fs))
-                if (out := memo.get(inputs)) is None:  # the fixed errors from the operands' values
-                    if (x := exact_memo.get(raw)) is None:
-                        x = exact_memo[raw] = fn(*xs)
-                    if (b := bound_memo.get(bs)) is None:
-                        b = bound_memo[bs] = bound(bs)
-                    out = memo[inputs] = (x, b, tuple(carry((bs, f))[1] for f in fs))
-                results.append(out)
-            for i, d in enumerate(fixed):
-                ap.f[d][target] = [out[2][i] for out in results]
-        ap.x[target] = [out[0] for out in results]
-        ap.b[target] = [out[1] for out in results]
+        for env, benv, fenv in zip(ap.envs_x, ap.envs_b, ap.envs_f, strict=True):
+            xs, bs = read(env), read(benv)
+            fs = tuple(tuple(map(fenv[d].get, arg_keys, _ZEROS)) for d in fixed)
+            inputs = (tuple(map(getattr, xs, _MPF, xs)), bs, fs)
+            if (results := memo.get(inputs)) is None:  # the fixed errors from the operands' values
+                results = memo[inputs] = (fn(*xs), bound(benv), tuple(carry((benv, fenv[d]))[1] for d in fixed))
+            env[target], benv[target], carried = results
+            for d, f in zip(fixed, carried, strict=True):
+                fenv[d][target] = f
 
 
 # the keys of the symbols every rule shares
@@ -580,14 +561,13 @@ def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> 
     fixed = fixed_dtypes(rule)  # usually (): no fixed-precision channel at all
     group_hps = [dict(gr.hyperparameters) for gr in case.groups]
     group_of = {name: i for i, gr in enumerate(case.groups) for name in gr.params}
-    # per param, one list over its elements (replaced after each step, never written into)
     params = {p.name: [mpmath.mpf(x) for x in p.values] for p in case.params}
     bounds = {p.name: [(float(x), 0.0) for x in p.values] for p in case.params}
-    # fixed-precision channels: param -> dtype -> element -> error / u_dtype
-    fixes = {p.name: {d: [0.0] * len(p.values) for d in fixed} for p in case.params}
+    # fixed-precision channels: param -> element -> {dtype: error / u_dtype}
+    fixes = {p.name: [dict.fromkeys(fixed, 0.0) for _ in p.values] for p in case.params}
     state: dict[str, dict[int, list]] = {}  # created on a param's first step, by the symbols' keys
     state_b: dict[str, dict[int, list]] = {}
-    state_f: dict[str, dict[int, dict[str, list]]] = {}
+    state_f: dict[str, dict[int, list]] = {}
     state_keys = [(s.name, key(s.symbol)) for s in rule.state]
     # stateful tensor functions' per-parameter memories: exact (mpmath) and bound (floats)
     memory_x: dict[str, dict] = {p.name: {} for p in case.params}
@@ -601,8 +581,8 @@ def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> 
         for change in step.changes:
             group_hps[change.group][change.name] = change.value
         envs, benvs = zip(*(_hyperparameter_envs(rule, hps) for hps in group_hps), strict=True)
-        # the parameters this step updates (those with a gradient): the columns their elements
-        # share on every repeat of the step (all but the step count's), and their (g, present)
+        # the parameters this step updates (those with a gradient): what their elements share on
+        # every repeat of the step (all but the step count), and each element's (g, present)
         shared = {}
         for p in case.params:
             grad = step.grads[p.name]
@@ -612,53 +592,63 @@ def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> 
                 grad, mask = grad.dense(p.shape)
             else:
                 mask = (True,) * len(grad)
-            n = len(p.values)
             rows = p.shape[-2] if len(p.shape) >= 2 else 1
             cols = p.shape[-1] if len(p.shape) >= 1 else 1
             env_hp = {**envs[group_of[p.name]], _NDIM: len(p.shape), _RELOADED: was_reloaded,
                       _N_ROWS: mpmath.mpf(rows), _N_COLS: mpmath.mpf(cols)}
             benv_hp = {**benvs[group_of[p.name]], _NDIM: (float(len(p.shape)), 0.0),
                        _RELOADED: (float(was_reloaded), 0.0), _N_ROWS: (float(rows), 0.0), _N_COLS: (float(cols), 0.0)}
-            x = {k: [v] * n for k, v in env_hp.items()}
-            b = {k: [v] * n for k, v in benv_hp.items()}
-            x[_G], x[_PRESENT] = [_exact_input(v) for v in grad], list(mask)
-            b[_G], b[_PRESENT] = [(float(v), 0.0) for v in grad], [(float(m), 0.0) for m in mask]
-            shared[p.name] = (x, b)
+            inputs = [(_exact_input(x), present_, (float(x), 0.0), (float(present_), 0.0))
+                      for x, present_ in zip(grad, mask, strict=True)]
+            shared[p.name] = (env_hp, benv_hp, inputs)
         for _ in range(step.repeat):
             step_no += 1
-            active: list[_Param] = []  # with their columns
+            active: list[_Param] = []  # with their element envs
             for p in case.params:
                 if p.name not in shared:
                     continue
-                n = len(p.values)
+                env_hp, benv_hp, inputs = shared[p.name]
+                env_hp[_STEPS_TAKEN], benv_hp[_STEPS_TAKEN] = mpmath.mpf(step_no), (float(step_no), 0.0)
                 if p.name not in state:
                     group_env = envs[group_of[p.name]]
                     state[p.name] = {
-                        k: [f(*[group_env[a] for a in keys])] * n for k, keys, f in initial
+                        k: [f(*read(group_env))] * len(p.values) for k, read, f in initial
                     }
                     # a state initialised from a hyperparameter (Rprop's step size = lr) is stored in
                     # the param's dtype: one rounding, unless the value is an integer (0, 1)
                     state_b[p.name] = {k: [(float(v), 0.0 if v == int(v) else abs(float(v))) for v in vs]
                                        for k, vs in state[p.name].items()}
-                    state_f[p.name] = {k: {d: [0.0] * n for d in fixed} for k in state[p.name]}
+                    state_f[p.name] = {k: [dict.fromkeys(fixed, 0.0) for _ in vs] for k, vs in state[p.name].items()}
                     for sv in rule.state:  # state injected through load_state_dict: exact inputs
                         given = case.initial_state.get(p.name, {}).get(sv.name)
                         if given is not None:
                             # a count or a per-param value: the same number in every element
-                            values = [given] * n if isinstance(given, int) else \
-                                list(given) * n if sv.per_param else given
-                            assert len(values) == n, (case.id, p.name, sv.name)
+                            values = [given] * len(p.values) if isinstance(given, int) else \
+                                list(given) * len(p.values) if sv.per_param else given
+                            assert len(values) == len(p.values), (case.id, p.name, sv.name)
                             state[p.name][key(sv.symbol)] = [mpmath.mpf(x) for x in values]
                             state_b[p.name][key(sv.symbol)] = [(float(x), 0.0) for x in values]
                 st, sb, sf = state[p.name], state_b[p.name], state_f[p.name]
-                x, b = shared[p.name]
-                x, b = dict(x), dict(b)
-                x[_STEPS_TAKEN], b[_STEPS_TAKEN] = [mpmath.mpf(step_no)] * n, [(float(step_no), 0.0)] * n
-                x[_THETA], b[_THETA] = params[p.name], bounds[p.name]
-                x.update(st)
-                b.update(sb)
-                f = {d: {_THETA: fixes[p.name][d], **{k: sf[k][d] for k in st}} for d in fixed}
-                active.append(_Param(p.name, p.shape, n, x, b, f))
+                envs_x, envs_b = [], []  # per element: exact values, and (value, bound) pairs
+                envs_f = []  # per element: {dtype: {symbol: fixed-channel error}}
+                thetas, thetas_b, columns = params[p.name], bounds[p.name], [(k, st[k], sb[k]) for k in st]
+                for i, (g_x, present_x, g_b, present_b) in enumerate(inputs):
+                    env = dict(env_hp)
+                    env[_THETA] = thetas[i]
+                    env[_G] = g_x
+                    env[_PRESENT] = present_x
+                    benv = dict(benv_hp)
+                    benv[_THETA] = thetas_b[i]
+                    benv[_G] = g_b
+                    benv[_PRESENT] = present_b
+                    for k, column, column_b in columns:
+                        env[k] = column[i]
+                        benv[k] = column_b[i]
+                    fenv = {d: {_THETA: fixes[p.name][i][d], **{k: sf[k][i][d] for k in st}} for d in fixed}
+                    envs_x.append(env)
+                    envs_b.append(benv)
+                    envs_f.append(fenv)
+                active.append(_Param(p.name, p.shape, envs_x, envs_b, envs_f))
             # line by line over every updated parameter, so that a line may reduce over a whole
             # parameter (scope "tensor") or over all of them (scope "step")
             for line, line_probe in zip(body, line_probes, strict=True):
@@ -668,21 +658,23 @@ def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> 
                     else:
                         for ap in active:
                             _reduce_over_tensor(node, ap, fixed, memory_x, memory_b, histories)
-                for name, kind, d_keys, d_fn, p_keys, p_fn in line_probe:
+                for name, kind, d_read, d_fn, p_read, p_fn in line_probe:
                     for ap in active:
-                        for path, diff in zip(_rows(ap.x, p_keys, ap.n), _rows(ap.x, d_keys, ap.n), strict=True):
-                            if p_fn(*path):
-                                met.setdefault(name, set()).add(side(kind, d_fn(*diff)))
+                        for env in ap.envs_x:
+                            if p_fn(*p_read(env)):
+                                met.setdefault(name, set()).add(side(kind, d_fn(*d_read(env))))
                 _elementwise(line, active, fixed)
             for ap in active:  # the step's values become the trajectory's
                 st, sb, sf = state[ap.name], state_b[ap.name], state_f[ap.name]
-                params[ap.name], bounds[ap.name] = ap.x[_THETA], ap.b[_THETA]
+                params[ap.name][:] = [env[_THETA] for env in ap.envs_x]
+                bounds[ap.name][:] = [benv[_THETA] for benv in ap.envs_b]
                 for k in st:
-                    st[k], sb[k] = ap.x[k], ap.b[k]
+                    st[k][:] = [env[k] for env in ap.envs_x]
+                    sb[k][:] = [benv[k] for benv in ap.envs_b]
                 if fixed:
-                    fixes[ap.name] = {d: ap.f[d][_THETA] for d in fixed}
+                    fixes[ap.name][:] = [{d: fenv[d][_THETA] for d in fixed} for fenv in ap.envs_f]
                     for k in st:
-                        sf[k] = {d: ap.f[d][k] for d in fixed}
+                        sf[k][:] = [{d: fenv[d][k] for d in fixed} for fenv in ap.envs_f]
         out.append(
             Snapshot(
                 params={k: list(vs) for k, vs in params.items()},
@@ -695,9 +687,9 @@ def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> 
                     name: {s: [e for _, e in sb[k]] for s, k in state_keys}
                     for name, sb in state_b.items()
                 },
-                param_fixed={d: {k: list(by_dtype[d]) for k, by_dtype in fixes.items()} for d in fixed},
+                param_fixed={d: {k: [f[d] for f in vs] for k, vs in fixes.items()} for d in fixed},
                 state_fixed={
-                    d: {name: {s: list(sf[k][d]) for s, k in state_keys}
+                    d: {name: {s: [f[d] for f in sf[k]] for s, k in state_keys}
                         for name, sf in state_f.items()}
                     for d in fixed
                 },
