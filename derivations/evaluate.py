@@ -537,6 +537,16 @@ def _elementwise(line: _Line, active: list[_Param], fixed: tuple[str, ...]) -> N
                 env[target], benv[target] = results
         return
     carry, arg_keys = line.carry, line.arg_keys
+    if len(fixed) == 1:  # one fixed type (every such rule so far): the same keys and results, unrolled
+        (d,) = fixed
+        for ap in active:
+            for env, benv, fenv in zip(ap.envs_x, ap.envs_b, ap.envs_f, strict=True):
+                xs, bs, fenv_d = read(env), read(benv), fenv[d]
+                inputs = (tuple(map(getattr, xs, _MPF, xs)), bs, (tuple(map(fenv_d.get, arg_keys, _ZEROS)),))
+                if (results := memo.get(inputs)) is None:
+                    results = memo[inputs] = (fn(*xs), bound(benv), (carry((benv, fenv_d))[1],))
+                env[target], benv[target], (fenv_d[target],) = results
+        return
     for ap in active:
         for env, benv, fenv in zip(ap.envs_x, ap.envs_b, ap.envs_f, strict=True):
             xs, bs = read(env), read(benv)
