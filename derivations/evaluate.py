@@ -25,7 +25,7 @@ A spec's goldens evaluate the same lines on the same inputs many times over: eac
 each combination of variants differs from the spec in one line or a few, and shares the rest of
 every step. So each line's result (exact value, bound, fixed-channel errors) is memoised by its
 exact inputs (an mpf by its ``_mpf_`` tuple, a bound by its float), and so is each tensor
-function's; a stateful one's by its inputs and a token for the calls that made its memories
+function's; a stateful one's by its inputs and a token for the contents of its memories
 (see ``_reduce_over_tensor``). A memo hit returns the very numbers the evaluation would: the
 goldens do not change by a byte. :func:`forget` empties the memos (the generator does, spec by
 spec).
@@ -132,7 +132,7 @@ class _Node:
     """A tensor function of a line, replaced by ``symbol`` (environment key ``key``) in the
     expressions after it: its tensor argument ``arg`` compiled (read, fn; its bound; its
     fixed-channel carry), its scalar arguments compiled as (read, fn, bound), and its guard
-    (read, fn): the condition under which the line evaluates it."""
+    (read, fn): the condition under which the line evaluates it (None: always)."""
 
     symbol: sp.Symbol
     key: int
@@ -143,7 +143,8 @@ class _Node:
     bound: Callable
     carry: Callable
     scalars: tuple[tuple[Reader, Callable, Callable], ...]
-    guard: tuple[Reader, Callable]
+    guard: tuple[Reader, Callable] | None  # None: always evaluated
+    arg_key: int | None = None  # the argument's key when it is a symbol (read as it is, not evaluated)
 
 
 @dataclass(frozen=True)
@@ -207,9 +208,9 @@ def _compile(rule: Rule) -> tuple[_Line, ...]:
             arg = node.args[0]
             scalars = tuple((*_lambdify(x), _bound(x)) for x in node.args[1:])
             # a stateful function's memory advances on every step: evaluated whatever the guard
-            guard = _lambdify(sp.true) if type(node).stateful else _node_guard(original, node, replaced, sym)
+            guard = None if type(node).stateful else _node_guard(original, node, replaced, sym)
             nodes.append(_Node(sym, key(sym), type(node), arg, *_lambdify(arg), _bound(arg), _carry(arg),
-                               scalars, guard))
+                               scalars, guard, key(arg) if isinstance(arg, sp.Symbol) else None))
             replaced.append((node, sym))
             expr = expr.xreplace({node: sym})
         arg_keys = tuple(key(a) for a in sorted(expr.free_symbols, key=lambda s: s.name))
@@ -218,18 +219,19 @@ def _compile(rule: Rule) -> tuple[_Line, ...]:
     return tuple(lines)
 
 
-def _node_guard(original: sp.Expr, node: sp.Basic, replaced: list, sym: sp.Symbol) -> tuple[Reader, Callable]:
+def _node_guard(original: sp.Expr, node: sp.Basic, replaced: list, sym: sp.Symbol) -> tuple[Reader, Callable] | None:
     """The compiled guard of a tensor node (found after the nodes ``replaced``) in its line's
-    ``original`` expression, every tensor function in it replaced by its symbol; true (evaluate
-    always) if it reads a tensor node not evaluated before this one (or this one itself)."""
+    ``original`` expression, every tensor function in it replaced by its symbol; None (evaluate
+    always) if it is true, or if it reads a tensor node not evaluated before this one (or this one
+    itself)."""
     for earlier, s in reversed(replaced):  # the node as it appears in the original expression
         node = node.xreplace({s: earlier})
     guard = _guard(original, node)
     for earlier, s in replaced:
         guard = guard.xreplace({earlier: s})
     guard = guard.xreplace({node: sym})
-    if tensor_nodes(guard) or sym in guard.free_symbols:
-        guard = sp.true
+    if guard == sp.true or tensor_nodes(guard) or sym in guard.free_symbols:
+        return None
     return _lambdify(guard)
 
 
@@ -320,37 +322,53 @@ class _Param:
 
 def _node_inputs(node: _Node, ap: _Param, fixed: tuple[str, ...]):
     """A tensor function's argument over one parameter: exact values, bound values, bound errors,
-    fixed-channel errors, and its scalar arguments (exact, bound value)."""
-    read, fn, bound, carry = node.read, node.fn, node.bound, node.carry
-    xs = np.empty(len(ap.envs_x), dtype=object)
-    xs[:] = [fn(*read(env)) for env in ap.envs_x]
-    pairs = [bound(benv) for benv in ap.envs_b]
+    fixed-channel errors, and its scalar arguments (exact, bound value). A symbol argument is read
+    from the environments as it is (what its compiled identity would return)."""
+    if (k := node.arg_key) is not None:
+        xs = [env[k] for env in ap.envs_x]
+        pairs = [benv[k] for benv in ap.envs_b]
+        fs = {d: np.array([fenv[d].get(k, 0.0) for fenv in ap.envs_f]).reshape(ap.shape) for d in fixed}
+    else:
+        read, fn, bound, carry = node.read, node.fn, node.bound, node.carry
+        xs = [fn(*read(env)) for env in ap.envs_x]
+        pairs = [bound(benv) for benv in ap.envs_b]
+        fs = {d: np.array([carry((benv, fenv[d]))[1] for benv, fenv in zip(ap.envs_b, ap.envs_f, strict=True)])
+              .reshape(ap.shape) for d in fixed}
+    x = np.empty(len(xs), dtype=object)
+    x[:] = xs
     vs = np.array([v for v, _ in pairs]).reshape(ap.shape)
     es = np.array([e for _, e in pairs]).reshape(ap.shape)
-    fs = {d: np.array([carry((benv, fenv[d]))[1] for benv, fenv in zip(ap.envs_b, ap.envs_f, strict=True)])
-          .reshape(ap.shape) for d in fixed}
     sx = [f(*r(ap.envs_x[0])) for r, f, _ in node.scalars]
     sv = [b(ap.envs_b[0])[0] for _, _, b in node.scalars]
-    return xs.reshape(ap.shape), vs, es, fs, sx, sv
+    return x.reshape(ap.shape), vs, es, fs, sx, sv
 
 
-def _store(k: int, ap: _Param, rx, rv, re, rf, fixed: tuple[str, ...]) -> None:
-    """A tensor function's results, flat in the parameter's order, into its elements' envs (the
-    bound's and fixed channels' as Python floats)."""
-    for env, x in zip(ap.envs_x, rx, strict=True):
-        env[k] = x
+def _results(shape: tuple[int, ...], rx, rv, re, rf, fixed: tuple[str, ...]) -> tuple[list, list, dict]:
+    """A tensor function's results as its elements' values, flat in the parameter's order: the
+    exact values, the (value, bound) pairs (Python floats) and the fixed channels' errors."""
     values, errors = (np.asarray(a, dtype=np.float64).reshape(-1).tolist() for a in (rv, re))
-    for benv, pair in zip(ap.envs_b, zip(values, errors, strict=True), strict=True):
+    carried = {d: np.asarray(np.broadcast_to(rf.get(d, 0.0), shape), dtype=np.float64).reshape(-1).tolist()
+               for d in fixed}
+    return list(rx), list(zip(values, errors, strict=True)), carried
+
+
+def _store(k: int, ap: _Param, results: tuple[list, list, dict]) -> None:
+    """A tensor function's results (:func:`_results`) into its elements' envs."""
+    xs, pairs, carried = results
+    for env, x in zip(ap.envs_x, xs, strict=True):
+        env[k] = x
+    for benv, pair in zip(ap.envs_b, pairs, strict=True):
         benv[k] = pair
-    for d in fixed:
-        carried = np.asarray(np.broadcast_to(rf.get(d, 0.0), ap.shape), dtype=np.float64).reshape(-1).tolist()
-        for fenv, f in zip(ap.envs_f, carried, strict=True):
+    for d, fs in carried.items():
+        for fenv, f in zip(ap.envs_f, fs, strict=True):
             fenv[d][k] = f
 
 
 def _guarded_out(node: _Node, envs: list[dict]) -> bool:
     """Whether the node's guard is false on every element (then it is not evaluated); a guard
     that holds on some elements only cannot be honoured by a function of them all."""
+    if node.guard is None:
+        return False
     read, fn = node.guard
     held = {bool(fn(*read(env))) for env in envs}
     if held == {True, False}:
@@ -362,14 +380,14 @@ def _skip(node: _Node, ap: _Param, fixed: tuple[str, ...]) -> None:
     """A node whose guard is false: NaN in its symbol, which the guarded branch never reads."""
     n = len(ap.envs_x)
     nan = np.full(n, np.nan)
-    _store(node.key, ap, [mpmath.mpf("nan")] * n, nan, nan, {}, fixed)
+    _store(node.key, ap, _results(ap.shape, [mpmath.mpf("nan")] * n, nan, nan, {}, fixed))
 
 
 def _reduce_over_tensor(node: _Node, ap: _Param, fixed: tuple[str, ...], memory_x: dict, memory_b: dict,
                         histories: dict) -> None:
     """A tensor function over one parameter, broadcast back to its elements; a stateful one gets
     the parameter's memories (exact, and bound) that last the whole trajectory, and ``histories``
-    holds, per parameter, the token of the calls that made them (see below)."""
+    holds, per parameter, the token of their contents (see below)."""
     if _guarded_out(node, ap.envs_x):
         _skip(node, ap, fixed)
         return
@@ -380,30 +398,64 @@ def _reduce_over_tensor(node: _Node, ap: _Param, fixed: tuple[str, ...], memory_
               tuple(fs[d].tobytes() for d in fixed), tuple(map(repr, sv)))
     if not fn_cls.stateful:  # a function of its arguments alone: through the memo, as a line (Muon's iteration)
         if (results := memo.get(inputs)) is None:
-            results = memo[inputs] = (fn_cls.exact(xs, *sx).reshape(-1), *fn_cls.channels(vs, es, fs, *sv))
-        rx, rv, re, rf = results
+            results = memo[inputs] = _results(ap.shape, fn_cls.exact(xs, *sx).reshape(-1),
+                                              *fn_cls.channels(vs, es, fs, *sv), fixed)
     else:
         # A stateful function's result and its memories afterwards are a function of its inputs and
-        # of its memories before, which are a function of the calls that made them (from empty
-        # memories): that history is a token, and a call is memoised by (token, inputs), with a
-        # copy of the memories after it and the new token (SOAP's preconditioner is the same in
-        # every variant's trajectory that feeds it the same gradients).
-        mem_x, mem_b = memory_x[ap.name], memory_b[ap.name]
+        # of its memories before: those are a token (one per distinct contents, :func:`_content`),
+        # and a call is memoised by (token, inputs), with the memories after it and their token
+        # (SOAP's preconditioner is the same in every variant's trajectory that feeds it the same
+        # gradients, and a call that leaves the memories as they were keeps the token). The
+        # memories a parameter holds are then those of the memo, shared: a call that is evaluated
+        # works on copies of them.
         inputs = (histories.get(ap.name), inputs)
         if (results := memo.get(inputs)) is None:
+            before_x, before_b = memory_x[ap.name], memory_b[ap.name]
+            mem_x, mem_b = _copy_memory(before_x), _copy_memory(before_b)
             rx = fn_cls.exact(xs, *sx, memory=mem_x).reshape(-1)
             rv, re, rf = fn_cls.channels(vs, es, fs, *sv, memory=mem_b)
-            results = memo[inputs] = (rx, rv, re, rf, _copy_memory(mem_x), _copy_memory(mem_b), object())
-        rx, rv, re, rf, after_x, after_b, histories[ap.name] = results
-        for mem, after in ((mem_x, after_x), (mem_b, after_b)):
-            mem.clear()
-            mem.update(_copy_memory(after))
-    _store(node.key, ap, rx, rv.reshape(-1), re.reshape(-1), rf, fixed)
+            if _same_memory(mem_x, before_x) and _same_memory(mem_b, before_b):
+                token = histories.get(ap.name)
+            else:
+                token = _TOKENS.setdefault((_content(mem_x), _content(mem_b)), object())
+            results = memo[inputs] = (_results(ap.shape, rx, rv, re, rf, fixed), mem_x, mem_b, token)
+        results, memory_x[ap.name], memory_b[ap.name], histories[ap.name] = results
+    _store(node.key, ap, results)
+
+
+def _same_memory(after: dict, before: dict) -> bool:
+    """Whether a call left a memory as it was: the same objects under the same keys (a call replaces
+    what it changes, see :func:`_copy_memory`)."""
+    if after.keys() != before.keys():
+        return False
+    for k, v in after.items():
+        w = before[k]
+        if v is not w and not (type(v) is list and type(w) is list and len(v) == len(w)
+                               and all(map(operator.is_, v, w))):
+            return False
+    return True
+
+
+def _content(value) -> object:
+    """A stateful function's memory (or an item of it) as a key: everything that determines it
+    (arrays by dtype, shape and values; an mpf by its ``_mpf_``)."""
+    if isinstance(value, dict):
+        return tuple((k, _content(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return (type(value), *map(_content, value))
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            return (value.shape, _raw(value.flat))
+        return (value.dtype.str, value.shape, value.tobytes())
+    return getattr(value, "_mpf_", value)
+
+
+_TOKENS: dict = {}  # a stateful function's memories' contents (exact, bound) -> their token
 
 
 def _copy_memory(memory: dict) -> dict:
-    """A copy of a stateful function's memory that later calls cannot change: they replace its
-    arrays, and the items of its lists, but never write into an array."""
+    """A copy of a stateful function's memory that a call may change: calls replace its arrays,
+    and the items of its lists, but never write into an array."""
     return {k: list(v) if isinstance(v, list) else v for k, v in memory.items()}
 
 
@@ -432,8 +484,8 @@ def _reduce_over_step(node: _Node, active: list[_Param], fixed: tuple[str, ...])
     rv, re = rv.reshape(-1), re.reshape(-1)
     for ap in active:
         n = len(ap.envs_x)
-        _store(node.key, ap, rx[:n], rv[:n], re[:n],
-               {d: np.asarray(rf[d]).reshape(-1)[:n].reshape(ap.shape) for d in rf}, fixed)
+        _store(node.key, ap, _results(ap.shape, rx[:n], rv[:n], re[:n],
+                                      {d: np.asarray(rf[d]).reshape(-1)[:n].reshape(ap.shape) for d in rf}, fixed))
 
 
 # Every line's results (exact value, (value, bound), fixed-channel errors) by its inputs (exact
@@ -465,6 +517,7 @@ def forget() -> None:
     """Empty the memo of line results and of converted inputs and settings (memory only: a result
     depends on its inputs alone)."""
     _MEMO.clear()
+    _TOKENS.clear()
     _EXACT_INPUTS.clear()
     _HYPERPARAMETER_ENVS.clear()
 
@@ -484,6 +537,16 @@ def _elementwise(line: _Line, active: list[_Param], fixed: tuple[str, ...]) -> N
                 env[target], benv[target] = results
         return
     carry, arg_keys = line.carry, line.arg_keys
+    if len(fixed) == 1:  # one fixed type (every such rule so far): the same keys and results, unrolled
+        (d,) = fixed
+        for ap in active:
+            for env, benv, fenv in zip(ap.envs_x, ap.envs_b, ap.envs_f, strict=True):
+                xs, bs, fenv_d = read(env), read(benv), fenv[d]
+                inputs = (tuple(map(getattr, xs, _MPF, xs)), bs, (tuple(map(fenv_d.get, arg_keys, _ZEROS)),))
+                if (results := memo.get(inputs)) is None:
+                    results = memo[inputs] = (fn(*xs), bound(benv), (carry((benv, fenv_d))[1],))
+                env[target], benv[target], (fenv_d[target],) = results
+        return
     for ap in active:
         for env, benv, fenv in zip(ap.envs_x, ap.envs_b, ap.envs_f, strict=True):
             xs, bs = read(env), read(benv)
@@ -519,7 +582,7 @@ def _evaluate(rule: Rule, case: CaseDesign, met: dict[str, set[str]] | None) -> 
     # stateful tensor functions' per-parameter memories: exact (mpmath) and bound (floats)
     memory_x: dict[str, dict] = {p.name: {} for p in case.params}
     memory_b: dict[str, dict] = {p.name: {} for p in case.params}
-    histories: dict[str, object] = {}  # per parameter: the token of the stateful calls so far
+    histories: dict[str, object] = {}  # per parameter: the token of its memories (None: empty)
     out = []
     was_reloaded = bool(case.initial_state)  # an injected state comes through load_state_dict too
     step_no = 0  # optimizer.step() calls so far (a repeated step counts each time)
