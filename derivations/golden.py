@@ -348,19 +348,22 @@ def dumps(obj, indent: int = 0) -> str:
 
 
 @contextmanager
-def _few_collections():
-    """Fewer runs of the cyclic garbage collector: evaluating a spec allocates millions of small
-    objects that hold no cycles (mpf values, (value, bound) pairs, the evaluator's memo), and with the
-    default thresholds the collector walks them, and SymPy's objects, over and over for nothing
-    (a sixth of the time). Frees the same memory; changes no value."""
-    thresholds = gc.get_threshold()
-    gc.freeze()  # what is loaded so far (SymPy, the specs) is never walked again
-    gc.set_threshold(100_000, 50, 100)
+def _no_collections():
+    """No runs of the cyclic garbage collector while a spec is evaluated and written: evaluating a
+    spec allocates millions of small objects that hold no cycles (mpf values, (value, bound) pairs,
+    the evaluator's memo), every one freed by reference counting, and the collector would walk
+    them, and SymPy's objects, over and over for nothing (at the default thresholds a sixth of the
+    time; at raised ones, with what was loaded frozen, still a twentieth). Whatever does hold a
+    cycle is collected once the collector runs again, after the spec. Frees the same memory; changes
+    no value. Leaves alone what someone else froze (the project's tests freeze what collection
+    loaded: unfreezing it here would put it back in every later full collection's walk)."""
+    enabled = gc.isenabled()
+    gc.disable()
     try:
         yield
     finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
+        if enabled:
+            gc.enable()
 
 
 def write_all(specs: Iterable[Spec], out_dir: Path,
@@ -369,7 +372,7 @@ def write_all(specs: Iterable[Spec], out_dir: Path,
     ``progress(spec)`` is called as each spec's documents are computed."""
     written = []
     for spec in specs:
-        with _few_collections():
+        with _no_collections():
             docs = spec_documents(spec)
             docs[f"{spec.id}/index.json"] = index_document([spec])
             # the evaluator's memos are not read again: freed now (by reference counting), they are
