@@ -58,5 +58,10 @@ def pytest_collection_finish(session):
     # What collection built (torch, SymPy, the specs, the goldens read so far: millions of objects)
     # lives as long as the process. Frozen, the collector's full passes no longer walk it each time
     # (about 0.3 s a pass here, a dozen passes in a worker's run, five more at the session's end);
-    # it is still freed when the process ends. Garbage made by the tests is collected as before.
+    # it is still freed when the process ends. Garbage made by the tests is collected as before,
+    # but a full pass comes after 100 passes of the middle generation, not 10: what the tests load
+    # and keep (goldens parsed, specs built, candidates imported) still grows to hundreds of
+    # thousands of objects, walked by each full pass (~70 ms; 68 passes in a worker's run).
     gc.freeze()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, 100)
