@@ -127,6 +127,7 @@ class RankGroup:
         self.scratch = ""
         self.restarts = 0
         self.released: list[int] = []  # the ranks stopped early in the last request (_gather)
+        self.died: dict[int, str] = {}  # the ranks that died in the last request: how (``died with SIGABRT``)
 
     @property
     def collective_timeout(self) -> float:
@@ -258,6 +259,7 @@ class RankGroup:
                         continue
                 self.procs[r].join(5)
                 dead[r] = how_it_ended(self.procs[r].exitcode)
+        self.died = dead
         trouble = [f"rank {r} {how} at step {self.steps[r]}" if self.steps[r] else f"rank {r} {how}"
                    for r, how in sorted(dead.items())]
         hung = [r for r in range(self.world) if r not in answers and r not in dead]

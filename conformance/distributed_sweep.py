@@ -7,6 +7,8 @@ torch.optim implements, in float32 and float64, the optimizer class sent with ea
 the verdict over the spec's cases: ``pass k/n``, ``FAIL k/n`` (with the variants the diagnosis
 names), or ``not supported by torch`` with torch's own error when the wrapper refused every case
 (cases it refused among others are counted as skipped and their reasons listed below the table).
+A case in which a rank crashed (:data:`CRASHES`) runs once more on new ranks; its second run is
+its record, and the crash is listed below the table (see :func:`run_rerun_on_crash`).
 ``--timing`` also measures the verdict time of one optimizer under each wrapper against the
 single-process run (both from a fresh process: what ``pytest --optimizer=...`` costs).
 """
@@ -53,6 +55,22 @@ KNOWN_FAILURES: dict[tuple[str, str, str], str] = {
 }
 
 
+# How a rank that crashed inside native code ends: the sweep runs torch.optim's own classes, so
+# such a crash is torch's (DDP over gloo with several sparse-gradient params corrupts a rank's
+# heap now and then, docs/distributed.md), not a verdict on the optimizer's update rule.
+CRASHES = ("SIGSEGV", "SIGABRT", "SIGBUS")
+
+
+def run_rerun_on_crash(group: RankGroup, request: dict, timeout: float):
+    """One case on ``group``; if a rank crashed (:data:`CRASHES`), once more on new ranks (the
+    group starts them after a rank died). Returns (the last run's result, the crash: its verdict,
+    or ``""``). A second crash is the case's verdict."""
+    res = group.run(request, timeout=timeout)
+    if not any(how.endswith(CRASHES) for how in group.died.values()):
+        return res, ""
+    return group.run(request, timeout=timeout), res.reason
+
+
 @dataclass
 class Cell:
     optimizer: str
@@ -67,6 +85,7 @@ class Cell:
     detail: str = ""
     skips: list[str] = field(default_factory=list)
     skip_counts: dict[str, int] = field(default_factory=dict)  # reason -> cases skipped with it
+    reruns: list[str] = field(default_factory=list)  # "case: the crash" of each case run again
 
 
 def sweep(world: int, specs: list[str], wrappers: tuple[str, ...] = WRAPPERS, timeout: float = 40) -> list[Cell]:
@@ -86,13 +105,16 @@ def sweep(world: int, specs: list[str], wrappers: tuple[str, ...] = WRAPPERS, ti
             for spec_id in specs:
                 spec = load_spec(spec_id)
                 for dtype in DTYPES:
-                    records = []
+                    records, reruns = [], []
                     for case in spec.cases:
-                        res = group.run({"spec": spec_id, "case": case.id, "dtype": dtype, "device": "cpu",
-                                         "accept": [], "mode": mode_name(wrapper, world), "wrapper": wrapper,
-                                         "path": spec.torch_class}, timeout=timeout * max(1, case.n_steps // 100))
+                        res, crash = run_rerun_on_crash(
+                            group, {"spec": spec_id, "case": case.id, "dtype": dtype, "device": "cpu", "accept": [],
+                                    "mode": mode_name(wrapper, world), "wrapper": wrapper, "path": spec.torch_class},
+                            timeout=timeout * max(1, case.n_steps // 100))
                         records.append(CaseRecord.from_result(res))
-                    cells.append(_cell(spec.torch_class, wrapper, world, dtype, records))
+                        if crash:
+                            reruns.append(f"{case.id}: {crash}")
+                    cells.append(_cell(spec.torch_class, wrapper, world, dtype, records, reruns))
             print(f"{wrapper} × {world}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
     finally:
         group.stop()
@@ -139,8 +161,9 @@ def _start_each(worlds, specs, wrappers, jobs, tmp, running) -> None:
         running.append((world, subprocess.Popen(cmd, stdout=subprocess.DEVNULL), out))
 
 
-def _cell(optimizer: str, wrapper: str, world: int, dtype: str, records: list[CaseRecord]) -> Cell:
-    cell = Cell(optimizer, wrapper, world, dtype, "pass")
+def _cell(optimizer: str, wrapper: str, world: int, dtype: str, records: list[CaseRecord],
+          reruns: list[str] = ()) -> Cell:
+    cell = Cell(optimizer, wrapper, world, dtype, "pass", reruns=list(reruns))
     for r in records:
         cell.passed += r.outcome == "passed"
         cell.failed += r.outcome == "failed"
@@ -184,7 +207,8 @@ def table(cells: list[Cell], markdown: bool) -> str:
 def _text(c: Cell) -> str:
     n = c.passed + c.failed
     if c.verdict == "pass":
-        return f"pass {c.passed}/{n}" + (f" ({c.skipped} skipped)" if c.skipped else "")
+        notes = [f"{c.skipped} skipped"] * bool(c.skipped) + [f"{len(c.reruns)} rerun"] * bool(c.reruns)
+        return f"pass {c.passed}/{n}" + (f" ({', '.join(notes)})" if notes else "")
     if c.verdict == "fail":
         return f"FAIL {c.passed}/{n}" + (f" {', '.join(c.variants)}" if c.variants else "")
     return "not supported by torch" if c.verdict == "unsupported" else "not run"
@@ -240,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
           f"by reason:")
     for reason, where in sorted(reasons.items()):
         print(f"  skipped {counts[reason]}× ({', '.join(sorted(where))}): {reason}")
+    for c in cells:
+        for rerun in c.reruns:
+            print(f"  rerun {c.optimizer} [{c.wrapper} ×{c.world}, {c.dtype}]: a rank crashed inside torch, the case "
+                  f"ran again on new ranks: {rerun}")
     for c in bad:
         print(f"  FAIL {c.optimizer} [{c.wrapper} ×{c.world}, {c.dtype}]: {c.detail}")
     for c, why in known:

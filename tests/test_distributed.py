@@ -247,6 +247,26 @@ def _run_cases(group, wrapper: str, cases: list[tuple[str, str, str]], path: str
             for s, c, d in cases]
 
 
+def test_the_sweep_runs_a_case_again_on_new_ranks_after_a_rank_crashed(two_ranks, tmp_path):
+    """A rank that crashed (SIGABRT) in the sweep: the case runs once more on new ranks, and the
+    crash is kept; crashing again is the verdict."""
+    from optimizer_conformance.conformance.distributed_sweep import run_rerun_on_crash
+
+    def request(marker: str) -> dict:
+        return {"spec": "adamw", "case": "adamw/defaults", "dtype": "float64", "device": "cpu", "accept": [],
+                "mode": mode_name("own", 2), "wrapper": "own", "path": f"{MUTANTS}.AbortsOnRank1Once",
+                "kwargs": {"marker": marker}}
+
+    before = two_ranks.pids()
+    res, crash = run_rerun_on_crash(two_ranks, request(str(tmp_path / "aborted")), timeout=40)
+    assert crash.startswith("rank 1 died with SIGABRT at step 1 of case adamw/defaults"), crash
+    assert res.outcome == "passed", res.reason
+    assert not set(two_ranks.pids()) & set(before)  # the second run had ranks of its own
+    res, crash = run_rerun_on_crash(two_ranks, request(""), timeout=40)
+    assert "rank 1 died with SIGABRT" in crash and res.outcome == "failed"
+    assert res.reason.startswith("rank 1 died with SIGABRT at step 1"), res.reason
+
+
 def test_lbfgs_and_sparse_adam_conform_under_ddp(two_ranks):
     """L-BFGS: every closure call all-reduces the ranks' shares (params, loss and torch's counters
     compared); SparseAdam: sparse COO gradients through nn.Embedding(sparse=True) and gloo's sparse

@@ -139,3 +139,25 @@ class DiesOnRank1(_FaultyAdamW):
 
 
 FAULTS = {"raises": RaisesOnRank1, "hangs": HangsOnRank1, "dies": DiesOnRank1}
+
+
+class AbortsOnRank1Once(AveragingAdamW):
+    """Rank 1 aborts at its first step (SIGABRT, as glibc does on a corrupted heap) unless the file
+    ``marker`` exists, which it writes first: ranks started after that run as AveragingAdamW.
+    ``marker=""``: it aborts every time."""
+
+    def __init__(self, params, marker: str = "", process_group=None, **kwargs):
+        super().__init__(params, process_group=process_group, **kwargs)
+        self.marker = marker
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        import os
+        import resource
+
+        if dist.get_rank(self.process_group) == FAULT_RANK and not (self.marker and os.path.exists(self.marker)):
+            if self.marker:
+                open(self.marker, "w").close()
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file where the test runs
+            os.abort()
+        return super().step(closure)
