@@ -207,7 +207,11 @@ def table(cells: list[Cell], markdown: bool) -> str:
 def _text(c: Cell) -> str:
     n = c.passed + c.failed
     if c.verdict == "pass":
-        notes = [f"{c.skipped} skipped"] * bool(c.skipped) + [f"{len(c.reruns)} rerun"] * bool(c.reruns)
+        notes = []
+        if c.skipped:
+            notes.append(f"{c.skipped} skipped")
+        if c.reruns:
+            notes.append(f"{len(c.reruns)} rerun")
         return f"pass {c.passed}/{n}" + (f" ({', '.join(notes)})" if notes else "")
     if c.verdict == "fail":
         return f"FAIL {c.passed}/{n}" + (f" {', '.join(c.variants)}" if c.variants else "")
