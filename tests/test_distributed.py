@@ -240,10 +240,14 @@ def two_ranks():
 
 def _run_cases(group, wrapper: str, cases: list[tuple[str, str, str]], path: str | None = None) -> list:
     """The given (spec, case, dtype) under ``wrapper`` on ``group``: the results. ``path``: the
-    candidate (default: the spec's torch class)."""
-    return [group.run({"spec": s, "case": c, "dtype": d, "device": "cpu", "accept": [],
-                       "mode": mode_name(wrapper, group.world), "wrapper": wrapper,
-                       "path": path or load_spec(s).torch_class})
+    candidate (default: the spec's torch class). As in the sweep, a case in which a rank crashed
+    inside torch (DDP's sparse all-reduce over gloo, docs/distributed.md) runs once more on new
+    ranks; a second crash fails the test with its reason."""
+    from optimizer_conformance.conformance.distributed_sweep import run_rerun_on_crash
+
+    return [run_rerun_on_crash(group, {"spec": s, "case": c, "dtype": d, "device": "cpu", "accept": [],
+                                       "mode": mode_name(wrapper, group.world), "wrapper": wrapper,
+                                       "path": path or load_spec(s).torch_class}, timeout=group.timeout)[0]
             for s, c, d in cases]
 
 
