@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 from optimizer_conformance.conformance.distributed import local_gradient, mode_name, parse_mode
+from optimizer_conformance.conformance.distributed_sweep import run_rerun_on_crash
 from optimizer_conformance.conformance.golden import generated_kind
 from optimizer_conformance.conformance.kinds import load_spec
 
@@ -243,19 +244,15 @@ def _run_cases(group, wrapper: str, cases: list[tuple[str, str, str]], path: str
     candidate (default: the spec's torch class). As in the sweep, a case in which a rank crashed
     inside torch (DDP's sparse all-reduce over gloo, docs/distributed.md) runs once more on new
     ranks; a second crash fails the test with its reason."""
-    from optimizer_conformance.conformance.distributed_sweep import run_rerun_on_crash
-
     return [run_rerun_on_crash(group, {"spec": s, "case": c, "dtype": d, "device": "cpu", "accept": [],
                                        "mode": mode_name(wrapper, group.world), "wrapper": wrapper,
-                                       "path": path or load_spec(s).torch_class}, timeout=group.timeout)[0]
+                                       "path": path or load_spec(s).torch_class})[0]
             for s, c, d in cases]
 
 
 def test_the_sweep_runs_a_case_again_on_new_ranks_after_a_rank_crashed(two_ranks, tmp_path):
     """A rank that crashed (SIGABRT) in the sweep: the case runs once more on new ranks, and the
     crash is kept; crashing again is the verdict."""
-    from optimizer_conformance.conformance.distributed_sweep import run_rerun_on_crash
-
     def request(marker: str) -> dict:
         return {"spec": "adamw", "case": "adamw/defaults", "dtype": "float64", "device": "cpu", "accept": [],
                 "mode": mode_name("own", 2), "wrapper": "own", "path": f"{MUTANTS}.AbortsOnRank1Once",
