@@ -165,6 +165,7 @@ def not_installed(spec_id: str) -> list[str]:
     return [path for path in paths if importlib.util.find_spec(path.split(":")[0].split(".")[0]) is None]
 
 
+@cache
 def torch_runs(spec_id: str) -> list[tuple[str, str, list[CaseResult]]]:
     """(implementation, dtype, results) of torch's class for the spec, every CPU implementation; for
     a spec torch has no class of, its library implementations (the board's) that are installed

@@ -121,7 +121,7 @@ class OnlyInstalled:
     def find_distributions(self, *args, **kwargs):
         for finder in self.finders:
             for dist in getattr(finder, 'find_distributions', lambda *a, **k: ())(*args, **kwargs):
-                if canonical(dist.metadata['Name']) in allowed:
+                if canonical(dist.metadata['Name'] or '') in allowed:
                     yield dist
 sys.meta_path[:] = [OnlyInstalled(list(sys.meta_path))]
 print(f'only installed: {len(allowed)} distributions', file=sys.stderr)
