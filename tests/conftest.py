@@ -61,6 +61,8 @@ def pytest_xdist_make_scheduler(config, log):
     """Under ``pytest -n N`` without an explicit ``--dist``: work stealing (pytest-xdist's
     ``--dist worksteal``), so that a worker that runs out of tests takes pending ones from the
     other instead of idling (the default ``load`` hands out fixed chunks)."""
+    if _conformance_run(config):
+        return None
     explicit = any(a == "--dist" or a.startswith("--dist=") or a == "-d" for a in config.invocation_params.args)
     if config.getvalue("dist") == "load" and not explicit:
         from xdist.scheduler import WorkStealingScheduling
