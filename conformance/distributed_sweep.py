@@ -63,8 +63,10 @@ CRASHES = ("SIGSEGV", "SIGABRT", "SIGBUS")
 
 def run_rerun_on_crash(group: RankGroup, request: dict, timeout: float | None = None):
     """One case on ``group`` (``timeout`` as for :meth:`RankGroup.run`); if a rank crashed
-    (:data:`CRASHES`), once more on new ranks (the group starts them after a rank died). Returns (the last run's result, the crash: its verdict,
-    or ``""``). A second crash is the case's verdict."""
+    (:data:`CRASHES`), once more on new ranks (the group starts them after a rank died).
+
+    Returns the last run's result and the crash (the first run's reason, or ``""``). A second
+    crash is the case's verdict."""
     res = group.run(request, timeout=timeout)
     if not any(how.endswith(CRASHES) for how in group.died.values()):
         return res, ""
